@@ -1,0 +1,27 @@
+"""Domain errors, in one place so the CLI and the API map them to messages and
+HTTP statuses the same way. Every message says what was wrong and what to do."""
+
+from __future__ import annotations
+
+
+class CropAIError(Exception):
+    """Base of every error Crop AI raises on purpose."""
+
+
+class SettingsError(CropAIError):
+    """A ``CROPAI_*`` setting has a value that cannot be used."""
+
+
+class ServiceUnavailable(CropAIError):
+    """The database or the object store cannot be reached."""
+
+
+class ObjectNotFound(CropAIError, KeyError):
+    """A key asked of the object store does not exist."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "object not found"
+
+
+class InvalidInput(CropAIError, ValueError):
+    """A caller gave a value Crop AI cannot work with (a bbox, a date window, a path)."""
