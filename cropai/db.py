@@ -1,0 +1,378 @@
+"""The catalogue: engine, sessions and the typed tables of Crop AI.
+
+One schema serves SQLite (embedded default) and PostgreSQL (production); Alembic
+migrations in ``cropai/migrations`` create it on both. Geometry stays portable:
+GeoJSON (EPSG:4326) in a JSON column plus an indexed bounding box
+(``minx, miny, maxx, maxy`` in degrees) for coarse spatial filtering; exact
+tests are done with shapely.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+    create_engine,
+    event,
+    make_url,
+    text,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+from cropai.config import Settings
+from cropai.errors import ServiceUnavailable
+
+MIGRATIONS_PACKAGE = "cropai:migrations"
+
+# Stable constraint names keep migrations identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+def _enum_column(enum_cls: type[enum.Enum]) -> Enum:
+    """A portable enum: a short VARCHAR holding the member's value."""
+    return Enum(
+        enum_cls,
+        native_enum=False,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class BBoxColumns:
+    """Bounding box in EPSG:4326 degrees; each table indexes it as ``ix_<table>_bbox``."""
+
+    minx: Mapped[float] = mapped_column(Float)
+    miny: Mapped[float] = mapped_column(Float)
+    maxx: Mapped[float] = mapped_column(Float)
+    maxy: Mapped[float] = mapped_column(Float)
+
+
+def _bbox_index(table: str) -> Index:
+    return Index(f"ix_{table}_bbox", "minx", "miny", "maxx", "maxy")
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    analyst = "analyst"
+    viewer = "viewer"
+
+
+class AnalysisStatus(str, enum.Enum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class RunStatus(str, enum.Enum):
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200), default="")
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum_column(Role), default=Role.analyst)
+    is_active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_login_at: Mapped[datetime | None]
+
+
+class ApiKey(Base):
+    """A machine credential; only a hash of the secret is kept, the prefix identifies it in lists."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16), index=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class IngestRun(Base):
+    """One run of the ingestion flow and what became of the files it found."""
+
+    __tablename__ = "ingest_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    flow_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    source: Mapped[str] = mapped_column(String(1000))
+    status: Mapped[RunStatus] = mapped_column(_enum_column(RunStatus), default=RunStatus.running)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    found: Mapped[int] = mapped_column(default=0)
+    ingested: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[int] = mapped_column(default=0)
+    rejected: Mapped[int] = mapped_column(default=0)
+    # [{"file": ..., "reason": ..., "quarantine_key": ...}, ...]
+    rejections: Mapped[list[Any]] = mapped_column(default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Scene(BBoxColumns, Base):
+    """A satellite scene stored as a COG under ``scenes/``.
+
+    ``scene_id`` is the provider's id; a changed file with the same id becomes a new
+    ``version`` instead of overwriting the old one. ``content_hash`` (SHA-256 of the
+    ingested file) makes ingestion idempotent across sources.
+    """
+
+    __tablename__ = "scenes"
+    __table_args__ = (UniqueConstraint("scene_id", "version"), _bbox_index("scenes"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scene_id: Mapped[str] = mapped_column(String(200), index=True)
+    version: Mapped[int] = mapped_column(default=1)
+    content_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    object_key: Mapped[str] = mapped_column(String(500), unique=True)
+    source_uri: Mapped[str] = mapped_column(String(1000))
+    platform: Mapped[str] = mapped_column(String(32), default="")
+    acquired_at: Mapped[datetime] = mapped_column(index=True)
+    crs: Mapped[str] = mapped_column(String(64))
+    resolution_m: Mapped[float] = mapped_column(Float)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    bands: Mapped[list[Any]] = mapped_column()
+    cloud_fraction: Mapped[float | None] = mapped_column(Float)
+    footprint_geojson: Mapped[dict[str, Any]] = mapped_column()
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    ingest_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ingest_runs.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """A registered model: weights under ``models/{name}/{version}/`` plus its input contract."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    version: Mapped[str] = mapped_column(String(50))
+    format: Mapped[str] = mapped_column(String(20))  # "state_dict" or "torchscript"
+    object_prefix: Mapped[str] = mapped_column(String(500))
+    checksum_sha256: Mapped[str] = mapped_column(String(64))
+    contract: Mapped[dict[str, Any]] = mapped_column()  # bands, time bins, normalisation, classes
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    training: Mapped[dict[str, Any]] = mapped_column(default=dict)  # seed, data, hyper-parameters
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Analysis(BBoxColumns, Base):
+    """A request to map crops in an AOI over a date window with one model version."""
+
+    __tablename__ = "analyses"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "idempotency_key"),
+        Index("ix_analyses_owner_id_created_at", "owner_id", "created_at"),
+        _bbox_index("analyses"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    status: Mapped[AnalysisStatus] = mapped_column(
+        _enum_column(AnalysisStatus), default=AnalysisStatus.queued, index=True
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    aoi_geojson: Mapped[dict[str, Any]] = mapped_column()
+    aoi_area_ha: Mapped[float] = mapped_column(Float)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date] = mapped_column(Date)
+    model_ref: Mapped[str] = mapped_column(String(160))  # as asked, e.g. "cropnet@latest"
+    model_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL")
+    )
+    options: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    flow_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    batches_total: Mapped[int] = mapped_column(default=0)
+    batches_done: Mapped[int] = mapped_column(default=0)
+    map_key: Mapped[str | None] = mapped_column(String(500))
+    quicklook_key: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class AnalysisClassStat(Base):
+    """Pixels and hectares per crop class in one analysis' map."""
+
+    __tablename__ = "analysis_class_stats"
+
+    analysis_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True
+    )
+    class_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    class_name: Mapped[str] = mapped_column(String(64))
+    pixel_count: Mapped[int] = mapped_column(BigInteger)
+    area_ha: Mapped[float] = mapped_column(Float)
+
+
+class FieldParcel(BBoxColumns, Base):
+    """A field parcel uploaded by its owner (GeoJSON polygon, EPSG:4326)."""
+
+    __tablename__ = "fields"
+    __table_args__ = (_bbox_index("fields"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), default="")
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    geometry_geojson: Mapped[dict[str, Any]] = mapped_column()
+    area_ha: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class FieldPrediction(Base):
+    """The majority class of one field in one analysis, its pixel share and mean confidence."""
+
+    __tablename__ = "field_predictions"
+
+    analysis_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True
+    )
+    field_id: Mapped[int] = mapped_column(
+        ForeignKey("fields.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    class_id: Mapped[int] = mapped_column(Integer)
+    class_name: Mapped[str] = mapped_column(String(64))
+    share: Mapped[float] = mapped_column(Float)  # 0..1 of the field's mapped pixels
+    mean_confidence: Mapped[float] = mapped_column(Float)  # 0..1
+    pixel_count: Mapped[int] = mapped_column(Integer)
+
+
+# --- engine, sessions, migrations -------------------------------------------------------
+
+
+def masked_url(url: str) -> str:
+    """The URL with its password replaced by ``***``, for messages and logs."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def make_engine(settings: Settings) -> Engine:
+    """An engine for the settings' database; the SQLite folder is created if missing."""
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": settings.connect_timeout_s})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    connect_args = {"connect_timeout": max(1, round(settings.connect_timeout_s))}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # Foreign keys are off by default in SQLite; WAL lets readers work during a write.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
+def check_database(engine: Engine) -> None:
+    """Fail fast, naming the URL (password masked) and what to check."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ServiceUnavailable(
+            f"cannot reach the database at {masked_url(str(engine.url))}: {reason}. "
+            "Check that the server runs and accepts connections from this host, the user, "
+            "password and database name in CROPAI_DATABASE_URL, and the firewall."
+        ) from None
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+@contextmanager
+def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A session that commits on success and rolls back on any error."""
+    with factory() as session, session.begin():
+        yield session
+
+
+def alembic_config(engine: Engine) -> Any:
+    """An Alembic config bound to ``engine``; ``env.py`` reuses its connection."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", MIGRATIONS_PACKAGE)
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Apply migrations up to ``revision`` (idempotent)."""
+    from alembic import command
+
+    check_database(engine)
+    command.upgrade(alembic_config(engine), revision)
+
+
+def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()

@@ -1,0 +1,1 @@
+"""Alembic migrations of the Crop AI catalogue (SQLite and PostgreSQL)."""
