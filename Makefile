@@ -1,0 +1,33 @@
+# The two commands of the README: `make demo` runs Crop AI on the embedded defaults,
+# `make test` runs the test suite. Both create the virtual environment when missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+# The CPU build of PyTorch; installed first so that no dependency pulls a CUDA build.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?=
+
+.PHONY: venv demo test test-unit clean-venv
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet $(TORCH)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+venv: $(INSTALLED)
+
+demo: $(INSTALLED)
+	$(BIN)/cropai db upgrade
+	$(BIN)/cropai store init
+	$(BIN)/cropai synth
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: $(INSTALLED)
+	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+clean-venv:
+	rm -rf $(VENV)

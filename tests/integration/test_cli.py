@@ -1,0 +1,71 @@
+"""The ``cropai`` command as a user runs it: a separate process with its own environment."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import rasterio
+
+CROPAI = [sys.executable, "-c", "from cropai.cli import main; main()"]
+
+
+def run(args: list[str], home: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CROPAI_")}
+    clean.update(CROPAI_HOME=str(home), COLUMNS="200", **env)
+    return subprocess.run([*CROPAI, *args], env=clean, capture_output=True, text=True, timeout=300)
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = run(["--help"], tmp_path)
+    assert result.returncode == 0
+    for command in ("synth", "db", "store", "check"):
+        assert command in result.stdout
+
+
+def test_synth_writes_scenes_that_cog_tools_accept(tmp_path: Path) -> None:
+    out = tmp_path / "set"
+    result = run(
+        ["synth", str(out), "--bbox", "1.60,48.20,1.61,48.21", "--start", "2025-05-01", "--end", "2025-05-20"],
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    scenes = sorted((out / "scenes").glob("*.tif"))
+    assert len(scenes) == 4
+    rio = Path(sys.executable).with_name("rio")
+    validate = subprocess.run([str(rio), "cogeo", "validate", str(scenes[0])], capture_output=True, text=True)
+    assert "is a valid cloud optimized GeoTIFF" in validate.stdout
+    info = subprocess.run([str(rio), "info", str(scenes[0])], capture_output=True, text=True)
+    assert '"crs": "EPSG:32631"' in info.stdout and '"count": 11' in info.stdout
+    with rasterio.open(out / "labels.tif") as src:
+        assert src.colormap(1)
+
+
+def test_db_upgrade_then_check_reports_both_services(tmp_path: Path) -> None:
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    result = run(["check"], tmp_path)
+    assert result.returncode == 0, result.stdout
+    assert "database" in result.stdout and "store" in result.stdout and "ok" in result.stdout
+
+
+def test_bad_setting_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = run(["check"], tmp_path, CROPAI_ENVIRONMENT="prod")
+    assert result.returncode == 2
+    assert "CROPAI_ENVIRONMENT='prod'" in result.stderr and "dev or production" in result.stderr
+
+
+def test_unreachable_database_exits_2_with_masked_url(tmp_path: Path) -> None:
+    from tests.conftest import free_port
+
+    url = f"postgresql+psycopg://crop:s3cret@127.0.0.1:{free_port()}/cropai"
+    result = run(["db", "upgrade"], tmp_path, CROPAI_DATABASE_URL=url)
+    assert result.returncode == 2
+    assert "crop:***@" in result.stderr and "s3cret" not in result.stderr
+
+
+@pytest.mark.parametrize("bbox", ["1,2,3", "a,b,c,d"])
+def test_malformed_bbox_is_explained(tmp_path: Path, bbox: str) -> None:
+    result = run(["synth", "--bbox", bbox], tmp_path)
+    assert result.returncode == 2
+    assert "minx,miny,maxx,maxy" in result.stderr
