@@ -34,6 +34,7 @@ EXPECTED_FORMS = {
     "environment": "dev or production",
     "secret_key": f"a random string of at least {MIN_PRODUCTION_SECRET_CHARS} characters",
     "connect_timeout_s": "a number of seconds, e.g. 5",
+    "ingest_concurrency": "a whole number of scenes ingested at once, 1 to 64",
 }
 
 
@@ -60,6 +61,7 @@ class Settings(BaseSettings):
     environment: Literal["dev", "production"] = "dev"
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     connect_timeout_s: float = Field(default=5.0, gt=0)
+    ingest_concurrency: int = Field(default=2, ge=1, le=64)
 
     @field_validator("home", mode="after")
     @classmethod

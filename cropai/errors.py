@@ -25,3 +25,11 @@ class ObjectNotFound(CropAIError, KeyError):
 
 class InvalidInput(CropAIError, ValueError):
     """A caller gave a value Crop AI cannot work with (a bbox, a date window, a path)."""
+
+
+class InvalidScene(CropAIError):
+    """A scene file that cannot be ingested; the message is the reason kept with it in quarantine."""
+
+
+class SourceUnreadable(CropAIError):
+    """An ingestion source (folder, inbox, STAC catalog or API) cannot be listed at all."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+import numpy as np
+
 # The 10 bands at 10 m and 20 m used for crop typing (60 m atmospheric bands are left out),
 # in the order scenes are stored and models are fed.
 BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
@@ -51,3 +53,13 @@ UNUSABLE_SCL: frozenset[int] = frozenset(
         SCL.SNOW,
     }
 )
+CLOUD_SCL: tuple[int, ...] = (SCL.CLOUD_MEDIUM_PROBABILITY, SCL.CLOUD_HIGH_PROBABILITY, SCL.THIN_CIRRUS)
+
+
+def cloud_fraction(scl: np.ndarray) -> float:
+    """Share of valid pixels (SCL != 0) classified cloud (medium or high probability) or thin cirrus;
+    0 when no pixel is valid. This is how the L2A metadata's CLOUDY_PIXEL_PERCENTAGE is meant."""
+    valid = scl != SCL.NO_DATA
+    if not valid.any():
+        return 0.0
+    return float(np.isin(scl[valid], CLOUD_SCL).mean())

@@ -175,7 +175,7 @@ def synthesize(
             path=path,
             acquired_at=acquired_at,
             platform=platform,
-            cloud_fraction=cloud_fraction(stack[-1]),
+            cloud_fraction=sentinel2.cloud_fraction(stack[-1]),
             nodata_fraction=float(np.mean(stack[-1] == SCL.NO_DATA)),
         )
         write_scene(stack, grid, scene, path, spec.file_format)
@@ -423,15 +423,6 @@ def _swath_mask(rng: np.random.Generator, shape: tuple[int, int], probability: f
     cols = np.arange(width)[None, :]
     edge = kept * width + slope * (rows - height / 2)
     return cols < edge if rng.uniform() < 0.5 else cols >= width - edge
-
-
-def cloud_fraction(scl: np.ndarray) -> float:
-    """Share of valid pixels classified cloud (medium or high probability) or thin cirrus."""
-    valid = scl != SCL.NO_DATA
-    if not valid.any():
-        return 0.0
-    cloudy = np.isin(scl, (SCL.CLOUD_MEDIUM_PROBABILITY, SCL.CLOUD_HIGH_PROBABILITY, SCL.THIN_CIRRUS))
-    return float(cloudy[valid].mean())
 
 
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:

@@ -1,0 +1,279 @@
+"""Ingesting one scene, and the bookkeeping of an ingest run.
+
+One scene: fetch its files, hash them, skip it if that content is already
+catalogued, recognise and validate its bands, write the canonical COG, measure
+footprint and cloud cover, upload to ``scenes/{scene_id}/{hash}.tif`` and add the
+Scene row. The object key holds the content hash, so two different files with
+the same scene id never overwrite each other: the second becomes version 2.
+
+A scene that cannot be used is copied to ``quarantine/{run}/`` with a JSON note
+of the reason and reported as rejected; I/O errors propagate so that the caller
+can retry them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cropai.db import IngestRun, RunStatus, Scene, session_scope, utcnow
+from cropai.errors import InvalidScene
+from cropai.raster import SceneLayout, measure_scene, plan_layout, write_cog
+from cropai.sources import STORE_PREFIX, SceneAsset, SceneCandidate
+from cropai.storage import ObjectStore
+
+log = logging.getLogger(__name__)
+
+Status = Literal["ingested", "skipped", "rejected"]
+DATETIME_TAGS = ("ACQUISITION_DATETIME", "DATATAKE_SENSING_START", "SENSING_TIME", "datetime")
+PLATFORM_TAGS = ("SPACECRAFT_NAME", "platform")
+# 20250415T103021 as in Sentinel-2 product names, else a bare 20250415.
+FILE_NAME_TIME = re.compile(r"(?<!\d)(\d{8}T\d{6})(?!\d)|(?<!\d)(20\d{6})(?!\d)")
+HASH_CHUNK = 8 * 1024 * 1024
+MAX_VERSION_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class IngestOutcome:
+    """What became of one candidate."""
+
+    source_uri: str
+    status: Status
+    scene_id: str | None = None
+    version: int | None = None
+    object_key: str | None = None
+    reason: str | None = None  # why it was skipped or rejected
+    size_bytes: int = 0
+
+
+def ingest_candidate(
+    candidate: SceneCandidate,
+    store: ObjectStore,
+    sessions: sessionmaker[Session],
+    run_id: int | None = None,
+    band_mapping: Sequence[str | None] | None = None,
+) -> IngestOutcome:
+    """Bring one scene into the store and the catalogue (see the module docstring)."""
+    with tempfile.TemporaryDirectory(prefix="cropai-ingest-") as temp:
+        work = Path(temp)
+        paths = [fetch(asset, store, work / str(i)) for i, asset in enumerate(candidate.assets)]
+        content_hash = hash_files(paths)
+        with sessions() as session:
+            duplicate = session.scalar(select(Scene).where(Scene.content_hash == content_hash))
+        if duplicate is not None:
+            outcome = IngestOutcome(
+                candidate.source_uri, "skipped", duplicate.scene_id, duplicate.version,
+                duplicate.object_key, f"same content as {duplicate.scene_id} v{duplicate.version}",
+            )  # fmt: skip
+        else:
+            try:
+                outcome = _land(candidate, paths, content_hash, work, store, sessions, run_id, band_mapping)
+            except InvalidScene as exc:
+                outcome = quarantine(candidate, paths, str(exc), store, run_id)
+    if candidate.from_inbox:
+        store.delete(candidate.assets[0].href.removeprefix(STORE_PREFIX))
+    _count(sessions, run_id, outcome.status)
+    log.debug("%s %s%s", outcome.status, candidate.name, f": {outcome.reason}" if outcome.reason else "")
+    return outcome
+
+
+def fetch(asset: SceneAsset, store: ObjectStore, folder: Path) -> Path:
+    """A local file with the asset's bytes: the file itself, or a download into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / (Path(asset.href.split("?")[0]).name or "asset")
+    if asset.href.startswith(STORE_PREFIX):
+        store.download(asset.href.removeprefix(STORE_PREFIX), target)
+        return target
+    if asset.href.startswith(("http://", "https://")):
+        import httpx
+
+        with httpx.stream("GET", asset.href, follow_redirects=True, timeout=60) as response:
+            response.raise_for_status()
+            with target.open("wb") as out:
+                for chunk in response.iter_bytes(HASH_CHUNK):
+                    out.write(chunk)
+        return target
+    path = Path(asset.href.removeprefix("file://"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} disappeared before it could be ingested")
+    return path
+
+
+def hash_files(paths: Sequence[Path]) -> str:
+    """SHA-256 of a scene's content: of the file, or of its files' digests in order."""
+    digests = []
+    for path in paths:
+        digest = hashlib.sha256()
+        with path.open("rb") as src:
+            while chunk := src.read(HASH_CHUNK):
+                digest.update(chunk)
+        digests.append(digest.hexdigest())
+    if len(digests) == 1:
+        return digests[0]
+    return hashlib.sha256("\n".join(digests).encode()).hexdigest()
+
+
+def _land(
+    candidate: SceneCandidate,
+    paths: list[Path],
+    content_hash: str,
+    work: Path,
+    store: ObjectStore,
+    sessions: sessionmaker[Session],
+    run_id: int | None,
+    band_mapping: Sequence[str | None] | None,
+) -> IngestOutcome:
+    layout = plan_layout(
+        [(str(path), asset.bands) for path, asset in zip(paths, candidate.assets, strict=True)], band_mapping
+    )
+    scene_id = scene_id_of(candidate, layout)
+    acquired_at = acquisition_time(candidate, layout)
+    platform = next((layout.tags[t] for t in PLATFORM_TAGS if layout.tags.get(t)), "")
+    cog = work / "scene.cog.tif"
+    write_cog(
+        layout,
+        {"SCENE_ID": scene_id, "ACQUISITION_DATETIME": acquired_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+         "SOURCE": candidate.source_uri, "CONTENT_SHA256": content_hash},
+        cog,
+    )  # fmt: skip
+    measures = measure_scene(cog)
+    cloud = measures.cloud_fraction if measures.cloud_fraction is not None else candidate.cloud_fraction
+    key = f"scenes/{scene_id}/{content_hash[:16]}.tif"
+    size = cog.stat().st_size
+    store.put(key, cog, content_type="image/tiff; application=geotiff; profile=cloud-optimized")
+
+    for _ in range(MAX_VERSION_ATTEMPTS):
+        try:
+            with session_scope(sessions) as session:
+                existing = session.scalar(select(Scene).where(Scene.content_hash == content_hash))
+                if existing is not None:  # the same content landed meanwhile from another task
+                    return IngestOutcome(candidate.source_uri, "skipped", existing.scene_id, existing.version,
+                                         existing.object_key, "same content landed concurrently")  # fmt: skip
+                latest = session.scalar(select(func.max(Scene.version)).where(Scene.scene_id == scene_id))
+                version = (latest or 0) + 1
+                minx, miny, maxx, maxy = measures.bbox_wgs84
+                session.add(
+                    Scene(
+                        scene_id=scene_id, version=version, content_hash=content_hash, object_key=key,
+                        source_uri=candidate.source_uri, platform=platform, acquired_at=acquired_at,
+                        crs=layout.crs, resolution_m=layout.resolution_m, width=layout.width,
+                        height=layout.height, bands=layout.bands, cloud_fraction=cloud,
+                        footprint_geojson=measures.footprint_wgs84, minx=minx, miny=miny, maxx=maxx,
+                        maxy=maxy, size_bytes=size, ingest_run_id=run_id,
+                    )
+                )  # fmt: skip
+            return IngestOutcome(candidate.source_uri, "ingested", scene_id, version, key, size_bytes=size)
+        except IntegrityError:
+            continue  # another task took this version number; count again
+    raise RuntimeError(f"could not assign a version to {scene_id} after {MAX_VERSION_ATTEMPTS} attempts")
+
+
+def scene_id_of(candidate: SceneCandidate, layout: SceneLayout) -> str:
+    """The provider's id: the STAC item id, the file's SCENE_ID tag, else the file name."""
+    raw = candidate.scene_id or layout.tags.get("SCENE_ID") or candidate.name.split(".")[0]
+    return re.sub(r"[^A-Za-z0-9._-]", "_", raw)[:200]
+
+
+def acquisition_time(candidate: SceneCandidate, layout: SceneLayout) -> datetime:
+    """From the STAC item, the file's tags, or a date in its name (UTC)."""
+    if candidate.acquired_at is not None:
+        return _as_utc(candidate.acquired_at)
+    for tag in DATETIME_TAGS:
+        if layout.tags.get(tag):
+            try:
+                return _as_utc(datetime.fromisoformat(layout.tags[tag].replace("Z", "+00:00")))
+            except ValueError:
+                continue
+    match = FILE_NAME_TIME.search(candidate.name)
+    if match:
+        stamp = match.group(1) or match.group(2)
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d").replace(tzinfo=timezone.utc)
+    raise InvalidScene(
+        f"no acquisition time: expected a tag ({', '.join(DATETIME_TAGS)}), a STAC item datetime, "
+        "or a date such as 20250415T103021 in the file name"
+    )
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def quarantine(
+    candidate: SceneCandidate, paths: list[Path], reason: str, store: ObjectStore, run_id: int | None
+) -> IngestOutcome:
+    """Keep a rejected scene's files under ``quarantine/`` with a JSON note saying why."""
+    folder = f"quarantine/run-{run_id}" if run_id is not None else f"quarantine/{utcnow():%Y%m%dT%H%M%S}"
+    base = f"{folder}/{re.sub(r'[^A-Za-z0-9._-]', '_', candidate.name)}"
+    kept = []
+    if len(paths) == 1:  # a single file is kept whole; a multi-file STAC item is referenced
+        store.put(base, paths[0])
+        kept.append(base)
+    note = {
+        "source": candidate.source_uri,
+        "reason": reason,
+        "ingest_run_id": run_id,
+        "rejected_at": utcnow().isoformat(),
+        "kept": kept,
+        "assets": [asset.href for asset in candidate.assets],
+    }
+    store.put(f"{base}.json", json.dumps(note, indent=2).encode(), content_type="application/json")
+    return IngestOutcome(candidate.source_uri, "rejected", reason=reason, object_key=f"{base}.json")
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+def start_run(sessions: sessionmaker[Session], source: str, flow_run_id: object = None) -> int:
+    with session_scope(sessions) as session:
+        run = IngestRun(source=source, flow_run_id=flow_run_id)
+        session.add(run)
+        session.flush()
+        return run.id
+
+
+def set_found(sessions: sessionmaker[Session], run_id: int, found: int) -> None:
+    with session_scope(sessions) as session:
+        session.execute(update(IngestRun).where(IngestRun.id == run_id).values(found=found))
+
+
+def _count(sessions: sessionmaker[Session], run_id: int | None, status: Status) -> None:
+    """Live counters, so operators (and the CLI's progress bar) see a run move."""
+    if run_id is None:
+        return
+    column = {"ingested": IngestRun.ingested, "skipped": IngestRun.skipped, "rejected": IngestRun.rejected}[status]
+    with session_scope(sessions) as session:
+        session.execute(update(IngestRun).where(IngestRun.id == run_id).values({column: column + 1}))
+
+
+def finish_run(
+    sessions: sessionmaker[Session], run_id: int, outcomes: Sequence[IngestOutcome], error: str | None = None
+) -> IngestRun:
+    """Close the run with its final counts (recomputed from the outcomes) and rejection reasons."""
+    with session_scope(sessions) as session:
+        run = session.get_one(IngestRun, run_id)
+        run.ingested = sum(o.status == "ingested" for o in outcomes)
+        run.skipped = sum(o.status == "skipped" for o in outcomes)
+        run.rejected = sum(o.status == "rejected" for o in outcomes)
+        run.rejections = [
+            {"file": o.source_uri, "reason": o.reason, "note": o.object_key}
+            for o in outcomes
+            if o.status == "rejected"
+        ]
+        run.error = error
+        run.status = RunStatus.failed if error else RunStatus.completed
+        run.finished_at = utcnow()
+    return run
+
