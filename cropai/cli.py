@@ -4,10 +4,14 @@ domain errors become a one-line message and exit status 2."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -109,6 +113,86 @@ def _progress() -> Progress:
         console=console,
         transient=False,
     )
+
+
+@app.command()
+def ingest(
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A folder or file, store:PREFIX (an inbox in the object store), a STAC catalog "
+            "(.json path or URL), or a STAC API URL with --stac-api."
+        ),
+    ],
+    stac_api: Annotated[bool, typer.Option(help="SOURCE is a STAC API to search.")] = False,
+    collection: Annotated[str, typer.Option(help="STAC collection to search.")] = "sentinel-2-l2a",
+    bbox: Annotated[str | None, typer.Option(help="Search box minx,miny,maxx,maxy (degrees).")] = None,
+    start: Annotated[str | None, typer.Option(help="Search from this date, YYYY-MM-DD.")] = None,
+    end: Annotated[str | None, typer.Option(help="Search up to this date, YYYY-MM-DD.")] = None,
+    max_cloud: Annotated[float | None, typer.Option(help="Largest eo:cloud_cover, percent.")] = None,
+    max_items: Annotated[int, typer.Option(help="Stop the search after this many items.")] = 100,
+    band_mapping: Annotated[
+        str | None, typer.Option(help="Names of the file's bands in order, e.g. B02,B03,B04,...; '-' skips one.")
+    ] = None,
+) -> None:
+    """Ingest scenes into the store and the catalogue (the `ingest_scenes` flow, run here)."""
+    settings = _settings()
+    search = None
+    if stac_api or any(v is not None for v in (bbox, start, end, max_cloud)):
+        from cropai.sources import StacSearch
+
+        search = StacSearch(
+            collections=[collection],
+            bbox=_parse_bbox(bbox) if bbox else None,
+            start=_parse_date("--start", start) if start else None,
+            end=_parse_date("--end", end) if end else None,
+            max_cloud_cover=max_cloud,
+            max_items=max_items,
+        )
+    mapping = None
+    if band_mapping:
+        mapping = [None if name.strip() in ("-", "") else name.strip() for name in band_mapping.split(",")]
+    state = _run_with_progress(settings, source, lambda flow: flow(source, search, mapping, return_state=True))
+    summary = state.result(raise_on_failure=False)
+    if state.is_failed():
+        errors.print(f"[red]ingest failed:[/] {state.message}", soft_wrap=True)
+        raise typer.Exit(1)
+    console.print(
+        f"[green]ingest run {summary['ingest_run_id']}:[/] {summary['found']} found, "
+        f"{summary['ingested']} ingested, {summary['skipped']} skipped as duplicates, "
+        f"{summary['rejected']} rejected"
+    )
+
+
+def _run_with_progress(settings: Settings, source: str, call: Callable[[Any], Any]) -> Any:
+    """Run the ingest flow in a thread while a progress bar follows its ingest_runs row."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from sqlalchemy import select
+
+    from cropai.db import IngestRun, utcnow
+    from cropai.services import services
+    from flows.ingest import ingest_scenes
+
+    sessions = services(settings).sessions
+    began = utcnow().replace(tzinfo=None) if settings.resolved_database_url.startswith("sqlite") else utcnow()
+    with ThreadPoolExecutor(1) as pool, _progress() as progress:
+        bar = progress.add_task(f"ingest {source}", total=None)
+        running = pool.submit(call, ingest_scenes)
+        while not running.done():
+            with sessions() as session:
+                run = session.scalar(
+                    select(IngestRun)
+                    .where(IngestRun.source == source, IngestRun.started_at >= began)
+                    .order_by(IngestRun.id.desc())
+                )
+            if run is not None and run.found:
+                progress.update(bar, total=run.found, completed=run.ingested + run.skipped + run.rejected)
+            time.sleep(0.5)
+        state = running.result()
+        if state.is_completed():
+            progress.update(bar, completed=progress.tasks[0].total or 0)
+        return state
 
 
 @db_app.command("upgrade")

@@ -1,0 +1,1 @@
+"""Prefect flows: the recipes operators schedule and rerun (ingest, analyze, train)."""

@@ -1,0 +1,74 @@
+"""The ``ingest_scenes`` flow: bring the scenes of a source into the store and the catalogue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.logging import get_run_logger
+from prefect.states import Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from cropai.config import load_settings
+from cropai.sources import StacSearch
+from tasks.ingest import close_ingest_run, discover_scenes, ingest_scene, open_ingest_run
+
+
+@flow(name="ingest_scenes", log_prints=False)
+def ingest_scenes(
+    source: str,
+    search: StacSearch | None = None,
+    band_mapping: list[str | None] | None = None,
+) -> Any:
+    """Ingest every scene of a source into the object store and the catalogue.
+
+    Bad scenes are quarantined with their reason and the run still completes; it
+    fails only when the source cannot be listed or scenes could not be stored after
+    retries.
+
+    Args:
+        source: a folder or one file; `store:PREFIX` for an inbox prefix of the object
+            store (e.g. `store:inbox/`); a STAC catalog (path or URL ending in .json);
+            or, with a search, the URL of a STAC API.
+        search: the STAC API search (collections, bbox, dates, max cloud cover).
+        band_mapping: names of a file's bands in order when the file does not describe
+            them, e.g. B02, B03, B04, B05, B06, B07, B08, B8A, B11, B12, SCL (empty to skip one).
+    """
+    logger = get_run_logger()
+    run_id = open_ingest_run(source)
+    discovered = discover_scenes(source, search, run_id, return_state=True)
+    if discovered.is_failed():
+        reason = _reason(discovered)
+        close_ingest_run(run_id, [], reason)
+        return Failed(message=f"cannot read source {source}: {reason}")
+    candidates = discovered.result()
+
+    # Scenes run in parallel threads (GDAL and hashing release the GIL), as many as the setting allows.
+    with ThreadPoolTaskRunner(max_workers=load_settings().ingest_concurrency) as runner:
+        futures = [
+            runner.submit(ingest_scene, {"candidate": c, "run_id": run_id, "band_mapping": band_mapping})
+            for c in candidates
+        ]
+        for future in futures:
+            future.wait()
+    states = [future.state for future in futures]
+
+    outcomes = [state.result() for state in states if state.is_completed()]
+    errors = [f"{c.name}: {_reason(s)}" for c, s in zip(candidates, states, strict=True) if not s.is_completed()]
+    error = f"{len(errors)} scene(s) could not be stored: {'; '.join(errors)}" if errors else None
+    summary = close_ingest_run(run_id, outcomes, error)
+    logger.info(
+        "ingest run %s: %s found, %s ingested, %s skipped as duplicates, %s rejected",
+        run_id, summary["found"], summary["ingested"], summary["skipped"], summary["rejected"],
+    )  # fmt: skip
+    if error:
+        return Failed(message=error, data=summary)
+    return summary
+
+
+def _reason(state: Any) -> str:
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - the state's exception is the reason to report
+        return str(exc) or type(exc).__name__
+    return state.message or "unknown"

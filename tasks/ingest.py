@@ -1,0 +1,99 @@
+"""Ingestion tasks: list a source, ingest one scene, open and close the run record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from prefect import task
+from prefect.artifacts import create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import TaskRun
+from prefect.context import get_run_context
+from prefect.logging import get_run_logger
+from prefect.states import State
+
+from cropai.config import load_settings
+from cropai.errors import ServiceUnavailable
+from cropai.ingest import IngestOutcome, finish_run, ingest_candidate, set_found, start_run
+from cropai.services import services
+from cropai.sources import SceneCandidate, StacSearch, discover
+
+# Transient failures worth another try; anything else (a bug, a bad setting) fails at once.
+TRANSIENT_ERRORS = (OSError, ServiceUnavailable, httpx.TransportError, httpx.HTTPStatusError)
+
+
+def _is_transient(task: Any, task_run: TaskRun, state: State) -> bool:
+    try:
+        state.result()
+    except TRANSIENT_ERRORS:
+        return True
+    except Exception:  # noqa: BLE001 - any other error is not worth retrying
+        return False
+    return False
+
+
+@task(cache_policy=NO_CACHE)
+def open_ingest_run(source: str) -> int:
+    """Create the ingest_runs row that this flow run fills in."""
+    flow_run = getattr(get_run_context(), "task_run", None)
+    flow_run_id = getattr(flow_run, "flow_run_id", None)
+    return start_run(services(load_settings()).sessions, source, flow_run_id)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_is_transient)
+def discover_scenes(source: str, search: StacSearch | None, run_id: int) -> list[SceneCandidate]:
+    """List the scenes of a source; a source that cannot be listed fails the flow."""
+    svc = services(load_settings())
+    candidates = discover(source, svc.store, search)
+    set_found(svc.sessions, run_id, len(candidates))
+    get_run_logger().info("found %d scene(s) in %s", len(candidates), source)
+    return candidates
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=[2, 10, 30],
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_is_transient,
+    task_run_name="ingest {candidate.name}",
+)
+def ingest_scene(candidate: SceneCandidate, run_id: int, band_mapping: list[str | None] | None) -> IngestOutcome:
+    """Validate, convert to COG, upload and catalogue one scene (or quarantine it)."""
+    svc = services(load_settings())
+    outcome = ingest_candidate(candidate, svc.store, svc.sessions, run_id, band_mapping)
+    logger = get_run_logger()
+    if outcome.status == "rejected":
+        logger.warning("rejected %s: %s", candidate.source_uri, outcome.reason)
+    else:
+        logger.info("%s %s as %s v%s", outcome.status, candidate.name, outcome.scene_id, outcome.version)
+    return outcome
+
+
+@task(cache_policy=NO_CACHE)
+def close_ingest_run(run_id: int, outcomes: list[IngestOutcome], error: str | None) -> dict[str, Any]:
+    """Final counts into ingest_runs and a table artifact operators read in the UI."""
+    run = finish_run(services(load_settings()).sessions, run_id, outcomes, error)
+    summary = {
+        "ingest_run_id": run.id,
+        "source": run.source,
+        "found": run.found,
+        "ingested": run.ingested,
+        "skipped": run.skipped,
+        "rejected": run.rejected,
+        "status": run.status.value,
+    }
+    rows: list[dict[str, Any]] = [
+        {"figure": name, "value": summary[name]} for name in ("found", "ingested", "skipped", "rejected")
+    ]
+    rows += [{"figure": f"rejected: {r['file']}", "value": r["reason"]} for r in run.rejections]
+    if error:
+        rows.append({"figure": "error", "value": error})
+    create_table_artifact(
+        rows,
+        key="ingest-summary",
+        description=f"Ingest run {run.id} of `{run.source}`: {run.ingested} ingested, "
+        f"{run.skipped} duplicates skipped, {run.rejected} rejected",
+    )
+    return summary
