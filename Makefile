@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-unit clean-venv
+.PHONY: venv demo test test-unit lint clean-venv
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: $(INSTALLED)
 
 test-unit: $(INSTALLED)
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
 
 clean-venv:
 	rm -rf $(VENV)

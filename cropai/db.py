@@ -13,7 +13,7 @@ import enum
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,7 @@ NAMING_CONVENTION = {
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -89,13 +89,13 @@ def _bbox_index(table: str) -> Index:
     return Index(f"ix_{table}_bbox", "minx", "miny", "maxx", "maxy")
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     admin = "admin"
     analyst = "analyst"
     viewer = "viewer"
 
 
-class AnalysisStatus(str, enum.Enum):
+class AnalysisStatus(enum.StrEnum):
     queued = "queued"
     running = "running"
     completed = "completed"
@@ -103,7 +103,7 @@ class AnalysisStatus(str, enum.Enum):
     cancelled = "cancelled"
 
 
-class RunStatus(str, enum.Enum):
+class RunStatus(enum.StrEnum):
     running = "running"
     completed = "completed"
     failed = "failed"

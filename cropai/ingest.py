@@ -17,11 +17,10 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -200,7 +199,7 @@ def acquisition_time(candidate: SceneCandidate, layout: SceneLayout) -> datetime
     match = FILE_NAME_TIME.search(candidate.name)
     if match:
         stamp = match.group(1) or match.group(2)
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d").replace(tzinfo=timezone.utc)
+        return datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d").replace(tzinfo=UTC)
     raise InvalidScene(
         f"no acquisition time: expected a tag ({', '.join(DATETIME_TAGS)}), a STAC item datetime, "
         "or a date such as 20250415T103021 in the file name"
@@ -208,7 +207,7 @@ def acquisition_time(candidate: SceneCandidate, layout: SceneLayout) -> datetime
 
 
 def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def quarantine(

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 # Reflectance at B02 B03 B04 B05 B06 B07 B08 B8A B11 B12.
 GREEN_CANOPY = np.array([0.030, 0.065, 0.030, 0.100, 0.270, 0.340, 0.380, 0.400, 0.200, 0.095])
 DRY_CANOPY = np.array([0.080, 0.110, 0.140, 0.180, 0.220, 0.250, 0.270, 0.290, 0.360, 0.260])

@@ -47,7 +47,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -319,7 +319,7 @@ def acquisition_times(spec: SynthSpec) -> list[datetime]:
     centre_lon = (spec.bbox_wgs84[0] + spec.bbox_wgs84[2]) / 2
     offset = timedelta(hours=SOLAR_OVERPASS_HOURS - centre_lon / 15)
     days = range(0, (spec.end - spec.start).days + 1, spec.revisit_days)
-    midnight = datetime.combine(spec.start, time(), tzinfo=timezone.utc)
+    midnight = datetime.combine(spec.start, time(), tzinfo=UTC)
     return [(midnight + timedelta(days=d) + offset).replace(microsecond=0) for d in days]
 
 

@@ -167,3 +167,33 @@ def store(request: pytest.FixtureRequest, settings: Settings) -> ObjectStore:
     if request.param == "local":
         return LocalStore(settings.home / "store")
     return request.getfixturevalue("s3_store")
+
+
+# --- Prefect ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def prefect_api() -> Iterator[str]:
+    """Prefect's test harness: a temporary Prefect server (SQLite) for the whole session."""
+    os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield PREFECT_API_URL.value()
+
+
+@pytest.fixture
+def flow_settings(monkeypatch: pytest.MonkeyPatch, database_settings: Settings, prefect_api: str) -> Settings:
+    """Settings exported as CROPAI_* variables, as a flow run reads them, on each database."""
+    export_settings(monkeypatch, database_settings)
+    from cropai.db import make_engine, upgrade_database
+
+    upgrade_database(make_engine(database_settings))
+    return database_settings
+
+
+def export_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
+    for name, value in settings:
+        shown = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        monkeypatch.setenv(f"CROPAI_{name.upper()}", shown)

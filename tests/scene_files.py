@@ -15,7 +15,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import transform_bounds
 
 from cropai import sentinel2
-from cropai.synth import SynthSpec, SyntheticScene, SyntheticSet, synthesize
+from cropai.synth import SyntheticScene, SyntheticSet, SynthSpec, synthesize
 
 BBOX = (1.600, 48.200, 1.612, 48.209)  # about 0.9 km x 1 km
 # Earth Search's asset keys; bands at 20 m there are written at 20 m here too.

@@ -14,8 +14,8 @@ from cropai.config import Settings
 from cropai.db import IngestRun, Scene, make_engine, upgrade_database
 from cropai.ingest import finish_run, ingest_candidate, start_run
 from cropai.services import Services, services
-from cropai.sources import SceneAsset, SceneCandidate, discover
-from cropai.storage import ObjectStore, S3Store
+from cropai.sources import discover
+from cropai.storage import S3Store
 from tests.scene_files import BBOX, corrupt_file, crs_less_copy, small_scene_set, truncated_copy
 
 
@@ -128,7 +128,7 @@ def test_bad_files_are_quarantined_with_the_reason(
 def test_a_file_without_band_names_needs_a_band_mapping(catalogue: Services, tmp_path: Path) -> None:
     scene = small_scene_set(tmp_path / "set", scenes=1).scenes[0]
     with rasterio.open(scene.path) as src:
-        profile, data, tags = src.profile, src.read(), src.tags()
+        profile, data = src.profile, src.read()
     reordered = tmp_path / "drop" / "S2_unnamed_20250501T103000.tif"
     reordered.parent.mkdir()
     with rasterio.open(reordered, "w", **{**profile, "driver": "GTiff"}) as dst:

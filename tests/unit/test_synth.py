@@ -14,7 +14,7 @@ from cropai.crops import CLASSES, CLASSES_BY_NAME
 from cropai.errors import InvalidInput
 from cropai.grid import grid_for_bbox
 from cropai.sentinel2 import SCL
-from cropai.synth import SynthSpec, SyntheticSet, make_parcels, rasterize_parcels, synthesize
+from cropai.synth import SyntheticSet, SynthSpec, make_parcels, rasterize_parcels, synthesize
 
 BBOX = (1.600, 48.200, 1.620, 48.215)  # about 1.5 km x 1.7 km
 SPEC = SynthSpec(BBOX, date(2025, 4, 1), date(2025, 9, 30), seed=3, revisit_days=20)

@@ -1,0 +1,63 @@
+"""prefect.yaml: every deployment's flow loads, its parameters and schedule are
+valid, and `prefect deploy` registers it on a real Prefect server."""
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cronsim import CronSim
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists
+from prefect.flows import load_flow_from_entrypoint
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def deployments() -> list[dict[str, Any]]:
+    return yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+
+
+@pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
+def test_each_deployment_loads_its_flow_with_valid_parameters(deployment: dict[str, Any]) -> None:
+    flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
+    flow.validate_parameters(deployment.get("parameters", {}))
+    assert deployment["work_pool"]["name"] == "cropai"
+    for schedule in deployment.get("schedules", []):
+        CronSim(schedule["cron"], datetime(2025, 1, 1))  # raises if malformed
+
+
+def test_ingestion_is_scheduled() -> None:
+    [ingest] = [d for d in deployments() if d["name"] == "ingest-scheduled"]
+    assert ingest["entrypoint"] == "flows/ingest.py:ingest_scenes"
+    assert ingest["schedules"][0]["active"] is True
+
+
+def test_prefect_deploy_registers_the_scheduled_ingestion(prefect_api: str) -> None:
+    with get_client(sync_client=True) as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name="cropai", type="process"))
+        except ObjectAlreadyExists:
+            pass
+    env = {**os.environ, "PREFECT_API_URL": prefect_api}
+    result = subprocess.run(
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--name", "ingest-scheduled"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    with get_client(sync_client=True) as client:
+        deployment = client.read_deployment_by_name("ingest_scenes/ingest-scheduled")
+    [expected] = [d for d in deployments() if d["name"] == "ingest-scheduled"]
+    assert deployment.schedules[0].schedule.cron == expected["schedules"][0]["cron"]
+    assert deployment.parameters == expected["parameters"]
+    assert deployment.work_pool_name == "cropai"
+    # The UI renders a form from this schema: the source and a STAC search sub-form.
+    schema = deployment.parameter_openapi_schema
+    assert {"source", "search", "band_mapping"} <= set(schema["properties"])
+    assert "StacSearch" in schema["definitions"]

@@ -1,0 +1,160 @@
+"""The ingest_scenes flow under Prefect's test harness, on SQLite and PostgreSQL:
+what operators see (states, artifacts, ingest_runs rows) and every kind of source."""
+
+import json
+import uuid
+from pathlib import Path
+
+import pystac
+import pytest
+import rasterio
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+from sqlalchemy import select
+
+from cropai.config import Settings
+from cropai.db import IngestRun, RunStatus, Scene
+from cropai.services import services
+from cropai.sources import StacSearch
+from flows.ingest import ingest_scenes
+from tests.conftest import free_port
+from tests.scene_files import band_assets, corrupt_file, small_scene_set, stac_item
+from tests.stac_api import serve_stac_api
+
+
+def run_record(settings: Settings, flow_run_id: uuid.UUID) -> IngestRun:
+    with services(settings).sessions() as session:
+        return session.scalars(select(IngestRun).where(IngestRun.flow_run_id == flow_run_id)).one()
+
+
+def catalogued(settings: Settings) -> list[Scene]:
+    with services(settings).sessions() as session:
+        return list(session.scalars(select(Scene).order_by(Scene.scene_id)))
+
+
+def test_run_with_a_bad_file_completes_with_a_summary_and_artifact(flow_settings: Settings, tmp_path: Path) -> None:
+    small_scene_set(tmp_path / "set", scenes=2, file_format="gtiff")
+    corrupt_file(tmp_path / "set" / "scenes" / "broken.tif")
+
+    state = ingest_scenes(str(tmp_path / "set" / "scenes"), return_state=True)
+
+    assert state.is_completed()
+    summary = state.result()
+    assert (summary["found"], summary["ingested"], summary["skipped"], summary["rejected"]) == (3, 2, 0, 1)
+    flow_run_id = state.state_details.flow_run_id
+    run = run_record(flow_settings, flow_run_id)
+    assert (run.status, run.found, run.ingested, run.rejected) == (RunStatus.completed, 3, 2, 1)
+    assert "broken.tif" in run.rejections[0]["file"] and "not a readable raster" in run.rejections[0]["reason"]
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    rows = json.loads(artifact.data) if isinstance(artifact.data, str) else artifact.data
+    assert {"figure": "rejected", "value": 1} in rows
+    assert any("broken.tif" in row["figure"] and "not a readable raster" in row["value"] for row in rows)
+
+
+def test_unreadable_source_fails_the_run_and_says_why(flow_settings: Settings, tmp_path: Path) -> None:
+    state = ingest_scenes(str(tmp_path / "no-such-folder"), return_state=True)
+    assert state.is_failed()
+    assert "does not exist" in state.message
+    run = run_record(flow_settings, state.state_details.flow_run_id)
+    assert run.status == RunStatus.failed and "does not exist" in run.error
+
+
+def test_rerun_skips_every_scene_already_catalogued(flow_settings: Settings, tmp_path: Path) -> None:
+    small_scene_set(tmp_path / "set", scenes=2)
+    ingest_scenes(str(tmp_path / "set" / "scenes"))
+    summary = ingest_scenes(str(tmp_path / "set" / "scenes"))
+    assert (summary["ingested"], summary["skipped"]) == (0, 2)
+    assert len(catalogued(flow_settings)) == 2
+
+
+def test_scenes_run_no_more_at_once_than_the_setting_allows(
+    flow_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CROPAI_INGEST_CONCURRENCY", "1")
+    small_scene_set(tmp_path / "set", scenes=3)
+    state = ingest_scenes(str(tmp_path / "set" / "scenes"), return_state=True)
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="ingest S2")),
+        )
+    spans = sorted((r.start_time, r.end_time) for r in runs)
+    assert len(spans) == 3
+    assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:], strict=False))
+
+
+def _catalog_on_disk(tmp_path: Path, scenes: int = 2) -> tuple[Path, list]:
+    made = small_scene_set(tmp_path / "set", scenes=scenes)
+    catalog = pystac.Catalog("synthetic-s2", "Sentinel-2 L2A-like items with one asset per band")
+    for scene in made.scenes:
+        files = band_assets(scene, tmp_path / "assets")
+        catalog.add_item(stac_item(scene, {band: str(path) for band, path in files.items()}))
+    catalog.normalize_hrefs(str(tmp_path / "catalog"))
+    catalog.save(pystac.CatalogType.ABSOLUTE_PUBLISHED)
+    return tmp_path / "catalog" / "catalog.json", made.scenes
+
+
+def test_static_stac_catalog_with_per_band_assets_is_stacked_at_10_m(flow_settings: Settings, tmp_path: Path) -> None:
+    catalog, made = _catalog_on_disk(tmp_path)
+    summary = ingest_scenes(str(catalog))
+    assert summary["ingested"] == 2
+    rows = catalogued(flow_settings)
+    assert [r.scene_id for r in rows] == sorted(s.scene_id for s in made)
+    store = services(flow_settings).store
+    for row in rows:
+        assert row.bands == ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL"]
+        with rasterio.open(store.gdal_path(row.object_key)) as cog:
+            assert cog.res == (10.0, 10.0) and cog.count == 11
+
+
+def _served_items(tmp_path: Path, port: int) -> tuple[list[dict], list]:
+    """Items whose assets are served over HTTP by the test API."""
+    made = small_scene_set(tmp_path / "set", scenes=3)
+    files = tmp_path / "files"
+    items = []
+    for scene in made.scenes:
+        assets = band_assets(scene, files)
+        hrefs = {band: f"http://127.0.0.1:{port}/files/{path.name}" for band, path in assets.items()}
+        items.append(stac_item(scene, hrefs).to_dict())
+    return items, made.scenes
+
+
+def test_stac_api_search_ingests_only_matching_items(flow_settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    items, made = _served_items(tmp_path, port)
+    clearest = min(made, key=lambda s: s.cloud_fraction)
+    with serve_stac_api(port, items, tmp_path / "files") as url:
+        search = StacSearch(
+            bbox=(1.60, 48.20, 1.61, 48.21),
+            start=clearest.acquired_at.date(),
+            end=clearest.acquired_at.date(),
+            max_cloud_cover=100 * clearest.cloud_fraction + 0.01,
+        )
+        summary = ingest_scenes(url, search=search)
+        assert (summary["found"], summary["ingested"]) == (1, 1)
+        # Another day's window finds nothing.
+        later = search.model_copy(update={"start": made[-1].acquired_at.date().replace(year=2026), "end": None})
+        assert ingest_scenes(url, search=later)["found"] == 0
+    assert [r.scene_id for r in catalogued(flow_settings)] == [clearest.scene_id]
+    assert catalogued(flow_settings)[0].source_uri  # traceable to the item
+
+
+def test_static_catalog_over_http(flow_settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    items, made = _served_items(tmp_path, port)
+    catalog = {
+        "type": "Catalog", "id": "remote", "stac_version": "1.0.0", "description": "served catalog",
+        "links": [{"rel": "item", "href": f"./{item['id']}.json", "type": "application/json"} for item in items],
+    }  # fmt: skip
+    (tmp_path / "files" / "catalog.json").write_text(json.dumps(catalog))
+    for item in items:
+        (tmp_path / "files" / f"{item['id']}.json").write_text(json.dumps(item))
+    with serve_stac_api(port, items, tmp_path / "files") as url:
+        summary = ingest_scenes(f"{url}/files/catalog.json")
+    assert summary["ingested"] == 3
+
+
+def test_stac_api_that_does_not_answer_fails_the_run(flow_settings: Settings) -> None:
+    state = ingest_scenes(f"http://127.0.0.1:{free_port()}", search=StacSearch(), return_state=True)
+    assert state.is_failed() and "STAC API search" in state.message
