@@ -152,7 +152,7 @@ def _land(
     cloud = measures.cloud_fraction if measures.cloud_fraction is not None else candidate.cloud_fraction
     key = f"scenes/{scene_id}/{content_hash[:16]}.tif"
     size = cog.stat().st_size
-    store.put(key, cog, content_type="image/tiff; application=geotiff; profile=cloud-optimized")
+    store.put(key, cog, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True)
 
     for _ in range(MAX_VERSION_ATTEMPTS):
         try:

@@ -8,6 +8,7 @@ GDAL reads objects directly by :meth:`ObjectStore.gdal_path` inside
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -64,8 +65,11 @@ class ObjectStore(ABC):
     url: str
 
     @abstractmethod
-    def put(self, key: str, data: bytes | Path, content_type: str | None = None) -> None:
-        """Store ``data`` (bytes, or the contents of a local file) under ``key``, replacing it."""
+    def put(self, key: str, data: bytes | Path, content_type: str | None = None, *, move: bool = False) -> None:
+        """Store ``data`` (bytes, or the contents of a local file) under ``key``, replacing it.
+
+        With ``move``, a local file is handed over: it may be renamed into place
+        instead of copied, and is gone afterwards."""
 
     @abstractmethod
     def get(self, key: str) -> bytes:
@@ -113,9 +117,16 @@ class LocalStore(ObjectStore):
     def _path(self, key: str) -> Path:
         return self.root / validate_key(key)
 
-    def put(self, key: str, data: bytes | Path, content_type: str | None = None) -> None:
+    def put(self, key: str, data: bytes | Path, content_type: str | None = None, *, move: bool = False) -> None:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
+        if move and isinstance(data, Path):
+            try:
+                os.replace(data, target)  # same filesystem: no copy at all
+                return
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
         fd, temp_name = tempfile.mkstemp(prefix=_TEMP_PREFIX, dir=target.parent)
         try:
             with os.fdopen(fd, "wb") as out:
@@ -128,6 +139,8 @@ class LocalStore(ObjectStore):
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+        if move and isinstance(data, Path):
+            data.unlink()
 
     def get(self, key: str) -> bytes:
         try:
@@ -238,7 +251,7 @@ class S3Store(ObjectStore):
     def _where(self) -> str:
         return f"{'https' if self.secure else 'http'}://{self.endpoint}/{self.bucket}"
 
-    def put(self, key: str, data: bytes | Path, content_type: str | None = None) -> None:
+    def put(self, key: str, data: bytes | Path, content_type: str | None = None, *, move: bool = False) -> None:
         name = self._object_name(key)
         content_type = content_type or "application/octet-stream"
         with self._errors(key):
@@ -248,6 +261,8 @@ class S3Store(ObjectStore):
                 self._client.put_object(
                     self.bucket, name, io.BytesIO(data), len(data), content_type=content_type
                 )
+        if move and isinstance(data, Path):
+            data.unlink()
 
     def get(self, key: str) -> bytes:
         with self._errors(key):

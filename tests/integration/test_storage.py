@@ -136,3 +136,11 @@ def test_failed_local_write_leaves_the_old_object(settings: Settings, tmp_path: 
         store.put("k.bin", tmp_path / "missing-source.bin")
     assert store.get("k.bin") == b"old"
     assert [info.key for info in store.list()] == ["k.bin"]
+
+
+def test_put_with_move_hands_the_file_over(store: ObjectStore, tmp_path: Path) -> None:
+    source = tmp_path / "scene.cog.tif"
+    source.write_bytes(b"cog bytes")
+    store.put("scenes/x/abc.tif", source, move=True)
+    assert not source.exists()
+    assert store.get("scenes/x/abc.tif") == b"cog bytes"
