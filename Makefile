@@ -19,9 +19,7 @@ $(INSTALLED): pyproject.toml
 venv: $(INSTALLED)
 
 demo: $(INSTALLED)
-	$(BIN)/cropai db upgrade
-	$(BIN)/cropai store init
-	$(BIN)/cropai synth
+	$(BIN)/cropai demo
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

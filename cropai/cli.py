@@ -79,7 +79,7 @@ def synth(
     ] = "cog",
 ) -> None:
     """Generate a synthetic Sentinel-2 L2A scene set with labels and field parcels."""
-    from cropai.synth import SynthSpec, acquisition_times, synthesize
+    from cropai.synth import SynthSpec
 
     spec = SynthSpec(
         bbox_wgs84=_parse_bbox(bbox),
@@ -90,10 +90,15 @@ def synth(
         mean_cloud_cover=cloud_cover,
         file_format=file_format,  # type: ignore[arg-type]  # validated by the spec
     )
+    _synthesize(spec, out or _settings().home / "synthetic")
+
+
+def _synthesize(spec: Any, out_dir: Path) -> Any:
+    from cropai.synth import acquisition_times, synthesize
+
     spec.validate()
-    out_dir = out or _settings().home / "synthetic"
     with _progress() as progress:
-        task = progress.add_task("scenes", total=len(acquisition_times(spec)))
+        task = progress.add_task("synthesise scenes", total=len(acquisition_times(spec)))
         result = synthesize(spec, out_dir, on_scene=lambda scene: progress.advance(task))
     cloudy = sum(scene.cloud_fraction for scene in result.scenes) / max(len(result.scenes), 1)
     console.print(
@@ -102,6 +107,7 @@ def synth(
         f"  labels:  {result.labels_path}\n  parcels: {result.parcels_path}\n"
         f"  manifest: {result.manifest_path}"
     )
+    return result
 
 
 def _progress() -> Progress:
@@ -152,6 +158,10 @@ def ingest(
     mapping = None
     if band_mapping:
         mapping = [None if name.strip() in ("-", "") else name.strip() for name in band_mapping.split(",")]
+    _ingest(settings, source, search, mapping)
+
+
+def _ingest(settings: Settings, source: str, search: Any = None, mapping: list[str | None] | None = None) -> dict:
     state = _run_with_progress(settings, source, lambda flow: flow(source, search, mapping, return_state=True))
     summary = state.result(raise_on_failure=False)
     if state.is_failed():
@@ -162,12 +172,35 @@ def ingest(
         f"{summary['ingested']} ingested, {summary['skipped']} skipped as duplicates, "
         f"{summary['rejected']} rejected"
     )
+    return summary
+
+
+@app.command()
+def demo() -> None:
+    """Run Crop AI end to end on the embedded defaults: migrate the catalogue, prepare the
+    store, synthesise a season of scenes over a farming area and ingest them."""
+    from cropai.db import make_engine, upgrade_database
+    from cropai.storage import S3Store, open_store
+    from cropai.synth import SynthSpec
+
+    settings = _settings()
+    upgrade_database(make_engine(settings))
+    store = open_store(settings)
+    if isinstance(store, S3Store):
+        store.ensure_bucket()
+    store.check()
+    spec = SynthSpec(_parse_bbox(DEMO_BBOX), date.fromisoformat(DEMO_START), date.fromisoformat(DEMO_END))
+    made = _synthesize(spec, settings.home / "synthetic")
+    _ingest(settings, str(made.root / "scenes"))
+    console.print(f"[green]catalogue[/] {settings.resolved_database_url}\n[green]store[/] {store.url}")
 
 
 def _run_with_progress(settings: Settings, source: str, call: Callable[[Any], Any]) -> Any:
     """Run the ingest flow in a thread while a progress bar follows its ingest_runs row."""
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The ephemeral API lives only for this command; its shutdown chatter is not the user's concern.
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
     from sqlalchemy import select
 
     from cropai.db import IngestRun, utcnow

@@ -69,3 +69,21 @@ def test_malformed_bbox_is_explained(tmp_path: Path, bbox: str) -> None:
     result = run(["synth", "--bbox", bbox], tmp_path)
     assert result.returncode == 2
     assert "minx,miny,maxx,maxy" in result.stderr
+
+
+def test_ingest_command_lands_a_folder_and_reports_counts(tmp_path: Path, prefect_api: str) -> None:
+    from tests.scene_files import corrupt_file, small_scene_set
+
+    small_scene_set(tmp_path / "set", scenes=2)
+    corrupt_file(tmp_path / "set" / "scenes" / "broken.tif")
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    result = run(["ingest", str(tmp_path / "set" / "scenes")], tmp_path, PREFECT_API_URL=prefect_api)
+    assert result.returncode == 0, result.stderr
+    assert "3 found, 2 ingested, 0 skipped as duplicates, 1 rejected" in result.stdout
+
+
+def test_ingest_command_exits_1_when_the_source_is_unreadable(tmp_path: Path, prefect_api: str) -> None:
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    result = run(["ingest", str(tmp_path / "missing")], tmp_path, PREFECT_API_URL=prefect_api)
+    assert result.returncode == 1
+    assert "does not exist" in result.stderr
