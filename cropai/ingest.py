@@ -159,6 +159,8 @@ def _land(
             with session_scope(sessions) as session:
                 existing = session.scalar(select(Scene).where(Scene.content_hash == content_hash))
                 if existing is not None:  # the same content landed meanwhile from another task
+                    if existing.object_key != key:  # under another name: ours would be an orphan
+                        store.delete(key)
                     return IngestOutcome(candidate.source_uri, "skipped", existing.scene_id, existing.version,
                                          existing.object_key, "same content landed concurrently")  # fmt: skip
                 latest = session.scalar(select(func.max(Scene.version)).where(Scene.scene_id == scene_id))
