@@ -20,7 +20,7 @@ import re
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -30,17 +30,22 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.db import IngestRun, RunStatus, Scene, session_scope, utcnow
 from cropai.errors import InvalidScene
-from cropai.raster import SceneLayout, measure_scene, plan_layout, write_cog
+from cropai.raster import (
+    DATETIME_TAGS,
+    SceneLayout,
+    acquisition_time_from,
+    as_utc,
+    measure_scene,
+    plan_layout,
+    write_cog,
+)
 from cropai.sources import STORE_PREFIX, SceneAsset, SceneCandidate
 from cropai.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 Status = Literal["ingested", "skipped", "rejected"]
-DATETIME_TAGS = ("ACQUISITION_DATETIME", "DATATAKE_SENSING_START", "SENSING_TIME", "datetime")
 PLATFORM_TAGS = ("SPACECRAFT_NAME", "platform")
-# 20250415T103021 as in Sentinel-2 product names, else a bare 20250415.
-FILE_NAME_TIME = re.compile(r"(?<!\d)(\d{8}T\d{6})(?!\d)|(?<!\d)(20\d{6})(?!\d)")
 HASH_CHUNK = 8 * 1024 * 1024
 MAX_VERSION_ATTEMPTS = 5
 
@@ -191,25 +196,14 @@ def scene_id_of(candidate: SceneCandidate, layout: SceneLayout) -> str:
 def acquisition_time(candidate: SceneCandidate, layout: SceneLayout) -> datetime:
     """From the STAC item, the file's tags, or a date in its name (UTC)."""
     if candidate.acquired_at is not None:
-        return _as_utc(candidate.acquired_at)
-    for tag in DATETIME_TAGS:
-        if layout.tags.get(tag):
-            try:
-                return _as_utc(datetime.fromisoformat(layout.tags[tag].replace("Z", "+00:00")))
-            except ValueError:
-                continue
-    match = FILE_NAME_TIME.search(candidate.name)
-    if match:
-        stamp = match.group(1) or match.group(2)
-        return datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d").replace(tzinfo=UTC)
-    raise InvalidScene(
-        f"no acquisition time: expected a tag ({', '.join(DATETIME_TAGS)}), a STAC item datetime, "
-        "or a date such as 20250415T103021 in the file name"
-    )
-
-
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return as_utc(candidate.acquired_at)
+    moment = acquisition_time_from(layout.tags, candidate.name)
+    if moment is None:
+        raise InvalidScene(
+            f"no acquisition time: expected a tag ({', '.join(DATETIME_TAGS)}), a STAC item datetime, "
+            "or a date such as 20250415T103021 in the file name"
+        )
+    return moment
 
 
 def quarantine(

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,9 @@ RESAMPLING = {sentinel2.SCL_BAND: Resampling.nearest}
 TILE_PX = 512
 GDAL_CACHE_MB = 256  # GDAL's default (5 % of RAM) would let two ingests hold 2.4 GB here
 SCRATCH_IN_MEMORY_MB = 256  # per scene being ingested; larger scenes use a scratch file
+DATETIME_TAGS = ("ACQUISITION_DATETIME", "DATATAKE_SENSING_START", "SENSING_TIME", "datetime")
+# 20250415T103021 as in Sentinel-2 product names, else a bare 20250415.
+FILE_NAME_TIME = re.compile(r"(?<!\d)(\d{8}T\d{6})(?!\d)|(?<!\d)(20\d{6})(?!\d)")
 FOOTPRINT_MAX_PIXELS = 1024  # the mask is read at about this size for footprint and cloud cover
 
 
@@ -321,6 +326,27 @@ def measure_scene(path: Path) -> SceneMeasures:
     bbox = shapely.geometry.shape(footprint).bounds
     cloud = None if scl is None else sentinel2.cloud_fraction(scl)
     return SceneMeasures(footprint, bbox, float(valid.mean()), cloud)
+
+
+def acquisition_time_from(tags: dict[str, str], file_name: str) -> datetime | None:
+    """A scene's acquisition time (UTC) from its tags, else from a date in its file name."""
+    for tag in DATETIME_TAGS:
+        if tags.get(tag):
+            try:
+                moment = datetime.fromisoformat(tags[tag].replace("Z", "+00:00"))
+            except ValueError:
+                continue
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    match = FILE_NAME_TIME.search(file_name)
+    if match is None:
+        return None
+    stamp = match.group(1) or match.group(2)
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d").replace(tzinfo=UTC)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """Aware UTC; a naive time is taken to be UTC already (as satellite metadata is)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _gdal_reason(exc: Exception) -> str:

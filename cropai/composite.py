@@ -1,0 +1,106 @@
+"""Seasonal composites: many cloudy acquisitions -> one clear image per time bin.
+
+A model sees a season as ``(time, band, y, x)``: for each time bin the median of
+the clear observations of every pixel (clear = SCL not cloud, shadow, snow or
+nodata). Training and analysis build their inputs with these same functions.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+import numpy as np
+
+from cropai import sentinel2
+
+
+@dataclass(frozen=True)
+class TimeBin:
+    """Acquisitions from ``start`` to ``end`` (both inclusive, UTC dates) form one composite."""
+
+    start: date
+    end: date
+
+    def contains(self, moment: datetime | date) -> bool:
+        day = moment.date() if isinstance(moment, datetime) else moment
+        return self.start <= day <= self.end
+
+
+def monthly_bins(year: int, months: Sequence[int]) -> list[TimeBin]:
+    """One bin per calendar month of ``year``, e.g. ``months=range(4, 10)`` for April-September."""
+    bins = []
+    for month in months:
+        first = date(year, month, 1)
+        following = date(year + (month == 12), month % 12 + 1, 1)
+        bins.append(TimeBin(first, date.fromordinal(following.toordinal() - 1)))
+    return bins
+
+
+def clear_mask(scl: np.ndarray) -> np.ndarray:
+    """True where an observation sees the ground (SCL is vegetation, bare soil, water, dark area...)."""
+    return ~np.isin(scl, tuple(sentinel2.UNUSABLE_SCL))
+
+
+def composite(
+    observations: Iterable[tuple[datetime, np.ndarray]], bins: Sequence[TimeBin], bands: int = len(sentinel2.BANDS)
+) -> np.ndarray:
+    """Median of clear observations per bin.
+
+    ``observations`` yields (acquisition time, stack) with stack ``(bands + 1, y, x)``
+    uint16: reflectance x 10000 then SCL. Returns ``(time, band, y, x)`` float32
+    reflectance (0..1), NaN where a bin has no clear observation of a pixel.
+    """
+    per_bin: list[list[np.ndarray]] = [[] for _ in bins]
+    shape = None
+    for moment, stack in observations:
+        shape = stack.shape[1:]
+        for index, time_bin in enumerate(bins):
+            if time_bin.contains(moment):
+                reflectance = stack[:bands].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
+                reflectance[:, ~clear_mask(stack[bands])] = np.nan
+                per_bin[index].append(reflectance)
+    if shape is None:
+        raise ValueError("no observations to composite")
+    out = np.full((len(bins), bands, *shape), np.nan, dtype=np.float32)
+    for index, stacks in enumerate(per_bin):
+        if stacks:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+                out[index] = np.nanmedian(np.stack(stacks), axis=0)
+    return out
+
+
+def fill_gaps(cube: np.ndarray, band_means: Sequence[float]) -> np.ndarray:
+    """Fill NaNs of a ``(time, band, y, x)`` cube: linearly in time between the nearest
+    clear bins, with the nearest bin at the season's ends, and with the band's mean
+    where a pixel was never seen clear. Returns a new float32 array without NaNs."""
+    cube = cube.astype(np.float32, copy=True)
+    steps = cube.shape[0]
+    valid = ~np.isnan(cube)
+    index = np.arange(steps, dtype=np.float32)[:, None, None, None] * np.ones_like(cube)
+    prev_value, prev_index = cube.copy(), np.where(valid, index, np.nan)
+    for t in range(1, steps):  # carry the last clear value (and when it was) forward
+        gap = ~valid[t]
+        prev_value[t][gap] = prev_value[t - 1][gap]
+        prev_index[t][gap] = prev_index[t - 1][gap]
+    next_value, next_index = cube.copy(), np.where(valid, index, np.nan)
+    for t in range(steps - 2, -1, -1):  # and the next clear value backward
+        gap = ~valid[t]
+        next_value[t][gap] = next_value[t + 1][gap]
+        next_index[t][gap] = next_index[t + 1][gap]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = (index - prev_index) / (next_index - prev_index)
+    between = np.isnan(cube) & ~np.isnan(prev_value) & ~np.isnan(next_value)
+    cube[between] = (prev_value + weight * (next_value - prev_value))[between]
+    only_prev = np.isnan(cube) & ~np.isnan(prev_value)
+    cube[only_prev] = prev_value[only_prev]
+    only_next = np.isnan(cube) & ~np.isnan(next_value)
+    cube[only_next] = next_value[only_next]
+    never = np.isnan(cube)
+    if never.any():
+        means = np.broadcast_to(np.asarray(band_means, dtype=np.float32)[None, :, None, None], cube.shape)
+        cube[never] = means[never]
+    return cube
