@@ -33,3 +33,18 @@ class InvalidScene(CropAIError):
 
 class SourceUnreadable(CropAIError):
     """An ingestion source (folder, inbox, STAC catalog or API) cannot be listed at all."""
+
+
+class ModelNotFound(CropAIError, LookupError):
+    """No registered model version matches a ``name@version`` reference."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else "model not found"
+
+
+class ModelIntegrityError(CropAIError):
+    """A model version's stored weights do not match its checksum or cannot be read."""
+
+
+class ModelVersionExists(CropAIError):
+    """A model version is registered already; versions are immutable."""

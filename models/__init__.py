@@ -1,0 +1,2 @@
+"""The machine-learning side of Crop AI: model contracts, architectures, training,
+the registry of versions and the batched predictor. Pure torch; no Prefect."""

@@ -1,0 +1,59 @@
+"""The architecture, training and metrics on generated data (no servers)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.cropnet import CropNet
+from models.train import TrainingData, evaluate, split_fields, train_model
+from tests.model_fixtures import TINY, season_data
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> TrainingData:
+    return season_data(tmp_path_factory.mktemp("season"))
+
+
+def test_cropnet_maps_a_cube_to_per_class_logits() -> None:
+    model = CropNet(bands=10, time_bins=6, classes=13)
+    assert model(torch.zeros(2, 6, 10, 32, 40)).shape == (2, 13, 32, 40)
+
+
+def test_season_data_is_a_gap_free_monthly_cube(data: TrainingData) -> None:
+    assert data.cube.shape[:2] == (6, 10) and data.year == 2025
+    assert not np.isnan(data.cube).any()
+    assert data.cube.shape[2:] == data.labels.shape == data.fields.shape
+
+
+def test_split_never_puts_one_field_on_both_sides(data: TrainingData) -> None:
+    validation = split_fields(data, 0.2, seed=0)
+    training = (data.labels > 0) & ~validation
+    assert not set(np.unique(data.fields[validation])) & set(np.unique(data.fields[training]))
+    assert 0.05 < validation.sum() / (data.labels > 0).sum() < 0.5
+
+
+def test_training_a_tiny_model_lowers_the_loss(data: TrainingData) -> None:
+    result = train_model(data, TINY)
+    assert result.losses[-1] < 0.7 * result.losses[0]
+    assert 0 <= result.metrics["macro_f1"] <= 1
+    assert result.metrics["validation_pixels"] > 0
+
+
+def test_metrics_of_a_known_confusion() -> None:
+    truth = np.array([1, 1, 1, 1, 3, 3])
+    predicted = np.array([1, 1, 1, 3, 3, 3])
+    metrics = evaluate(truth, predicted, [1, 3, 4], ["wheat", "maize", "rapeseed"])
+    assert metrics["overall_accuracy"] == pytest.approx(5 / 6, abs=1e-4)
+    assert metrics["per_class"]["wheat"] == {"precision": 1.0, "recall": 0.75, "f1": 0.8571, "support_px": 4}
+    assert metrics["macro_f1"] == pytest.approx((0.8571 + 0.8) / 2, abs=1e-4)  # rapeseed is absent: not averaged
+    assert metrics["confusion_matrix"]["rows_truth_columns_predicted"] == [[3, 1, 0], [0, 2, 0], [0, 0, 0]]
+
+
+def test_training_without_two_fields_of_any_class_is_refused(tmp_path: Path) -> None:
+    from cropai.errors import InvalidInput
+
+    lonely = TrainingData(np.zeros((6, 10, 8, 8), np.float32), np.ones((8, 8), np.int64), np.ones((8, 8), np.int32), 2025)
+    with pytest.raises(InvalidInput, match="two fields"):
+        train_model(lonely, TINY)
