@@ -29,9 +29,11 @@ app = typer.Typer(
     add_completion=False,
 )
 db_app = typer.Typer(help="Create and migrate the catalogue database.", no_args_is_help=True)
+models_app = typer.Typer(help="The registry of model versions.", no_args_is_help=True)
 store_app = typer.Typer(help="Inspect and prepare the object store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(store_app, name="store")
+app.add_typer(models_app, name="models")
 
 console = Console()
 errors = Console(stderr=True)
@@ -178,7 +180,8 @@ def _ingest(settings: Settings, source: str, search: Any = None, mapping: list[s
 @app.command()
 def demo() -> None:
     """Run Crop AI end to end on the embedded defaults: migrate the catalogue, prepare the
-    store, synthesise a season of scenes over a farming area and ingest them."""
+    store, register the shipped model, synthesise a season of scenes over a farming area
+    and ingest them."""
     from cropai.db import make_engine, upgrade_database
     from cropai.storage import S3Store, open_store
     from cropai.synth import SynthSpec
@@ -190,6 +193,11 @@ def demo() -> None:
         store.ensure_bucket()
     store.check()
     spec = SynthSpec(_parse_bbox(DEMO_BBOX), date.fromisoformat(DEMO_START), date.fromisoformat(DEMO_END))
+    from models.registry import ensure_default_model
+
+    model = ensure_default_model(store, _services().sessions)
+    console.print(f"[green]model[/] {model.name}@{model.version} (macro F1 {model.metrics.get('macro_f1')} "
+                  "on held-out synthetic fields)")  # fmt: skip
     made = _synthesize(spec, settings.home / "synthetic")
     _ingest(settings, str(made.root / "scenes"))
     console.print(f"[green]catalogue[/] {settings.resolved_database_url}\n[green]store[/] {store.url}")
@@ -197,10 +205,7 @@ def demo() -> None:
 
 def _run_with_progress(settings: Settings, source: str, call: Callable[[Any], Any]) -> Any:
     """Run the ingest flow in a thread while a progress bar follows its ingest_runs row."""
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    # The ephemeral API lives only for this command; its shutdown chatter is not the user's concern.
-    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    _quiet_prefect()
     from sqlalchemy import select
 
     from cropai.db import IngestRun, utcnow
@@ -226,6 +231,112 @@ def _run_with_progress(settings: Settings, source: str, call: Callable[[Any], An
         if state.is_completed():
             progress.update(bar, completed=progress.tasks[0].total or 0)
         return state
+
+
+@app.command()
+def train(
+    scenes: Annotated[
+        Path | None, typer.Argument(help="Folder of scenes; empty: the default synthetic training set.")
+    ] = None,
+    labels: Annotated[Path | None, typer.Option(help="Label raster on the scenes' grid.")] = None,
+    parcels: Annotated[Path | None, typer.Option(help="Field parcels (GeoJSON) to split by.")] = None,
+    name: Annotated[str, typer.Option(help="Model name.")] = "cropnet",
+    version: Annotated[str | None, typer.Option(help="Version to register (default: the next one).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the data, split, weights and batches.")] = 0,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 40,
+    steps: Annotated[int, typer.Option(help="Batches per epoch.")] = 40,
+    register: Annotated[bool, typer.Option(help="Register the trained version.")] = True,
+) -> None:
+    """Train a crop-type model (the `train` flow, run here) and register it."""
+    if scenes is not None and labels is None:
+        raise InvalidInput("--labels is required with a scenes folder")
+    _quiet_prefect()
+    from flows.train import train as train_flow
+
+    outcome = train_flow(
+        str(scenes) if scenes else None, str(labels) if labels else None, str(parcels) if parcels else None,
+        name, version, seed, epochs, steps, register,
+    )  # fmt: skip
+    metrics = outcome["metrics"]
+    table = Table("class", "precision", "recall", "F1", "pixels", title=f"{name}@{outcome['version']} on held-out fields")
+    for cls, values in metrics["per_class"].items():
+        table.add_row(cls, f"{values['precision']:.3f}", f"{values['recall']:.3f}", f"{values['f1']:.3f}",
+                      f"{values['support_px']:,}")  # fmt: skip
+    console.print(table)
+    console.print(
+        f"overall accuracy {metrics['overall_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f} "
+        f"({metrics['validation_fields']} held-out fields); "
+        + (f"[green]registered {name}@{outcome['version']}[/]" if outcome["registered"] else "not registered")
+    )
+
+
+@models_app.command("list")
+def models_list() -> None:
+    """Registered model versions with their held-out metrics."""
+    from models.registry import list_versions
+
+    table = Table("model", "created", "overall accuracy", "macro F1", "checksum")
+    for row in list_versions(_services().sessions):
+        table.add_row(
+            f"{row.name}@{row.version}", f"{row.created_at:%Y-%m-%d %H:%M}",
+            str(row.metrics.get("overall_accuracy", "-")), str(row.metrics.get("macro_f1", "-")),
+            row.checksum_sha256[:12],
+        )  # fmt: skip
+    console.print(table)
+
+
+@models_app.command("show")
+def models_show(reference: Annotated[str, typer.Argument(help="name@version or name@latest")]) -> None:
+    """A version's contract, metrics and training record."""
+    import json
+
+    from models.registry import resolve
+
+    row = resolve(_services().sessions, reference)
+    console.print_json(json.dumps({
+        "name": row.name, "version": row.version, "object_prefix": row.object_prefix,
+        "checksum_sha256": row.checksum_sha256, "contract": row.contract, "metrics": row.metrics,
+        "training": row.training, "description": row.description,
+    }, default=str))  # fmt: skip
+
+
+@models_app.command("register")
+def models_register(folder: Annotated[Path, typer.Argument(help="Folder with weights.pt and metadata.json.")]) -> None:
+    """Register a version from a folder (as exported, or as shipped in models/default/)."""
+    from models.registry import register_folder
+
+    svc = _services()
+    row = register_folder(svc.store, svc.sessions, folder)
+    console.print(f"[green]registered[/] {row.name}@{row.version} ({row.checksum_sha256[:12]})")
+
+
+@models_app.command("export")
+def models_export(
+    reference: Annotated[str, typer.Argument(help="name@version or name@latest")],
+    folder: Annotated[Path, typer.Argument(help="Where to write weights.pt and metadata.json.")],
+) -> None:
+    """Copy a version's weights and metadata out of the store into a folder."""
+    from models.registry import METADATA_FILE, WEIGHTS_FILE, resolve
+
+    svc = _services()
+    row = resolve(svc.sessions, reference)
+    folder.mkdir(parents=True, exist_ok=True)
+    for file in (WEIGHTS_FILE, METADATA_FILE):
+        (folder / file).write_bytes(svc.store.get(f"{row.object_prefix}/{file}"))
+    console.print(f"[green]exported[/] {row.name}@{row.version} to {folder}")
+
+
+def _services() -> Any:
+    from cropai.services import services
+
+    return services(_settings())
+
+
+def _quiet_prefect() -> None:
+    """Prefect's console logging below warnings and its ephemeral API's shutdown chatter off."""
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
 
 
 @db_app.command("upgrade")

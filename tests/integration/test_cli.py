@@ -87,3 +87,17 @@ def test_ingest_command_exits_1_when_the_source_is_unreadable(tmp_path: Path, pr
     result = run(["ingest", str(tmp_path / "missing")], tmp_path, PREFECT_API_URL=prefect_api)
     assert result.returncode == 1
     assert "does not exist" in result.stderr
+
+
+def test_models_commands_register_list_and_show_the_shipped_model(tmp_path: Path) -> None:
+    from models.registry import DEFAULT_MODEL_DIR
+
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    registered = run(["models", "register", str(DEFAULT_MODEL_DIR)], tmp_path)
+    assert registered.returncode == 0 and "registered cropnet@1.0.0" in registered.stdout
+    listed = run(["models", "list"], tmp_path)
+    assert "cropnet@1.0.0" in listed.stdout
+    shown = run(["models", "show", "cropnet@latest"], tmp_path)
+    assert '"tile_size": 256' in shown.stdout and '"macro_f1"' in shown.stdout
+    unknown = run(["models", "show", "cropnet@9.9.9"], tmp_path)
+    assert unknown.returncode == 2 and "known versions: cropnet@1.0.0" in unknown.stderr
