@@ -57,3 +57,19 @@ def test_training_without_two_fields_of_any_class_is_refused(tmp_path: Path) -> 
     lonely = TrainingData(np.zeros((6, 10, 8, 8), np.float32), np.ones((8, 8), np.int64), np.ones((8, 8), np.int32), 2025)
     with pytest.raises(InvalidInput, match="two fields"):
         train_model(lonely, TINY)
+
+
+def test_without_parcels_connected_patches_of_one_class_are_the_fields(tmp_path: Path) -> None:
+    from datetime import date
+
+    from cropai.synth import SynthSpec, synthesize
+    from models.train import load_training_data
+    from tests.model_fixtures import SEASON_BBOX
+
+    made = synthesize(SynthSpec(SEASON_BBOX, date(2025, 4, 1), date(2025, 9, 30), seed=3, revisit_days=30), tmp_path)
+    data = load_training_data(made.root / "scenes", made.labels_path)
+    labelled = data.labels > 0
+    assert (data.fields[labelled] > 0).all()
+    # every derived field holds one class only
+    for field_id in np.unique(data.fields[labelled])[:20]:
+        assert len(np.unique(data.labels[data.fields == field_id])) == 1
