@@ -31,6 +31,7 @@ EXPECTED_FORMS = {
     "s3_endpoint": "host:port of the S3 API, e.g. 127.0.0.1:9000 (or http(s)://host:port)",
     "s3_secure": "true or false (use TLS to reach the S3 endpoint)",
     "dask_address": "empty for a local cluster, or a scheduler address such as tcp://host:8786",
+    "dask_workers": "a whole number of local worker processes; 0 = one per core",
     "environment": "dev or production",
     "secret_key": f"a random string of at least {MIN_PRODUCTION_SECRET_CHARS} characters",
     "connect_timeout_s": "a number of seconds, e.g. 5",
@@ -58,6 +59,7 @@ class Settings(BaseSettings):
     s3_secure: bool = True
     s3_region: str = "us-east-1"
     dask_address: str = ""
+    dask_workers: int = Field(default=0, ge=0)
     environment: Literal["dev", "production"] = "dev"
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     connect_timeout_s: float = Field(default=5.0, gt=0)

@@ -1,0 +1,58 @@
+"""The one place that yields a Dask cluster for an analysis.
+
+- ``CROPAI_DASK_ADDRESS`` set: that scheduler (a compose stack, Kubernetes, Dask Gateway).
+- else, with NVIDIA GPUs visible: ``dask_cuda.LocalCUDACluster``, one worker per GPU.
+- else: ``distributed.LocalCluster`` with one single-threaded worker process per core
+  (``CROPAI_DASK_WORKERS`` to change), so that torch and GDAL get a core each.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from cropai.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+def visible_gpus() -> int:
+    """NVIDIA GPUs this process may use (CUDA_VISIBLE_DEVICES first, else nvidia-smi)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip() and d.strip() != "-1"])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
+
+
+@contextmanager
+def dask_cluster(settings: Settings) -> Iterator[str]:
+    """Yield the scheduler address to run on, starting (and afterwards stopping) a local cluster if needed."""
+    if settings.dask_address:
+        yield settings.dask_address
+        return
+    gpus = visible_gpus()
+    if gpus:
+        from dask_cuda import LocalCUDACluster
+
+        log.info("starting a LocalCUDACluster with %d GPU worker(s)", gpus)
+        with LocalCUDACluster(dashboard_address=None) as cluster:
+            yield cluster.scheduler_address
+        return
+    from distributed import LocalCluster
+
+    workers = settings.dask_workers or os.cpu_count() or 1
+    log.info("starting a LocalCluster with %d single-threaded worker process(es)", workers)
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+    ) as cluster:
+        yield cluster.scheduler_address
