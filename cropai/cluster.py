@@ -35,8 +35,12 @@ def visible_gpus() -> int:
 
 
 @contextmanager
-def dask_cluster(settings: Settings) -> Iterator[str]:
-    """Yield the scheduler address to run on, starting (and afterwards stopping) a local cluster if needed."""
+def dask_cluster(settings: Settings, worker_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Yield the scheduler address to run on, starting (and afterwards stopping) a local cluster if needed.
+
+    ``worker_env`` is set in the worker processes of a local cluster (e.g. the API
+    URL of this process' ephemeral Prefect server, which they could not find alone).
+    """
     if settings.dask_address:
         yield settings.dask_address
         return
@@ -45,7 +49,7 @@ def dask_cluster(settings: Settings) -> Iterator[str]:
         from dask_cuda import LocalCUDACluster
 
         log.info("starting a LocalCUDACluster with %d GPU worker(s)", gpus)
-        with LocalCUDACluster(dashboard_address=None) as cluster:
+        with LocalCUDACluster(dashboard_address=":0", env=worker_env or {}) as cluster:
             yield cluster.scheduler_address
         return
     from distributed import LocalCluster
@@ -53,6 +57,7 @@ def dask_cluster(settings: Settings) -> Iterator[str]:
     workers = settings.dask_workers or os.cpu_count() or 1
     log.info("starting a LocalCluster with %d single-threaded worker process(es)", workers)
     with LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1",
+        env=worker_env or {},
     ) as cluster:
         yield cluster.scheduler_address

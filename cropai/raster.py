@@ -31,11 +31,13 @@ from rasterio._err import CPLE_BaseError
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.features import shapes
+from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from cropai import sentinel2
 from cropai.errors import InvalidScene
+from cropai.storage import ObjectStore
 
 # What GDAL raises for unreadable or malformed input (not for our own mistakes).
 GDAL_ERRORS = (RasterioError, CPLE_BaseError)
@@ -326,6 +328,19 @@ def measure_scene(path: Path) -> SceneMeasures:
     bbox = shapely.geometry.shape(footprint).bounds
     cloud = None if scl is None else sentinel2.cloud_fraction(scl)
     return SceneMeasures(footprint, bbox, float(valid.mean()), cloud)
+
+
+def read_window(store: ObjectStore, key: str, crs: str, transform: Affine, width: int, height: int) -> np.ndarray:
+    """The ``(band, y, x)`` uint16 pixels of a stored scene on a target grid window.
+
+    GDAL warps on the fly (nearest neighbour, so SCL classes stay classes and a scene
+    already on the grid is copied exactly) and reads only the COG tiles it needs;
+    pixels the scene does not cover are 0 (nodata).
+    """
+    with store.gdal_env(), rasterio.open(store.gdal_path(key)) as src:
+        with WarpedVRT(src, crs=crs, transform=transform, width=width, height=height,
+                       resampling=Resampling.nearest, nodata=0) as vrt:  # fmt: skip
+            return vrt.read()
 
 
 def acquisition_time_from(tags: dict[str, str], file_name: str) -> datetime | None:

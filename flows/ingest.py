@@ -11,6 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from cropai.config import load_settings
 from cropai.sources import StacSearch
+from flows.reasons import failure_reason
 from tasks.ingest import close_ingest_run, discover_scenes, ingest_scene, open_ingest_run
 
 
@@ -38,7 +39,7 @@ def ingest_scenes(
     run_id = open_ingest_run(source)
     discovered = discover_scenes(source, search, run_id, return_state=True)
     if discovered.is_failed():
-        reason = _reason(discovered)
+        reason = failure_reason(discovered)
         close_ingest_run(run_id, [], reason)
         return Failed(message=f"cannot read source {source}: {reason}")
     candidates = discovered.result()
@@ -54,7 +55,7 @@ def ingest_scenes(
     states = [future.state for future in futures]
 
     outcomes = [state.result() for state in states if state.is_completed()]
-    errors = [f"{c.name}: {_reason(s)}" for c, s in zip(candidates, states, strict=True) if not s.is_completed()]
+    errors = [f"{c.name}: {failure_reason(s)}" for c, s in zip(candidates, states, strict=True) if not s.is_completed()]
     error = f"{len(errors)} scene(s) could not be stored: {'; '.join(errors)}" if errors else None
     summary = close_ingest_run(run_id, outcomes, error)
     logger.info(
@@ -64,11 +65,3 @@ def ingest_scenes(
     if error:
         return Failed(message=error, data=summary)
     return summary
-
-
-def _reason(state: Any) -> str:
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - the state's exception is the reason to report
-        return str(exc) or type(exc).__name__
-    return state.message or "unknown"

@@ -1,0 +1,137 @@
+"""Analysis rows: creating a request, moving its status, storing its results.
+
+Every write is idempotent: a rerun replaces an analysis' class statistics and
+field predictions instead of adding to them. Field predictions go in with
+PostgreSQL's COPY when the catalogue is PostgreSQL (thousands of fields per AOI).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from typing import Any
+
+import shapely
+from pyproj import Geod
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from cropai.cropmap import CropMap
+from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldParcel, FieldPrediction, session_scope, utcnow
+from cropai.errors import InvalidInput
+
+GEOD = Geod(ellps="WGS84")
+FIELD_PREDICTION_COLUMNS = ("analysis_id", "field_id", "class_id", "class_name", "share", "mean_confidence", "pixel_count")
+
+
+def aoi_geometry(geojson: dict[str, Any]) -> dict[str, Any]:
+    """The (Multi)Polygon of a GeoJSON geometry, Feature or one-feature FeatureCollection, checked."""
+    geometry = geojson
+    if geojson.get("type") == "FeatureCollection":
+        features = geojson.get("features") or []
+        if len(features) != 1:
+            raise InvalidInput(f"AOI FeatureCollection has {len(features)} features: expected exactly 1")
+        geometry = features[0].get("geometry") or {}
+    elif geojson.get("type") == "Feature":
+        geometry = geojson.get("geometry") or {}
+    try:
+        shape = shapely.geometry.shape(geometry)
+    except Exception as exc:  # noqa: BLE001 - shapely raises several kinds for malformed GeoJSON
+        raise InvalidInput(f"AOI is not valid GeoJSON: {exc}") from None
+    if shape.geom_type not in ("Polygon", "MultiPolygon") or shape.is_empty:
+        raise InvalidInput(f"AOI is a {shape.geom_type}: expected a Polygon or MultiPolygon (EPSG:4326)")
+    if not shape.is_valid:
+        raise InvalidInput(f"AOI polygon is invalid ({shapely.validation.explain_validity(shape)})")
+    return shapely.geometry.mapping(shape)
+
+
+def area_ha(geometry: dict[str, Any]) -> float:
+    """Geodesic area of a lon/lat (Multi)Polygon in hectares."""
+    return abs(GEOD.geometry_area_perimeter(shapely.geometry.shape(geometry))[0]) / 10_000
+
+
+def create_analysis(
+    sessions: sessionmaker[Session],
+    aoi_geojson: dict[str, Any],
+    start: date,
+    end: date,
+    model_ref: str,
+    owner_id: int | None = None,
+    name: str = "",
+    options: dict[str, Any] | None = None,
+) -> uuid.UUID:
+    """Write a queued analysis request and return its id."""
+    if end < start:
+        raise InvalidInput(f"date window ends ({end}) before it starts ({start})")
+    geometry = aoi_geometry(aoi_geojson)
+    minx, miny, maxx, maxy = shapely.geometry.shape(geometry).bounds
+    with session_scope(sessions) as session:
+        analysis = Analysis(
+            owner_id=owner_id, name=name, aoi_geojson=geometry, aoi_area_ha=round(area_ha(geometry), 4),
+            minx=minx, miny=miny, maxx=maxx, maxy=maxy, start_date=start, end_date=end,
+            model_ref=model_ref, options=options or {},
+        )  # fmt: skip
+        session.add(analysis)
+        session.flush()
+        return analysis.id
+
+
+def set_status(
+    sessions: sessionmaker[Session],
+    analysis_id: uuid.UUID | str,
+    status: AnalysisStatus,
+    reason: str | None = None,
+    **values: Any,
+) -> None:
+    with session_scope(sessions) as session:
+        analysis = session.get_one(Analysis, uuid.UUID(str(analysis_id)))
+        analysis.status = status
+        analysis.status_reason = reason
+        if status == AnalysisStatus.running and analysis.started_at is None:
+            analysis.started_at = utcnow()
+        if status in (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled):
+            analysis.finished_at = utcnow()
+        for key, value in values.items():
+            setattr(analysis, key, value)
+
+
+def owner_fields(sessions: sessionmaker[Session], analysis: Analysis) -> list[tuple[int, dict[str, Any]]]:
+    """The owner's field parcels that intersect the AOI, as (id, GeoJSON geometry)."""
+    aoi = shapely.geometry.shape(analysis.aoi_geojson)
+    with sessions() as session:
+        rows = session.scalars(
+            select(FieldParcel).where(
+                FieldParcel.owner_id.is_(None) if analysis.owner_id is None else FieldParcel.owner_id == analysis.owner_id,
+                FieldParcel.maxx >= analysis.minx, FieldParcel.minx <= analysis.maxx,
+                FieldParcel.maxy >= analysis.miny, FieldParcel.miny <= analysis.maxy,
+            )
+        ).all()  # fmt: skip
+    return [(row.id, row.geometry_geojson) for row in rows if shapely.geometry.shape(row.geometry_geojson).intersects(aoi)]
+
+
+def save_results(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, cropmap: CropMap) -> None:
+    """Replace the analysis' class statistics and field predictions with these."""
+    key = uuid.UUID(str(analysis_id))
+    with session_scope(sessions) as session:
+        session.execute(delete(AnalysisClassStat).where(AnalysisClassStat.analysis_id == key))
+        session.execute(delete(FieldPrediction).where(FieldPrediction.analysis_id == key))
+        if cropmap.classes:
+            session.execute(
+                insert(AnalysisClassStat),
+                [{"analysis_id": key, "class_id": c.class_id, "class_name": c.class_name,
+                  "pixel_count": c.pixel_count, "area_ha": c.area_ha} for c in cropmap.classes],
+            )  # fmt: skip
+        rows = [(key, f.field_id, f.class_id, f.class_name, f.share, f.mean_confidence, f.pixel_count)
+                for f in cropmap.fields]  # fmt: skip
+        if rows and session.bind.dialect.name == "postgresql":
+            _copy_rows(session, "field_predictions", FIELD_PREDICTION_COLUMNS, rows)
+        elif rows:
+            session.execute(insert(FieldPrediction), [dict(zip(FIELD_PREDICTION_COLUMNS, row, strict=True)) for row in rows])
+
+
+def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Bulk insert with COPY through the session's own psycopg connection (same transaction)."""
+    driver = session.connection().connection.driver_connection
+    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)

@@ -1,0 +1,159 @@
+"""Finishing an analysis: the prediction Zarr becomes a crop-map COG and a PNG
+quicklook with a legend, and its statistics per class and per field.
+
+The crop map has two uint8 bands: ``class`` (class ids, 0 = no data, with the
+class colour table) and ``confidence`` (probability of the predicted class x 255).
+Pixels outside the AOI are 0. Hectares are pixels x 0.01 ha at 10 m.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import zarr
+from PIL import Image, ImageDraw, ImageFont
+from rasterio.enums import Resampling
+from rasterio.features import rasterize
+from rasterio.warp import transform_geom
+
+from cropai.analysis import AnalysisPlan, aoi_mask
+from cropai.crops import CLASSES, CLASSES_BY_ID, colour_table
+from cropai.storage import ObjectStore
+from cropai.zarr_store import ObjectZarrStore
+
+QUICKLOOK_MAX_PX = 1024
+
+
+@dataclass(frozen=True)
+class ClassArea:
+    class_id: int
+    class_name: str
+    pixel_count: int
+    area_ha: float
+
+
+@dataclass(frozen=True)
+class FieldResult:
+    field_id: int
+    class_id: int
+    class_name: str
+    share: float  # of the field's mapped pixels that have the majority class
+    mean_confidence: float  # 0..1, over the field's mapped pixels
+    pixel_count: int
+
+
+@dataclass(frozen=True)
+class CropMap:
+    map_key: str
+    quicklook_key: str
+    classes: list[ClassArea]
+    fields: list[FieldResult]
+    valid_pixels: int
+    aoi_pixels: int
+
+
+def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int, dict]] = ()) -> CropMap:
+    """Write ``cropmap.tif`` and ``quicklook.png`` under the analysis prefix and measure them.
+
+    ``fields`` are (field id, GeoJSON geometry in EPSG:4326) of the owner's parcels.
+    """
+    root = zarr.open_group(ObjectZarrStore(store, plan.zarr_prefix), mode="r")
+    labels, confidence = root["class"][:], root["confidence"][:]
+    inside = aoi_mask(plan.aoi_geojson, plan.grid)
+    labels[~inside], confidence[~inside] = 0, 0
+
+    map_key, quicklook_key = f"{plan.prefix}/cropmap.tif", f"{plan.prefix}/quicklook.png"
+    classes = class_areas(labels, plan.grid.pixel_area_ha)
+    with tempfile.TemporaryDirectory(prefix="cropai-map-") as temp:
+        path = Path(temp) / "cropmap.tif"
+        write_map(labels, confidence, plan, path)
+        store.put(map_key, path, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True)
+    store.put(quicklook_key, quicklook(labels, classes), content_type="image/png")
+    return CropMap(
+        map_key, quicklook_key, classes, field_results(labels, confidence, plan, fields),
+        int((labels > 0).sum()), int(inside.sum()),
+    )  # fmt: skip
+
+
+def write_map(labels: np.ndarray, confidence: np.ndarray, plan: AnalysisPlan, path: Path) -> None:
+    profile = dict(
+        driver="COG", width=plan.grid.width, height=plan.grid.height, count=2, dtype="uint8", nodata=0,
+        crs=plan.grid.crs, transform=plan.grid.transform, compress="DEFLATE", blocksize=512,
+        overview_resampling="MODE",
+    )  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(labels, 1)
+        dst.write(confidence, 2)
+        dst.write_colormap(1, colour_table())
+        dst.descriptions = ("class", "confidence")
+        dst.update_tags(
+            ANALYSIS_ID=plan.analysis_id, MODEL=plan.model,
+            CLASSES=json.dumps({c.id: c.name for c in CLASSES}), CONFIDENCE_SCALE="255",
+        )  # fmt: skip
+        dst.update_tags(1, RESAMPLING=Resampling.mode.name)
+
+
+def class_areas(labels: np.ndarray, pixel_area_ha: float) -> list[ClassArea]:
+    counts = np.bincount(labels.ravel(), minlength=max(CLASSES_BY_ID) + 1)
+    return [
+        ClassArea(class_id, CLASSES_BY_ID[class_id].name, int(counts[class_id]), round(float(counts[class_id]) * pixel_area_ha, 4))
+        for class_id in sorted(CLASSES_BY_ID)
+        if counts[class_id]
+    ]
+
+
+def field_results(
+    labels: np.ndarray, confidence: np.ndarray, plan: AnalysisPlan, fields: Sequence[tuple[int, dict]]
+) -> list[FieldResult]:
+    results = []
+    for field_id, geometry in fields:
+        local = transform_geom("EPSG:4326", plan.grid.crs, geometry)
+        mask = rasterize([(local, 1)], out_shape=plan.grid.shape, transform=plan.grid.transform, fill=0, dtype="uint8") > 0
+        mapped = mask & (labels > 0)
+        if not mapped.any():
+            continue
+        counts = np.bincount(labels[mapped], minlength=max(CLASSES_BY_ID) + 1)
+        majority = int(counts.argmax())
+        results.append(
+            FieldResult(
+                field_id, majority, CLASSES_BY_ID[majority].name, round(float(counts[majority] / mapped.sum()), 4),
+                round(float(confidence[mapped].mean() / 255), 4), int(mapped.sum()),
+            )
+        )  # fmt: skip
+    return results
+
+
+def quicklook(labels: np.ndarray, classes: Sequence[ClassArea]) -> bytes:
+    """A PNG of the map in class colours (transparent where no data) with a legend of hectares."""
+    table = np.zeros((256, 4), dtype=np.uint8)
+    for value, rgba in colour_table().items():
+        table[value] = rgba
+    image = Image.fromarray(table[labels], mode="RGBA")
+    scale = QUICKLOOK_MAX_PX / max(image.size)
+    if scale < 1:
+        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.NEAREST)
+    elif scale >= 2:  # small AOIs: whole-pixel enlargement keeps fields crisp
+        factor = int(min(scale, 4))
+        image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+    font = ImageFont.load_default()
+    row_px, legend_width = 16, 220
+    legend_height = row_px * (len(classes) + 1) + 8
+    canvas = Image.new("RGBA", (image.width + legend_width, max(image.height, legend_height)), (255, 255, 255, 255))
+    canvas.alpha_composite(image, (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    x = image.width + 8
+    draw.text((x, 4), "class (hectares)", fill=(0, 0, 0, 255), font=font)
+    for row, area in enumerate(classes, start=1):
+        y = 4 + row * row_px
+        draw.rectangle((x, y + 2, x + 12, y + 12), fill=CLASSES_BY_ID[area.class_id].rgb + (255,), outline=(0, 0, 0, 255))
+        draw.text((x + 18, y), f"{area.class_name} ({area.area_ha:,.1f} ha)", fill=(0, 0, 0, 255), font=font)
+    out = io.BytesIO()
+    canvas.save(out, format="PNG")
+    return out.getvalue()

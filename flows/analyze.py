@@ -1,0 +1,72 @@
+"""The ``analyze`` flow: map the crops of one Analysis request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from prefect.logging import get_run_logger
+from prefect.states import Failed
+from prefect_dask import DaskTaskRunner
+
+from cropai.cluster import dask_cluster
+from cropai.config import load_settings
+from tasks.analyze import (
+    finalise_analysis,
+    mark_completed,
+    mark_failed,
+    mark_running,
+    plan_analysis,
+    predict_batch,
+    record_batch_done,
+)
+
+
+@flow(name="analyze", on_running=[mark_running], on_completion=[mark_completed],
+      on_failure=[mark_failed], on_crashed=[mark_failed], on_cancellation=[mark_failed])  # fmt: skip
+def analyze(analysis_id: str) -> Any:
+    """Map the crops of an analysis: plan tiles, predict batches on Dask, write the map and statistics.
+
+    Args:
+        analysis_id: the id of a queued Analysis row (AOI, date window, model, options).
+    """
+    logger = get_run_logger()
+    plan = plan_analysis(analysis_id)
+    batches = len(plan.tiles.batches)
+    progress = create_progress_artifact(0.0, key="analysis-progress", description=f"batches of analysis {analysis_id}")
+    failures, reused = [], 0
+    with dask_cluster(load_settings(), worker_env=_prefect_env()) as address, DaskTaskRunner(address=address) as runner:
+        futures = {runner.submit(predict_batch, {"plan": plan, "batch_index": i}): i for i in range(batches)}
+        for done, future in enumerate(as_completed(list(futures)), start=1):
+            try:
+                reused += future.result().reused  # the task's own outcome, carried back by Dask
+            except Exception as exc:  # noqa: BLE001 - any batch error fails the run, named
+                failures.append(f"batch {futures[future]}: {str(exc) or type(exc).__name__}")
+            update_progress_artifact(progress, 100.0 * done / batches)
+            record_batch_done(analysis_id, done - len(failures))
+    if failures:
+        return Failed(message=f"{len(failures)} of {batches} batches failed after retries: {'; '.join(failures)}")
+    summary = {**finalise_analysis(plan), "batches": batches, "batches_reused": reused}
+    create_markdown_artifact(summary_markdown(summary), key="analysis-summary")
+    logger.info("analysis %s: map %s, quicklook %s", analysis_id, summary["map"], summary["quicklook"])
+    return summary
+
+
+def _prefect_env() -> dict[str, str]:
+    """Local Dask workers report their task runs to this process' Prefect API, ephemeral or not."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return {"PREFECT_API_URL": str(client.api_url).rstrip("/")}
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    rows = "\n".join(f"| {c['class_name']} | {c['pixel_count']:,} | {c['area_ha']:,.2f} |" for c in summary["classes"])
+    return (
+        f"# Analysis {summary['analysis_id']}\n\nModel `{summary['model']}`; {summary['valid_pixels']:,} of "
+        f"{summary['aoi_pixels']:,} AOI pixels mapped; {summary['fields']} field(s) predicted.\n\n"
+        f"- crop map (COG): `{summary['map']}`\n- quicklook: `{summary['quicklook']}`\n\n"
+        f"| class | pixels | hectares |\n| --- | --- | --- |\n{rows}\n"
+    )

@@ -1,0 +1,14 @@
+"""Turning a Prefect state into the sentence an operator reads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def failure_reason(state: Any) -> str:
+    """The exception message of a failed state, else its message."""
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - the state's exception is the reason to report
+        return str(exc) or type(exc).__name__
+    return state.message or "unknown"

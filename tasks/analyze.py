@@ -1,0 +1,119 @@
+"""Analysis tasks: plan (in the flow's process), predict batches (on Dask workers),
+finalise (map, quicklook, statistics), and the state hooks that keep the Analysis row true."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+from sqlalchemy import select
+
+from cropai.analysis import AnalysisPlan, make_plan
+from cropai.analysis_records import owner_fields, save_results, set_status
+from cropai.config import load_settings
+from cropai.cropmap import finalise
+from cropai.db import Analysis, AnalysisStatus, Scene
+from cropai.services import services
+from models.infer import BatchResult, create_outputs, run_batch
+from models.predict import load_predictor
+from models.registry import resolve
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def plan_analysis(analysis_id: str) -> AnalysisPlan:
+    """Pick the scenes, the grid, the tiles and batches; create the prediction Zarr."""
+    svc = services(load_settings())
+    with svc.sessions() as session:
+        analysis = session.get_one(Analysis, uuid.UUID(analysis_id))
+        model = resolve(svc.sessions, analysis.model_ref)
+        max_cloud = analysis.options.get("max_cloud_fraction")
+        query = select(Scene).where(
+            Scene.maxx >= analysis.minx, Scene.minx <= analysis.maxx,
+            Scene.maxy >= analysis.miny, Scene.miny <= analysis.maxy,
+        )  # fmt: skip
+        if max_cloud is not None:
+            query = query.where((Scene.cloud_fraction.is_(None)) | (Scene.cloud_fraction <= max_cloud))
+        latest: dict[str, Scene] = {}
+        for scene in session.scalars(query):
+            if scene.scene_id not in latest or scene.version > latest[scene.scene_id].version:
+                latest[scene.scene_id] = scene  # a reprocessed scene replaces its older versions
+    contract = model.contract
+    plan = make_plan(
+        analysis_id, analysis.aoi_geojson, analysis.start_date, analysis.end_date, f"{model.name}@{model.version}",
+        contract["months"], contract["band_means"], contract["tile_size"], contract["overlap"],
+        [(s.object_key, s.acquired_at, s.footprint_geojson) for s in latest.values()],
+        batch_pixels=analysis.options.get("batch_pixels"),
+    )  # fmt: skip
+    create_outputs(plan, svc.store)
+    set_status(svc.sessions, analysis_id, AnalysisStatus.running, model_version_id=model.id,
+               batches_total=len(plan.tiles.batches))  # fmt: skip
+    get_run_logger().info(
+        "planned %d tiles in %d batches over %d x %d px from %d scenes with %s",
+        len(plan.tiles.tiles), len(plan.tiles.batches), plan.grid.width, plan.grid.height, len(plan.scenes), plan.model,
+    )  # fmt: skip
+    return plan
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], task_run_name="predict batch {batch_index}")
+def predict_batch(plan: AnalysisPlan, batch_index: int) -> BatchResult:
+    """Read, composite and predict one batch of tiles; write their cores into the Zarr."""
+    _one_torch_thread_per_dask_thread()
+    svc = services(load_settings())
+    predictor = load_predictor(svc.store, svc.sessions, plan.model)
+    return run_batch(plan, batch_index, svc.store, predictor)
+
+
+def _one_torch_thread_per_dask_thread() -> None:
+    try:
+        from distributed import get_worker
+
+        threads = get_worker().state.nthreads
+    except (ImportError, ValueError):
+        return
+    import torch
+
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+
+
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
+def finalise_analysis(plan: AnalysisPlan) -> dict[str, Any]:
+    """Crop-map COG, quicklook, class areas and per-field predictions."""
+    svc = services(load_settings())
+    with svc.sessions() as session:
+        analysis = session.get_one(Analysis, uuid.UUID(plan.analysis_id))
+    cropmap = finalise(plan, svc.store, owner_fields(svc.sessions, analysis))
+    save_results(svc.sessions, plan.analysis_id, cropmap)
+    set_status(svc.sessions, plan.analysis_id, AnalysisStatus.running, map_key=cropmap.map_key,
+               quicklook_key=cropmap.quicklook_key)  # fmt: skip
+    return {
+        "analysis_id": plan.analysis_id, "model": plan.model, "map": svc.store.gdal_path(cropmap.map_key),
+        "quicklook": svc.store.gdal_path(cropmap.quicklook_key), "map_key": cropmap.map_key,
+        "quicklook_key": cropmap.quicklook_key, "classes": [asdict(c) for c in cropmap.classes],
+        "fields": len(cropmap.fields), "valid_pixels": cropmap.valid_pixels, "aoi_pixels": cropmap.aoi_pixels,
+    }  # fmt: skip
+
+
+def record_batch_done(analysis_id: str, done: int) -> None:
+    set_status(services(load_settings()).sessions, analysis_id, AnalysisStatus.running, batches_done=done)
+
+
+# --- flow state hooks: the Analysis row follows the flow run --------------------------------
+
+
+def mark_running(flow: Any, flow_run: Any, state: Any) -> None:
+    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.running,
+               flow_run_id=flow_run.id)  # fmt: skip
+
+
+def mark_completed(flow: Any, flow_run: Any, state: Any) -> None:
+    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.completed)
+
+
+def mark_failed(flow: Any, flow_run: Any, state: Any) -> None:
+    reason = state.message or state.type.value
+    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.failed, reason)
