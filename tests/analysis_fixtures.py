@@ -1,0 +1,55 @@
+"""A small season of generated scenes, ingested, with the shipped model registered:
+what analysis tests start from."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import shapely
+from shapely.geometry import box, mapping
+
+from cropai.db import FieldParcel, session_scope
+from cropai.ingest import ingest_candidate
+from cropai.services import Services
+from cropai.sources import discover
+from cropai.synth import SynthSpec, SyntheticSet, synthesize
+from models.registry import ensure_default_model
+
+AREA = (1.600, 48.200, 1.640, 48.222)  # about 3 km x 2.4 km
+AOI = mapping(box(1.602, 48.202, 1.638, 48.220))  # 270 x 200 px: two tile cores
+START, END = date(2025, 4, 1), date(2025, 9, 30)
+
+
+@dataclass(frozen=True)
+class Season:
+    made: SyntheticSet
+    field_classes: dict[int, int]  # FieldParcel id -> true class id
+
+
+def ingested_season(svc: Services, folder: Path, seed: int = 9) -> Season:
+    made = synthesize(SynthSpec(AREA, date(2025, 3, 25), date(2025, 10, 5), seed=seed), folder)
+    for candidate in discover(str(made.root / "scenes"), svc.store):
+        ingest_candidate(candidate, svc.store, svc.sessions)
+    ensure_default_model(svc.store, svc.sessions)
+    return Season(made, upload_crop_fields(svc, made))
+
+
+def upload_crop_fields(svc: Services, made: SyntheticSet, owner_id: int | None = None) -> dict[int, int]:
+    """The synthetic crop parcels inside the AOI as the owner's fields."""
+    aoi = shapely.geometry.shape(AOI)
+    classes = {}
+    with session_scope(svc.sessions) as session:
+        for feature in json.loads(made.parcels_path.read_text())["features"]:
+            shape = shapely.geometry.shape(feature["geometry"])
+            if not feature["properties"]["is_crop"] or not aoi.contains(shape):
+                continue
+            parcel = FieldParcel(owner_id=owner_id, name=f"parcel {feature['id']}", geometry_geojson=feature["geometry"],
+                                 area_ha=feature["properties"]["area_ha"], minx=shape.bounds[0], miny=shape.bounds[1],
+                                 maxx=shape.bounds[2], maxy=shape.bounds[3])  # fmt: skip
+            session.add(parcel)
+            session.flush()
+            classes[parcel.id] = feature["properties"]["class_id"]
+    return classes
