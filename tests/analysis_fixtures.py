@@ -11,11 +11,11 @@ from pathlib import Path
 import shapely
 from shapely.geometry import box, mapping
 
-from cropai.db import FieldParcel, session_scope
+from cropai.fields import add_fields
 from cropai.ingest import ingest_candidate
 from cropai.services import Services
 from cropai.sources import discover
-from cropai.synth import SynthSpec, SyntheticSet, synthesize
+from cropai.synth import SyntheticSet, SynthSpec, synthesize
 from models.registry import ensure_default_model
 
 AREA = (1.600, 48.200, 1.640, 48.222)  # about 3 km x 2.4 km
@@ -38,18 +38,9 @@ def ingested_season(svc: Services, folder: Path, seed: int = 9) -> Season:
 
 
 def upload_crop_fields(svc: Services, made: SyntheticSet, owner_id: int | None = None) -> dict[int, int]:
-    """The synthetic crop parcels inside the AOI as the owner's fields."""
+    """The synthetic crop parcels inside the AOI as the owner's fields; returns field id -> true class."""
     aoi = shapely.geometry.shape(AOI)
-    classes = {}
-    with session_scope(svc.sessions) as session:
-        for feature in json.loads(made.parcels_path.read_text())["features"]:
-            shape = shapely.geometry.shape(feature["geometry"])
-            if not feature["properties"]["is_crop"] or not aoi.contains(shape):
-                continue
-            parcel = FieldParcel(owner_id=owner_id, name=f"parcel {feature['id']}", geometry_geojson=feature["geometry"],
-                                 area_ha=feature["properties"]["area_ha"], minx=shape.bounds[0], miny=shape.bounds[1],
-                                 maxx=shape.bounds[2], maxy=shape.bounds[3])  # fmt: skip
-            session.add(parcel)
-            session.flush()
-            classes[parcel.id] = feature["properties"]["class_id"]
-    return classes
+    features = [f for f in json.loads(made.parcels_path.read_text())["features"]
+                if f["properties"]["is_crop"] and aoi.contains(shapely.geometry.shape(f["geometry"]))]  # fmt: skip
+    ids = add_fields(svc.sessions, {"type": "FeatureCollection", "features": features}, owner_id)
+    return {field_id: f["properties"]["class_id"] for field_id, f in zip(ids, features, strict=True)}

@@ -134,3 +134,39 @@ def test_analysis_on_postgresql_and_the_s3_server(
         predictions = session.scalars(select(FieldPrediction).where(FieldPrediction.analysis_id == analysis_id)).all()
     assert len(predictions) == len(data.field_classes)  # written with COPY
     assert row(svc, analysis_id).status == AnalysisStatus.completed
+
+
+def test_killing_a_worker_mid_analysis_still_gives_the_same_map(
+    season: tuple[Services, Season], prefect_api: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    from distributed import Client, LocalCluster
+
+    svc, _ = season
+    reference_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@1.0.0")
+    analyze(str(reference_id))
+    reference = crop_map(svc, row(svc, reference_id))
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      env={"PREFECT_API_URL": prefect_api}) as cluster, Client(cluster) as client:  # fmt: skip
+        monkeypatch.setenv("CROPAI_DASK_ADDRESS", cluster.scheduler_address)
+        analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@1.0.0")
+        outcome: dict = {}
+        runner = threading.Thread(target=lambda: outcome.update(state=analyze(str(analysis_id), return_state=True)))
+        runner.start()
+        deadline, killed = time.monotonic() + 120, None
+        while killed is None and time.monotonic() < deadline:
+            busy = [worker for worker, tasks in client.processing().items() if tasks]
+            if busy:
+                pid = client.run(os.getpid, workers=[busy[0]])[busy[0]]
+                os.kill(pid, signal.SIGKILL)  # the nanny restarts it; the scheduler reruns its batch
+                killed = busy[0]
+            time.sleep(0.05)
+        runner.join(timeout=300)
+    assert killed is not None, "no batch was ever seen running"
+    assert outcome["state"].is_completed(), outcome["state"].message
+    assert np.array_equal(crop_map(svc, row(svc, analysis_id)), reference)

@@ -101,3 +101,40 @@ def test_models_commands_register_list_and_show_the_shipped_model(tmp_path: Path
     assert '"tile_size": 256' in shown.stdout and '"macro_f1"' in shown.stdout
     unknown = run(["models", "show", "cropnet@9.9.9"], tmp_path)
     assert unknown.returncode == 2 and "known versions: cropnet@1.0.0" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    ("aoi", "args", "message"),
+    [
+        ('{"type": "Point", "coordinates": [1.6, 48.2]}', [], "expected a Polygon or MultiPolygon"),
+        ("not json", [], "expected a readable GeoJSON file"),
+        ('{"type": "Polygon", "coordinates": [[[1.6, 48.2], [1.7, 48.2], [1.7, 48.3], [1.6, 48.2]]]}',
+         ["--model", "CropNet@1"], "expected name@version"),
+        ('{"type": "Polygon", "coordinates": [[[1.6, 48.2], [1.7, 48.2], [1.7, 48.3], [1.6, 48.2]]]}',
+         ["--end", "2025-03-01"], "ends (2025-03-01) before it starts"),
+    ],
+    ids=["point", "not-json", "model-ref", "window"],
+)
+def test_analyze_refuses_bad_requests_before_running(tmp_path: Path, aoi: str, args: list[str], message: str) -> None:
+    (tmp_path / "aoi.geojson").write_text(aoi)
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    base = ["analyze", "--aoi", str(tmp_path / "aoi.geojson"), "--start", "2025-04-01", "--end", "2025-09-30"]
+    result = run([*base, *args], tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_analyze_command_maps_an_ingested_season(tmp_path: Path, prefect_api: str) -> None:
+    import json
+
+    from cropai.config import Settings
+    from cropai.services import services
+    from tests.analysis_fixtures import AOI, ingested_season
+
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    ingested_season(services(Settings(home=tmp_path, _env_file=None)), tmp_path / "season")
+    (tmp_path / "aoi.geojson").write_text(json.dumps({"type": "Feature", "geometry": AOI, "properties": {}}))
+    result = run(["analyze", "--aoi", str(tmp_path / "aoi.geojson"), "--start", "2025-04-01", "--end", "2025-09-30"],
+                 tmp_path, PREFECT_API_URL=prefect_api, CROPAI_DASK_WORKERS="1")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "winter_wheat" in result.stdout and "cropmap.tif" in result.stdout and "quicklook.png" in result.stdout
