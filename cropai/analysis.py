@@ -13,20 +13,25 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 import numpy as np
 import shapely
+from affine import Affine
 from rasterio.features import rasterize
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import bounds as window_bounds
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.composite import TimeBin, composite, fill_gaps
+from cropai.db import Analysis, Scene
 from cropai.errors import InvalidInput
 from cropai.grid import BBox, Grid, grid_for_bbox
 from cropai.raster import read_window
 from cropai.sentinel2 import RESOLUTION_M
 from cropai.storage import ObjectStore
-from cropai.tiling import Tile, TilePlan, plan_tiles
+from cropai.tiling import Batch, Tile, TilePlan, plan_tiles
 
 
 class NoUsableScenes(InvalidInput):
@@ -118,28 +123,75 @@ def make_plan(
     return AnalysisPlan(str(analysis_id), model, grid, tiles, bins, tuple(band_means), refs, aoi_geojson)
 
 
+def plan_from_catalogue(
+    sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, model: str, contract: dict[str, Any]
+) -> AnalysisPlan:
+    """The plan of a stored Analysis request for a resolved model version (``name@version``
+    and its contract): candidate scenes by bbox and cloud limit, latest version of each."""
+    with sessions() as session:
+        analysis = session.get_one(Analysis, uuid.UUID(str(analysis_id)))
+        query = select(Scene).where(
+            Scene.maxx >= analysis.minx, Scene.minx <= analysis.maxx,
+            Scene.maxy >= analysis.miny, Scene.miny <= analysis.maxy,
+        )  # fmt: skip
+        max_cloud = analysis.options.get("max_cloud_fraction")
+        if max_cloud is not None:
+            query = query.where(Scene.cloud_fraction.is_(None) | (Scene.cloud_fraction <= max_cloud))
+        latest: dict[str, Scene] = {}
+        for scene in session.scalars(query):
+            if scene.scene_id not in latest or scene.version > latest[scene.scene_id].version:
+                latest[scene.scene_id] = scene  # a reprocessed scene replaces its older versions
+    return make_plan(
+        analysis_id, analysis.aoi_geojson, analysis.start_date, analysis.end_date, model,
+        contract["months"], contract["band_means"], contract["tile_size"], contract["overlap"],
+        [(s.object_key, s.acquired_at, s.footprint_geojson) for s in latest.values()],
+        batch_pixels=analysis.options.get("batch_pixels"),
+    )  # fmt: skip
+
+
 def aoi_mask(aoi_geojson: dict, grid: Grid) -> np.ndarray:
     """(y, x) True inside the AOI (pixel centres)."""
     geometry = transform_geom("EPSG:4326", grid.crs, aoi_geojson)
     return rasterize([(geometry, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8") > 0
 
 
-def tile_input(plan: AnalysisPlan, tile: Tile, store: ObjectStore) -> tuple[np.ndarray, np.ndarray] | None:
-    """The model input of one tile: ``(time, band, y, x)`` reflectance without gaps over
-    the padded window, and the (y, x) mask of pixels seen clear at least once.
-    None when no scene covers the tile."""
-    padded = tile.padded
-    transform = tile.padded_transform(plan.grid)
-    left, bottom, right, top = window_bounds(padded, plan.grid.transform)
+@dataclass(frozen=True)
+class BatchInput:
+    """A batch's model input over its padded window: ``cube`` (time, band, y, x)
+    reflectance without gaps and ``seen`` (y, x), pixels seen clear at least once.
+    ``row, col`` is the window's offset in the grid."""
+
+    cube: np.ndarray
+    seen: np.ndarray
+    row: int
+    col: int
+
+    def tile(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
+        """The tile's padded cube and its core's ``seen`` mask."""
+        top, left = tile.row - tile.halo - self.row, tile.col - tile.halo - self.col
+        cube = self.cube[:, :, top : top + tile.size, left : left + tile.size]
+        core = self.seen[top + tile.halo : top + tile.halo + tile.height, left + tile.halo : left + tile.halo + tile.width]
+        return cube, core
+
+
+def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchInput | None:
+    """Read every scene that touches the batch once, over the batch's padded window, and
+    composite it per time bin; None when no scene covers the batch."""
+    window = batch.padded
+    transform = plan.grid.transform @ Affine.translation(window.col_off, window.row_off)
+    left, bottom, right, top = window_bounds(window, plan.grid.transform)
     touching = [s for s in plan.scenes
                 if s.bounds[0] < right and s.bounds[2] > left and s.bounds[1] < top and s.bounds[3] > bottom]  # fmt: skip
     if not touching:
         return None
-    observations = (
-        (scene.acquired_at, read_window(store, scene.object_key, plan.grid.crs, transform,
-                                        int(padded.width), int(padded.height)))
-        for scene in touching
-    )  # fmt: skip
-    cube = composite(observations, plan.time_bins)
+    width, height = int(window.width), int(window.height)
+
+    def loader(scene: SceneRef):
+        return lambda: read_window(store, scene.object_key, plan.grid.crs, transform, width, height)
+
+    try:
+        cube = composite([(scene.acquired_at, loader(scene)) for scene in touching], plan.time_bins)
+    except ValueError:  # no scene of the batch falls in a time bin
+        return None
     seen = ~np.isnan(cube).all(axis=(0, 1))
-    return fill_gaps(cube, plan.band_means), seen
+    return BatchInput(fill_gaps(cube, plan.band_means), seen, int(window.row_off), int(window.col_off))

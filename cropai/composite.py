@@ -8,7 +8,7 @@ nodata). Training and analysis build their inputs with these same functions.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -45,31 +45,36 @@ def clear_mask(scl: np.ndarray) -> np.ndarray:
 
 
 def composite(
-    observations: Iterable[tuple[datetime, np.ndarray]], bins: Sequence[TimeBin], bands: int = len(sentinel2.BANDS)
+    observations: Sequence[tuple[datetime, Callable[[], np.ndarray]]],
+    bins: Sequence[TimeBin],
+    bands: int = len(sentinel2.BANDS),
 ) -> np.ndarray:
     """Median of clear observations per bin.
 
-    ``observations`` yields (acquisition time, stack) with stack ``(bands + 1, y, x)``
-    uint16: reflectance x 10000 then SCL. Returns ``(time, band, y, x)`` float32
+    ``observations`` are (acquisition time, loader); a loader returns the stack
+    ``(bands + 1, y, x)`` uint16, reflectance x 10000 then SCL. Bins are built one
+    at a time and each stack is loaded only for its bin, so memory holds one
+    bin's observations, not the season's. Returns ``(time, band, y, x)`` float32
     reflectance (0..1), NaN where a bin has no clear observation of a pixel.
     """
-    per_bin: list[list[np.ndarray]] = [[] for _ in bins]
-    shape = None
-    for moment, stack in observations:
-        shape = stack.shape[1:]
-        for index, time_bin in enumerate(bins):
+    out = None
+    for index, time_bin in enumerate(bins):
+        stacks = []
+        for moment, load in observations:
             if time_bin.contains(moment):
+                stack = load()
                 reflectance = stack[:bands].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
                 reflectance[:, ~clear_mask(stack[bands])] = np.nan
-                per_bin[index].append(reflectance)
-    if shape is None:
-        raise ValueError("no observations to composite")
-    out = np.full((len(bins), bands, *shape), np.nan, dtype=np.float32)
-    for index, stacks in enumerate(per_bin):
-        if stacks:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-                out[index] = np.nanmedian(np.stack(stacks), axis=0)
+                stacks.append(reflectance)
+        if not stacks:
+            continue
+        if out is None:
+            out = np.full((len(bins), bands, *stacks[0].shape[1:]), np.nan, dtype=np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
+            out[index] = np.nanmedian(np.stack(stacks), axis=0) if len(stacks) > 1 else stacks[0]
+    if out is None:
+        raise ValueError("no observations in any time bin")
     return out
 
 

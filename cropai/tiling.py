@@ -21,12 +21,16 @@ from rasterio.windows import Window
 from cropai.errors import InvalidInput
 from cropai.grid import Grid
 
-DEFAULT_BATCH_PIXELS = 4_000_000
+# About 1 Mpix of cores per batch: several seconds of work on one core, and the batch's
+# season of windows (one bin at a time) in a few hundred MB.
+DEFAULT_BATCH_PIXELS = 1_000_000
 
 
 @dataclass(frozen=True)
 class Tile:
-    """A core window ``row, col, height, width`` (grid pixels) predicted with ``halo`` pixels around it."""
+    """A core window ``row, col, height, width`` (grid pixels) predicted within a ``size``-pixel
+    square that starts ``halo`` pixels above and left of it (cores at the grid's edge are
+    smaller, their squares are not, so that every tile has the model's input size)."""
 
     index: int
     row: int
@@ -34,6 +38,7 @@ class Tile:
     height: int
     width: int
     halo: int
+    size: int
 
     @property
     def core(self) -> Window:
@@ -42,7 +47,7 @@ class Tile:
     @property
     def padded(self) -> Window:
         """The window the model reads; it may reach past the grid's edge."""
-        return Window(self.col - self.halo, self.row - self.halo, self.width + 2 * self.halo, self.height + 2 * self.halo)
+        return Window(self.col - self.halo, self.row - self.halo, self.size, self.size)
 
     def padded_transform(self, grid: Grid) -> Affine:
         return grid.transform @ Affine.translation(self.col - self.halo, self.row - self.halo)
@@ -56,6 +61,15 @@ class Batch:
     @property
     def pixels(self) -> int:
         return sum(t.height * t.width for t in self.tiles)
+
+    @property
+    def padded(self) -> Window:
+        """The smallest window holding every tile's padded window."""
+        windows = [t.padded for t in self.tiles]
+        top, left = min(w.row_off for w in windows), min(w.col_off for w in windows)
+        bottom = max(w.row_off + w.height for w in windows)
+        right = max(w.col_off + w.width for w in windows)
+        return Window(left, top, right - left, bottom - top)
 
 
 @dataclass(frozen=True)
@@ -82,20 +96,25 @@ def plan_tiles(
     batch_pixels: int = DEFAULT_BATCH_PIXELS,
 ) -> TilePlan:
     """Tiles whose cores cover ``grid`` (or the True pixels of ``aoi_mask``, shape ``grid.shape``),
-    in row-major order, grouped into batches of about ``batch_pixels`` core pixels."""
+    grouped into square blocks of about ``batch_pixels`` core pixels: a batch then reads one
+    compact window of each scene for all its tiles."""
     core = tile_size - 2 * overlap
     if overlap < 0 or core < 16:
         raise InvalidInput(f"tile size {tile_size} with overlap {overlap} leaves a core of {core} px: expected >= 16")
-    tiles = []
-    for row in range(0, grid.height, core):
-        for col in range(0, grid.width, core):
-            height, width = min(core, grid.height - row), min(core, grid.width - col)
-            if aoi_mask is not None and not aoi_mask[row : row + height, col : col + width].any():
-                continue
-            tiles.append(Tile(len(tiles), row, col, height, width, overlap))
-    per_batch = max(1, math.floor(batch_pixels / (core * core)))
-    batches = tuple(
-        Batch(number, tuple(tiles[start : start + per_batch]))
-        for number, start in enumerate(range(0, len(tiles), per_batch))
-    )
-    return TilePlan(grid, tile_size, overlap, batches)
+    side = max(1, math.isqrt(max(1, batch_pixels // (core * core))))  # tiles per block side
+    rows, cols = math.ceil(grid.height / core), math.ceil(grid.width / core)
+    batches, count = [], 0
+    for block_row in range(0, rows, side):
+        for block_col in range(0, cols, side):
+            tiles = []
+            for tile_row in range(block_row, min(block_row + side, rows)):
+                for tile_col in range(block_col, min(block_col + side, cols)):
+                    row, col = tile_row * core, tile_col * core
+                    height, width = min(core, grid.height - row), min(core, grid.width - col)
+                    if aoi_mask is not None and not aoi_mask[row : row + height, col : col + width].any():
+                        continue
+                    tiles.append(Tile(count, row, col, height, width, overlap, tile_size))
+                    count += 1
+            if tiles:
+                batches.append(Batch(len(batches), tuple(tiles)))
+    return TilePlan(grid, tile_size, overlap, tuple(batches))

@@ -15,6 +15,7 @@ from cropai.cluster import dask_cluster
 from cropai.config import load_settings
 from tasks.analyze import (
     finalise_analysis,
+    mark_cancelled,
     mark_completed,
     mark_failed,
     mark_running,
@@ -25,7 +26,7 @@ from tasks.analyze import (
 
 
 @flow(name="analyze", on_running=[mark_running], on_completion=[mark_completed],
-      on_failure=[mark_failed], on_crashed=[mark_failed], on_cancellation=[mark_failed])  # fmt: skip
+      on_failure=[mark_failed], on_crashed=[mark_failed], on_cancellation=[mark_cancelled])  # fmt: skip
 def analyze(analysis_id: str) -> Any:
     """Map the crops of an analysis: plan tiles, predict batches on Dask, write the map and statistics.
 

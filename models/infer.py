@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import zarr
 
-from cropai.analysis import AnalysisPlan, tile_input
+from cropai.analysis import AnalysisPlan, batch_input
 from cropai.storage import ObjectStore
 from cropai.zarr_store import ObjectZarrStore
 from models.predict import Predictor
@@ -50,18 +50,19 @@ def run_batch(plan: AnalysisPlan, batch_index: int, store: ObjectStore, predicto
     root = zarr.open_group(ObjectZarrStore(store, plan.zarr_prefix), mode="r+")
     class_ids = np.asarray(predictor.contract.class_ids, dtype=np.uint8)
     counts: dict[str, int] = {}
-    for tile in batch.tiles:
-        core = (slice(tile.halo, tile.halo + tile.height), slice(tile.halo, tile.halo + tile.width))
-        made = tile_input(plan, tile, store)
+    made = batch_input(plan, batch, store)
+    if made is not None:  # every tile of the batch in one call: the predictor sizes its own batches
+        cubes = np.stack([made.tile(tile)[0] for tile in batch.tiles])
+        probabilities = predictor.predict(cubes)
+    for number, tile in enumerate(batch.tiles):
         if made is None:
             labels = np.zeros((tile.height, tile.width), np.uint8)
             confidence = np.zeros_like(labels)
         else:
-            cube, seen = made
-            probabilities = predictor.predict(cube[None])[0][:, core[0], core[1]]
-            labels = class_ids[probabilities.argmax(axis=0)]
-            confidence = np.rint(probabilities.max(axis=0) * CONFIDENCE_SCALE).astype(np.uint8)
-            never_seen = ~seen[core]
+            core = probabilities[number][:, tile.halo : tile.halo + tile.height, tile.halo : tile.halo + tile.width]
+            labels = class_ids[core.argmax(axis=0)]
+            confidence = np.rint(core.max(axis=0) * CONFIDENCE_SCALE).astype(np.uint8)
+            never_seen = ~made.tile(tile)[1]
             labels[never_seen], confidence[never_seen] = 0, 0
         window = (slice(tile.row, tile.row + tile.height), slice(tile.col, tile.col + tile.width))
         root["class"][window] = labels

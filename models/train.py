@@ -109,13 +109,14 @@ def load_training_data(
         timed.append((moment, path, [s.band_index for s in layout.sources]))
     year = Counter(moment.year for moment, _, _ in timed).most_common(1)[0][0]
 
-    def observations():
-        for moment, path, indexes in timed:
+    def loader(path: Path, indexes: list[int]) -> Callable[[], np.ndarray]:
+        def load() -> np.ndarray:
             with rasterio.open(path) as src:
-                yield moment, src.read(indexes)
+                return src.read(indexes)
 
-    bins = monthly_bins(year, months)
-    cube = composite(observations(), bins)
+        return load
+
+    cube = composite([(moment, loader(path, indexes)) for moment, path, indexes in timed], monthly_bins(year, months))
     means = np.nanmean(cube, axis=(0, 2, 3))
     cube = fill_gaps(cube, np.nan_to_num(means).tolist())
     if parcels_path is not None:

@@ -10,13 +10,12 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
-from sqlalchemy import select
 
-from cropai.analysis import AnalysisPlan, make_plan
+from cropai.analysis import AnalysisPlan, plan_from_catalogue
 from cropai.analysis_records import owner_fields, save_results, set_status
 from cropai.config import load_settings
 from cropai.cropmap import finalise
-from cropai.db import Analysis, AnalysisStatus, Scene
+from cropai.db import Analysis, AnalysisStatus
 from cropai.services import services
 from models.infer import BatchResult, create_outputs, run_batch
 from models.predict import load_predictor
@@ -28,26 +27,9 @@ def plan_analysis(analysis_id: str) -> AnalysisPlan:
     """Pick the scenes, the grid, the tiles and batches; create the prediction Zarr."""
     svc = services(load_settings())
     with svc.sessions() as session:
-        analysis = session.get_one(Analysis, uuid.UUID(analysis_id))
-        model = resolve(svc.sessions, analysis.model_ref)
-        max_cloud = analysis.options.get("max_cloud_fraction")
-        query = select(Scene).where(
-            Scene.maxx >= analysis.minx, Scene.minx <= analysis.maxx,
-            Scene.maxy >= analysis.miny, Scene.miny <= analysis.maxy,
-        )  # fmt: skip
-        if max_cloud is not None:
-            query = query.where((Scene.cloud_fraction.is_(None)) | (Scene.cloud_fraction <= max_cloud))
-        latest: dict[str, Scene] = {}
-        for scene in session.scalars(query):
-            if scene.scene_id not in latest or scene.version > latest[scene.scene_id].version:
-                latest[scene.scene_id] = scene  # a reprocessed scene replaces its older versions
-    contract = model.contract
-    plan = make_plan(
-        analysis_id, analysis.aoi_geojson, analysis.start_date, analysis.end_date, f"{model.name}@{model.version}",
-        contract["months"], contract["band_means"], contract["tile_size"], contract["overlap"],
-        [(s.object_key, s.acquired_at, s.footprint_geojson) for s in latest.values()],
-        batch_pixels=analysis.options.get("batch_pixels"),
-    )  # fmt: skip
+        model_ref = session.get_one(Analysis, uuid.UUID(analysis_id)).model_ref
+    model = resolve(svc.sessions, model_ref)
+    plan = plan_from_catalogue(svc.sessions, analysis_id, f"{model.name}@{model.version}", model.contract)
     create_outputs(plan, svc.store)
     set_status(svc.sessions, analysis_id, AnalysisStatus.running, model_version_id=model.id,
                batches_total=len(plan.tiles.batches))  # fmt: skip
@@ -117,3 +99,8 @@ def mark_completed(flow: Any, flow_run: Any, state: Any) -> None:
 def mark_failed(flow: Any, flow_run: Any, state: Any) -> None:
     reason = state.message or state.type.value
     set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.failed, reason)
+
+
+def mark_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
+    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.cancelled,
+               state.message or "cancelled")  # fmt: skip

@@ -29,6 +29,15 @@ def test_composite_is_the_median_of_clear_observations_only() -> None:
     assert cube[0, 0, 0, 0] == pytest.approx(0.2)  # median of 0.1, 0.3, 0.2; the cloud is ignored
 
 
+def test_scenes_outside_every_bin_are_never_read() -> None:
+    def must_not_load():
+        raise AssertionError("loaded a scene outside the bins")
+
+    cube = composite([observation(1, 1000, SCL.VEGETATION), (datetime(2025, 8, 1, tzinfo=UTC), must_not_load)],
+                     monthly_bins(2025, [5]))  # fmt: skip
+    assert cube.shape == (1, 10, 2, 2)
+
+
 def test_a_bin_without_clear_observations_is_nan() -> None:
     cube = composite([observation(1, 1000, SCL.CLOUD_SHADOW)], monthly_bins(2025, [5, 6]))
     assert np.isnan(cube).all()

@@ -24,10 +24,13 @@ def test_padded_windows_add_the_halo_on_every_side() -> None:
     assert tile.padded_transform(GRID).c == GRID.origin_x_m - 160
 
 
-def test_batches_group_tiles_by_pixels() -> None:
-    plan = plan_tiles(GRID, tile_size=256, overlap=16, batch_pixels=2 * 224 * 224)
-    assert [len(b.tiles) for b in plan.batches] == [2, 2, 2]
+def test_batches_are_square_blocks_of_tiles() -> None:
+    plan = plan_tiles(GRID, tile_size=256, overlap=16, batch_pixels=4 * 224 * 224)
+    assert [len(b.tiles) for b in plan.batches] == [4, 2]  # 3 x 2 tiles: a 2 x 2 block, then the last column
+    assert all(t.padded.width == t.padded.height == 256 for t in plan.tiles)  # edge tiles too
     assert sum(b.pixels for b in plan.batches) == GRID.width * GRID.height
+    first = plan.batches[0].padded
+    assert (first.col_off, first.row_off, first.width, first.height) == (-16, -16, 480, 480)
 
 
 def test_tiles_outside_the_aoi_are_left_out() -> None:
