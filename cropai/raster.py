@@ -37,7 +37,7 @@ from rasterio.windows import Window
 
 from cropai import sentinel2
 from cropai.errors import InvalidScene
-from cropai.storage import ObjectStore
+from cropai.storage import GDAL_CACHE_MB, ObjectStore
 
 # What GDAL raises for unreadable or malformed input (not for our own mistakes).
 GDAL_ERRORS = (RasterioError, CPLE_BaseError)
@@ -54,7 +54,6 @@ BAND_ALIASES: dict[str, str] = {
 # Continuous bands are resampled bilinearly onto the finest grid; classes by nearest neighbour.
 RESAMPLING = {sentinel2.SCL_BAND: Resampling.nearest}
 TILE_PX = 512
-GDAL_CACHE_MB = 256  # GDAL's default (5 % of RAM) would let two ingests hold 2.4 GB here
 SCRATCH_IN_MEMORY_MB = 256  # per scene being ingested; larger scenes use a scratch file
 DATETIME_TAGS = ("ACQUISITION_DATETIME", "DATATAKE_SENSING_START", "SENSING_TIME", "datetime")
 # 20250415T103021 as in Sentinel-2 product names, else a bare 20250415.

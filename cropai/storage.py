@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from minio import Minio
 
 DEFAULT_URL_EXPIRY = timedelta(hours=1)
+# GDAL's block cache defaults to 5 % of RAM per process; with a worker per core that
+# adds up to gigabytes of decoded tiles nobody reads twice.
+GDAL_CACHE_MB = 256
 _TEMP_PREFIX = ".tmp-"
 
 
@@ -181,7 +184,7 @@ class LocalStore(ObjectStore):
         return str(self._path(key))
 
     def gdal_env(self) -> AbstractContextManager[Any]:
-        return rasterio.Env()
+        return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
     def check(self) -> None:
         try:
@@ -315,6 +318,7 @@ class S3Store(ObjectStore):
             AWS_HTTPS="YES" if self.secure else "NO",
             AWS_VIRTUAL_HOSTING="FALSE",
             GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR",
+            GDAL_CACHEMAX=GDAL_CACHE_MB,
         )
 
     def ensure_bucket(self) -> None:

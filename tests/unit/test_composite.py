@@ -1,3 +1,4 @@
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -12,10 +13,10 @@ def test_monthly_bins_cover_whole_months() -> None:
     assert bins == [TimeBin(date(2024, 2, 1), date(2024, 2, 29)), TimeBin(date(2024, 12, 1), date(2024, 12, 31))]
 
 
-def observation(day: int, value: int, scl: int, month: int = 5) -> tuple[datetime, np.ndarray]:
+def observation(day: int, value: int, scl: int, month: int = 5) -> tuple[datetime, Callable[[], np.ndarray]]:
     stack = np.full((11, 2, 2), value, dtype=np.uint16)
     stack[10] = scl
-    return datetime(2025, month, day, 10, 30, tzinfo=UTC), stack
+    return datetime(2025, month, day, 10, 30, tzinfo=UTC), lambda: stack
 
 
 def test_composite_is_the_median_of_clear_observations_only() -> None:
