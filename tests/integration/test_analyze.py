@@ -81,6 +81,8 @@ def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Sea
     assert sum(s.pixel_count for s in stats) == int((before[0] > 0).sum())  # replaced, not doubled
 
 
+# Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
+@pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
 def test_no_scenes_in_the_window_fails_with_a_reason(season: tuple[Services, Season]) -> None:
     svc, _ = season
     elsewhere = {"type": "Polygon", "coordinates": [[[10.0, 50.0], [10.02, 50.0], [10.02, 50.02], [10.0, 50.0]]]}
@@ -92,6 +94,8 @@ def test_no_scenes_in_the_window_fails_with_a_reason(season: tuple[Services, Sea
     assert "10.0" in analysis.status_reason  # the AOI is named
 
 
+# Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
+@pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
 def test_unknown_model_version_fails_with_the_known_ones(season: tuple[Services, Season]) -> None:
     svc, _ = season
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@7.0.0")
@@ -100,6 +104,8 @@ def test_unknown_model_version_fails_with_the_known_ones(season: tuple[Services,
     assert "no model version cropnet@7.0.0; known versions: cropnet@1.0.0" in row(svc, analysis_id).status_reason
 
 
+# Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
+@pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
 def test_a_batch_that_keeps_failing_fails_the_run_naming_it(season: tuple[Services, Season]) -> None:
     svc, data = season
     for info in svc.store.list("scenes/"):  # the scenes vanish from the store after cataloguing
@@ -136,6 +142,8 @@ def test_analysis_on_postgresql_and_the_s3_server(
     assert row(svc, analysis_id).status == AnalysisStatus.completed
 
 
+# Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
+@pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
 def test_killing_a_worker_mid_analysis_still_gives_the_same_map(
     season: tuple[Services, Season], prefect_api: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
