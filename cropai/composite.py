@@ -81,31 +81,35 @@ def composite(
 def fill_gaps(cube: np.ndarray, band_means: Sequence[float]) -> np.ndarray:
     """Fill NaNs of a ``(time, band, y, x)`` cube: linearly in time between the nearest
     clear bins, with the nearest bin at the season's ends, and with the band's mean
-    where a pixel was never seen clear. Returns a new float32 array without NaNs."""
-    cube = cube.astype(np.float32, copy=True)
-    steps = cube.shape[0]
-    valid = ~np.isnan(cube)
-    index = np.arange(steps, dtype=np.float32)[:, None, None, None] * np.ones_like(cube)
-    prev_value, prev_index = cube.copy(), np.where(valid, index, np.nan)
+    where a pixel was never seen clear. Returns a new float32 array without NaNs.
+    Works one band at a time, so its temporaries stay a tenth of the cube's size."""
+    filled = cube.astype(np.float32, copy=True)
+    for band in range(filled.shape[1]):
+        _fill_series(filled[:, band], float(band_means[band]))
+    return filled
+
+
+def _fill_series(series: np.ndarray, mean: float) -> None:
+    """In place, for one band: ``(time, y, x)``."""
+    steps = series.shape[0]
+    valid = ~np.isnan(series)
+    index = np.broadcast_to(np.arange(steps, dtype=np.float32)[:, None, None], series.shape)
+    prev_value, prev_index = series.copy(), np.where(valid, index, np.nan)
     for t in range(1, steps):  # carry the last clear value (and when it was) forward
         gap = ~valid[t]
         prev_value[t][gap] = prev_value[t - 1][gap]
         prev_index[t][gap] = prev_index[t - 1][gap]
-    next_value, next_index = cube.copy(), np.where(valid, index, np.nan)
+    next_value, next_index = series.copy(), np.where(valid, index, np.nan)
     for t in range(steps - 2, -1, -1):  # and the next clear value backward
         gap = ~valid[t]
         next_value[t][gap] = next_value[t + 1][gap]
         next_index[t][gap] = next_index[t + 1][gap]
     with np.errstate(invalid="ignore", divide="ignore"):
         weight = (index - prev_index) / (next_index - prev_index)
-    between = np.isnan(cube) & ~np.isnan(prev_value) & ~np.isnan(next_value)
-    cube[between] = (prev_value + weight * (next_value - prev_value))[between]
-    only_prev = np.isnan(cube) & ~np.isnan(prev_value)
-    cube[only_prev] = prev_value[only_prev]
-    only_next = np.isnan(cube) & ~np.isnan(next_value)
-    cube[only_next] = next_value[only_next]
-    never = np.isnan(cube)
-    if never.any():
-        means = np.broadcast_to(np.asarray(band_means, dtype=np.float32)[None, :, None, None], cube.shape)
-        cube[never] = means[never]
-    return cube
+    between = ~valid & ~np.isnan(prev_value) & ~np.isnan(next_value)
+    series[between] = (prev_value + weight * (next_value - prev_value))[between]
+    only_prev = np.isnan(series) & ~np.isnan(prev_value)
+    series[only_prev] = prev_value[only_prev]
+    only_next = np.isnan(series) & ~np.isnan(next_value)
+    series[only_next] = next_value[only_next]
+    series[np.isnan(series)] = mean
