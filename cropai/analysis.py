@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 import shapely
-from affine import Affine
 from rasterio.features import rasterize
 from rasterio.warp import transform_bounds, transform_geom
 from rasterio.windows import bounds as window_bounds
+from rasterio.windows import transform as window_transform
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.composite import TimeBin, composite, fill_gaps
+from cropai.composite import TimeBin, composite, fill_gaps, monthly_bins
 from cropai.db import Analysis, Scene
 from cropai.errors import InvalidInput
 from cropai.grid import BBox, Grid, grid_for_bbox
@@ -74,8 +74,6 @@ class AnalysisPlan:
 def season_bins(months: Sequence[int], start: date, end: date) -> tuple[TimeBin, ...]:
     """The model's monthly bins in the window's year, clipped to the window; a month the
     window misses entirely is an error naming it (the model needs every bin)."""
-    from cropai.composite import monthly_bins
-
     bins = []
     for time_bin in monthly_bins(start.year, months):
         clipped = TimeBin(max(time_bin.start, start), min(time_bin.end, end))
@@ -178,7 +176,7 @@ def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchIn
     """Read every scene that touches the batch once, over the batch's padded window, and
     composite it per time bin; None when no scene covers the batch."""
     window = batch.padded
-    transform = plan.grid.transform @ Affine.translation(window.col_off, window.row_off)
+    transform = window_transform(window, plan.grid.transform)
     left, bottom, right, top = window_bounds(window, plan.grid.transform)
     touching = [s for s in plan.scenes
                 if s.bounds[0] < right and s.bounds[2] > left and s.bounds[1] < top and s.bounds[3] > bottom]  # fmt: skip

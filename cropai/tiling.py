@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from affine import Affine
 from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
 
 from cropai.errors import InvalidInput
 from cropai.grid import Grid
@@ -50,7 +51,7 @@ class Tile:
         return Window(self.col - self.halo, self.row - self.halo, self.size, self.size)
 
     def padded_transform(self, grid: Grid) -> Affine:
-        return grid.transform @ Affine.translation(self.col - self.halo, self.row - self.halo)
+        return window_transform(self.padded, grid.transform)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from rio_cogeo.cogeo import cog_validate
 from cropai import sentinel2
 from cropai.errors import InvalidScene
 from cropai.ingest import acquisition_time
-from cropai.raster import canonical_band, measure_scene, plan_layout, write_cog
+from cropai.raster import SceneLayout, canonical_band, measure_scene, plan_layout, write_cog
 from cropai.sources import SceneAsset, SceneCandidate
 
 ORIGIN = Affine(10, 0, 400_000, 0, -10, 5_340_000)
@@ -125,15 +125,11 @@ def test_all_nodata_scene_is_refused(tmp_path: Path) -> None:
     ],
 )
 def test_acquisition_time_from_the_file_name(name: str, expected: datetime) -> None:
-    from cropai.raster import SceneLayout
-
     layout = SceneLayout((), "EPSG:32631", ORIGIN, 1, 1, tags={})
     assert acquisition_time(SceneCandidate(name, name, (SceneAsset(name),)), layout) == expected
 
 
 def test_no_acquisition_time_anywhere_is_refused() -> None:
-    from cropai.raster import SceneLayout
-
     layout = SceneLayout((), "EPSG:32631", ORIGIN, 1, 1, tags={})
     with pytest.raises(InvalidScene, match="no acquisition time"):
         acquisition_time(SceneCandidate("scene.tif", "scene.tif", (SceneAsset("scene.tif"),)), layout)
