@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from pyproj import Geod
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.cropmap import CropMap
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldParcel, FieldPrediction, session_scope, utcnow
 from cropai.errors import InvalidInput
+
+if TYPE_CHECKING:  # the API writes requests without loading the raster stack
+    from cropai.cropmap import CropMap
 
 GEOD = Geod(ellps="WGS84")
 FIELD_PREDICTION_COLUMNS = ("analysis_id", "field_id", "class_id", "class_name", "share", "mean_confidence", "pixel_count")
@@ -41,7 +43,7 @@ def aoi_geometry(geojson: dict[str, Any]) -> dict[str, Any]:
     if shape.geom_type not in ("Polygon", "MultiPolygon") or shape.is_empty:
         raise InvalidInput(f"AOI is a {shape.geom_type}: expected a Polygon or MultiPolygon (EPSG:4326)")
     if not shape.is_valid:
-        raise InvalidInput(f"AOI polygon is invalid ({shapely.validation.explain_validity(shape)})")
+        raise InvalidInput(f"AOI polygon is invalid ({shapely.is_valid_reason(shape)})")
     return shapely.geometry.mapping(shape)
 
 
@@ -59,8 +61,12 @@ def create_analysis(
     owner_id: int | None = None,
     name: str = "",
     options: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
 ) -> uuid.UUID:
-    """Write a queued analysis request and return its id."""
+    """Write a queued analysis request and return its id.
+
+    ``idempotency_key`` is unique per owner: a second request with the same key is refused
+    by the database (IntegrityError), so the caller can hand back the first one."""
     if end < start:
         raise InvalidInput(f"date window ends ({end}) before it starts ({start})")
     geometry = aoi_geometry(aoi_geojson)
@@ -69,7 +75,7 @@ def create_analysis(
         analysis = Analysis(
             owner_id=owner_id, name=name, aoi_geojson=geometry, aoi_area_ha=round(area_ha(geometry), 4),
             minx=minx, miny=miny, maxx=maxx, maxy=maxy, start_date=start, end_date=end,
-            model_ref=model_ref, options=options or {},
+            model_ref=model_ref, options=options or {}, idempotency_key=idempotency_key,
         )  # fmt: skip
         session.add(analysis)
         session.flush()

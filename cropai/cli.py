@@ -31,7 +31,9 @@ app = typer.Typer(
 db_app = typer.Typer(help="Create and migrate the catalogue database.", no_args_is_help=True)
 models_app = typer.Typer(help="The registry of model versions.", no_args_is_help=True)
 store_app = typer.Typer(help="Inspect and prepare the object store.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts of the API.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
 app.add_typer(store_app, name="store")
 app.add_typer(models_app, name="models")
 
@@ -470,6 +472,86 @@ def store_ls(prefix: Annotated[str, typer.Argument(help="Key prefix, e.g. scenes
 
     for info in open_store(_settings()).list(prefix):
         console.print(f"{info.size_bytes:>14,}  {info.key}", highlight=False)
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Argument(help="The account's email; it is the login name.")],
+    admin: Annotated[bool, typer.Option("--admin", help="Make the account an admin.")] = False,
+    role: Annotated[str, typer.Option(help="admin, analyst or viewer (--admin is role admin).")] = "analyst",
+    full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="CROPAI_NEW_USER_PASSWORD",
+                          help="Asked for when not given (or set CROPAI_NEW_USER_PASSWORD).")
+    ] = "",
+) -> None:  # fmt: skip
+    """Create an API account; `cropai users create you@example.org --admin` makes the first admin."""
+    from pydantic import ValidationError
+
+    from api.schemas import UserCreate
+    from cropai.accounts import create_user
+
+    try:
+        request = UserCreate(email=email, password=password, full_name=full_name, role="admin" if admin else role)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"cannot create {email!r}: {problems}") from None
+    svc = _services()
+    from cropai.db import upgrade_database
+
+    upgrade_database(svc.engine)
+    user = create_user(svc.sessions, request.email, request.password, request.role, request.full_name)
+    console.print(f"[green]created[/] {user.role.value} {user.email} (id {user.id})", highlight=False)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """The API's accounts with their roles."""
+    from sqlalchemy import select
+
+    from cropai.db import User
+
+    table = Table("id", "email", "role", "active", "last login")
+    with _services().sessions() as session:
+        for user in session.scalars(select(User).order_by(User.id)):
+            table.add_row(str(user.id), user.email, user.role.value, "yes" if user.is_active else "no",
+                          str(user.last_login_at or "-"))  # fmt: skip
+    console.print(table)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option(help="Address to listen on (default CROPAI_API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default CROPAI_API_PORT).")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
+) -> None:
+    """Serve the HTTP API with uvicorn (docs at /docs, admin at /admin)."""
+    import uvicorn
+
+    from api.observability import configure_logging
+    from cropai.db import upgrade_database
+
+    settings = _settings()
+    upgrade_database(_services().engine)
+    configure_logging()
+    host, port = host or settings.api_host, port or settings.api_port
+    errors.print(f"Crop AI API on http://{host}:{port} (docs /docs, admin /admin)", highlight=False)
+    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers, access_log=False,
+                log_level="warning", proxy_headers=True)  # fmt: skip
+
+
+@app.command()
+def serve(
+    limit: Annotated[int | None, typer.Option(min=1, help="Most flow runs at once (default: no limit).")] = None,
+    schedules: Annotated[bool, typer.Option(help="Keep the ingestion's cron schedule active.")] = True,
+) -> None:
+    """Serve the deployments (analyze, ingest-scheduled, train) to the Prefect server in PREFECT_API_URL."""
+    _quiet_prefect()
+    os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
+    from flows.serve import serve_deployments
+
+    errors.print("serving deployments analyze/analyze, ingest_scenes/ingest-scheduled, train/train", highlight=False)
+    serve_deployments(limit=limit, schedule_ingest=schedules)
 
 
 @app.command()

@@ -36,6 +36,21 @@ EXPECTED_FORMS = {
     "secret_key": f"a random string of at least {MIN_PRODUCTION_SECRET_CHARS} characters",
     "connect_timeout_s": "a number of seconds, e.g. 5",
     "ingest_concurrency": "a whole number of scenes ingested at once, 1 to 64",
+    "prefect_api_url": "empty to use PREFECT_API_URL, or the Prefect server's API URL, e.g. http://127.0.0.1:4200/api",
+    "analyze_deployment": "flow-name/deployment-name of the analysis deployment, e.g. analyze/analyze",
+    "ingest_deployment": "flow-name/deployment-name of the ingestion deployment, e.g. ingest_scenes/ingest-scheduled",
+    "api_host": "the address the API listens on, e.g. 127.0.0.1 or 0.0.0.0",
+    "api_port": "a TCP port, e.g. 8000",
+    "cors_origins": "comma-separated origins allowed to call the API from a browser, e.g. https://maps.example.org",
+    "access_token_minutes": "minutes an access token is valid, e.g. 30",
+    "refresh_token_days": "days a refresh token is valid, e.g. 14",
+    "login_attempts_per_minute": "login attempts allowed per minute per client and account",
+    "submissions_per_minute": "analyses a user may submit per minute",
+    "max_aoi_km2": "the largest AOI an analysis may cover, in km²",
+    "max_aoi_vertices": "the most vertices an AOI polygon may have",
+    "max_window_days": "the longest date window an analysis may cover, in days",
+    "max_fields_per_upload": "the most parcels one field upload may hold",
+    "reconcile_after_s": "seconds without an update after which the API asks Prefect about a running analysis",
 }
 
 
@@ -64,6 +79,25 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     ingest_concurrency: int = Field(default=2, ge=1, le=64)
+
+    # Orchestration: where the API finds Prefect and which deployment runs analyses.
+    prefect_api_url: str = ""
+    analyze_deployment: str = Field(default="analyze/analyze", pattern=r"^[^/]+/[^/]+$")
+    ingest_deployment: str = Field(default="ingest_scenes/ingest-scheduled", pattern=r"^[^/]+/[^/]+$")
+
+    # API: serving, tokens, limits.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    cors_origins: str = ""
+    access_token_minutes: int = Field(default=30, ge=1)
+    refresh_token_days: int = Field(default=14, ge=1)
+    login_attempts_per_minute: int = Field(default=10, ge=1)
+    submissions_per_minute: int = Field(default=20, ge=1)
+    max_aoi_km2: float = Field(default=2500.0, gt=0)  # 50 km x 50 km: ~25 Mpix at 10 m
+    max_aoi_vertices: int = Field(default=10_000, ge=4)
+    max_window_days: int = Field(default=400, ge=1)  # one season with margins
+    max_fields_per_upload: int = Field(default=10_000, ge=1)
+    reconcile_after_s: float = Field(default=60.0, ge=0)
 
     @field_validator("home", mode="after")
     @classmethod
@@ -103,6 +137,10 @@ class Settings(BaseSettings):
     def resolved_storage_url(self) -> str:
         """The store URL, defaulting to the folder ``home/store``."""
         return self.storage_url or str(self.home / "store")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_origins.split(",") if origin.strip()]
 
     @property
     def uses_s3(self) -> bool:

@@ -40,3 +40,11 @@ def services(settings: Settings) -> Services:
             engine = make_engine(settings)
             _built[key] = Services(engine, session_factory(engine), open_store(settings))
         return _built[key]
+
+
+def dispose_services() -> None:
+    """Close every pooled connection this process holds (at shutdown, or between tests)."""
+    with _lock:
+        for built in _built.values():
+            built.engine.dispose()
+        _built.clear()

@@ -22,13 +22,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import rasterio
-import rasterio.session
-
 from cropai.config import Settings
 from cropai.errors import InvalidInput, ObjectNotFound, ServiceUnavailable
 
 if TYPE_CHECKING:
+    import rasterio
     from minio import Minio
 
 DEFAULT_URL_EXPIRY = timedelta(hours=1)
@@ -36,6 +34,7 @@ DEFAULT_URL_EXPIRY = timedelta(hours=1)
 # adds up to gigabytes of decoded tiles nobody reads twice.
 GDAL_CACHE_MB = 256
 _TEMP_PREFIX = ".tmp-"
+STREAM_CHUNK_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -77,6 +76,13 @@ class ObjectStore(ABC):
     @abstractmethod
     def get(self, key: str) -> bytes:
         """The whole object; raises :class:`ObjectNotFound`."""
+
+    @abstractmethod
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        """The object in chunks of at most :data:`STREAM_CHUNK_BYTES`, for serving large objects.
+
+        Raises :class:`ObjectNotFound` here, before the first chunk, so a server can still
+        answer 404; the iterator releases its file or connection when exhausted or closed."""
 
     @abstractmethod
     def download(self, key: str, path: Path) -> None:
@@ -151,6 +157,13 @@ class LocalStore(ObjectStore):
         except (FileNotFoundError, IsADirectoryError):
             raise ObjectNotFound(f"no object {key!r} in {self.url}") from None
 
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        try:
+            handle = self._path(key).open("rb")
+        except (FileNotFoundError, IsADirectoryError):
+            raise ObjectNotFound(f"no object {key!r} in {self.url}") from None
+        return _chunks(handle.read, handle.close)
+
     def download(self, key: str, path: Path) -> None:
         source = self._path(key)
         if not source.is_file():
@@ -184,6 +197,8 @@ class LocalStore(ObjectStore):
         return str(self._path(key))
 
     def gdal_env(self) -> AbstractContextManager[Any]:
+        import rasterio
+
         return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
 
     def check(self) -> None:
@@ -276,6 +291,16 @@ class S3Store(ObjectStore):
                 response.close()
                 response.release_conn()
 
+    def open_stream(self, key: str) -> Iterator[bytes]:
+        with self._errors(key):
+            response = self._client.get_object(self.bucket, self._object_name(key))
+
+        def release() -> None:
+            response.close()
+            response.release_conn()
+
+        return _chunks(response.read, release)
+
     def download(self, key: str, path: Path) -> None:
         with self._errors(key):
             self._client.fget_object(self.bucket, self._object_name(key), str(path))
@@ -311,9 +336,13 @@ class S3Store(ObjectStore):
         return f"/vsis3/{self.bucket}/{self._object_name(key)}"
 
     def gdal_env(self) -> rasterio.Env:
+        import rasterio
+
+        from cropai.gdal_session import StaticS3Credentials
+
         # rasterio refuses AWS keys as Env options; a session object supplies them instead.
         return rasterio.Env(
-            session=_StaticS3Credentials(self._access_key, self._secret_key, self.region),
+            session=StaticS3Credentials(self._access_key, self._secret_key, self.region),
             AWS_S3_ENDPOINT=self.endpoint,
             AWS_HTTPS="YES" if self.secure else "NO",
             AWS_VIRTUAL_HOSTING="FALSE",
@@ -358,26 +387,12 @@ def _minio_client(endpoint: str, settings: Settings, secure: bool) -> Minio:
     )
 
 
-class _StaticS3Credentials(rasterio.session.Session):
-    """Hands fixed S3 keys to GDAL as a rasterio session (no boto3 needed)."""
-
-    def __init__(self, access_key: str, secret_key: str, region: str) -> None:
-        self._options = {
-            "AWS_ACCESS_KEY_ID": access_key,
-            "AWS_SECRET_ACCESS_KEY": secret_key,
-            "AWS_REGION": region,
-        }
-
-    @classmethod
-    def hascreds(cls, config: dict[str, Any]) -> bool:
-        return "AWS_ACCESS_KEY_ID" in config and "AWS_SECRET_ACCESS_KEY" in config
-
-    @property
-    def credentials(self) -> dict[str, str]:
-        return dict(self._options)
-
-    def get_credential_options(self) -> dict[str, str]:
-        return dict(self._options)
+def _chunks(read: Any, release: Any) -> Iterator[bytes]:
+    try:
+        while chunk := read(STREAM_CHUNK_BYTES):
+            yield chunk
+    finally:
+        release()
 
 
 def open_store(settings: Settings) -> ObjectStore:

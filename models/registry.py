@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from packaging.version import InvalidVersion, Version
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,36 +26,14 @@ from cropai.errors import InvalidInput, ModelIntegrityError, ModelNotFound, Mode
 from cropai.storage import ObjectStore
 from models.contract import ModelContract
 from models.cropnet import build
+from models.versions import LATEST, ModelRef, list_versions, resolve
+
+__all__ = ["LATEST", "ModelRef", "list_versions", "resolve"]  # re-exported: callers that load weights use one module
 
 WEIGHTS_FILE = "weights.pt"
 METADATA_FILE = "metadata.json"
-NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
-LATEST = "latest"
 # The default model version ships with the project (trained on synthetic scenes; see the README).
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default" / "cropnet" / "1.0.0"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """``name@version``, where version may be ``latest``."""
-
-    name: str
-    version: str = LATEST
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        name, _, version = text.strip().partition("@")
-        version = version or LATEST
-        if not NAME_PATTERN.match(name) or not (version == LATEST or VERSION_PATTERN.match(version)):
-            raise InvalidInput(
-                f"model reference {text!r}: expected name@version such as cropnet@1.0.0 or cropnet@latest "
-                "(name: lowercase letters, digits, '-' or '_')"
-            )
-        return cls(name, version)
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.version}"
 
 
 @dataclass(frozen=True)
@@ -154,36 +130,6 @@ def _register_bytes(
     except IntegrityError:
         raise ModelVersionExists(f"model {name}@{version} was registered concurrently") from None
     return row
-
-
-def list_versions(sessions: sessionmaker[Session], name: str | None = None) -> list[ModelVersion]:
-    with sessions() as session:
-        query = select(ModelVersion).order_by(ModelVersion.name, ModelVersion.created_at)
-        if name:
-            query = query.where(ModelVersion.name == name)
-        return list(session.scalars(query))
-
-
-def resolve(sessions: sessionmaker[Session], reference: str | ModelRef) -> ModelVersion:
-    """The catalogue row of ``name@version`` or ``name@latest``; :class:`ModelNotFound` otherwise."""
-    ref = reference if isinstance(reference, ModelRef) else ModelRef.parse(reference)
-    versions = list_versions(sessions, ref.name)
-    if ref.version == LATEST:
-        if versions:
-            return max(versions, key=_version_order)
-    else:
-        for row in versions:
-            if row.version == ref.version:
-                return row
-    known = ", ".join(f"{r.name}@{r.version}" for r in list_versions(sessions)) or "none registered"
-    raise ModelNotFound(f"no model version {ref}; known versions: {known}")
-
-
-def _version_order(row: ModelVersion) -> tuple[int, Any, Any]:
-    try:
-        return (1, Version(row.version), row.created_at)
-    except InvalidVersion:
-        return (0, row.created_at, row.version)
 
 
 def load(store: ObjectStore, sessions: sessionmaker[Session], reference: str | ModelRef) -> LoadedModel:

@@ -104,6 +104,9 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     try:
         yield url.render_as_string(hide_password=False)
     finally:
+        from cropai.services import dispose_services
+
+        dispose_services()  # pooled connections would otherwise pile up test after test
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()

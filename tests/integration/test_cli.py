@@ -138,3 +138,37 @@ def test_analyze_command_maps_an_ingested_season(tmp_path: Path, prefect_api: st
                  tmp_path, PREFECT_API_URL=prefect_api, CROPAI_DASK_WORKERS="1")  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "winter_wheat" in result.stdout and "cropmap.tif" in result.stdout and "quicklook.png" in result.stdout
+
+
+def test_users_create_admin_then_the_api_on_uvicorn_lets_them_in(tmp_path: Path) -> None:
+    import json
+    import urllib.parse
+    import urllib.request
+
+    from tests.conftest import free_port, wait_for_http
+
+    created = run(["users", "create", "Root@Example.org", "--admin"], tmp_path, CROPAI_NEW_USER_PASSWORD="a-long-admin-password")
+    assert created.returncode == 0, created.stderr
+    assert "created admin root@example.org" in created.stdout
+    again = run(["users", "create", "root@example.org", "--admin"], tmp_path, CROPAI_NEW_USER_PASSWORD="a-long-admin-password")
+    assert again.returncode == 2 and "exists already" in again.stderr
+    short = run(["users", "create", "x@example.org"], tmp_path, CROPAI_NEW_USER_PASSWORD="short")
+    assert short.returncode == 2 and "password" in short.stderr
+
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CROPAI_")}
+    server = subprocess.Popen([*CROPAI, "api", "--port", str(port)], env={**clean, "CROPAI_HOME": str(tmp_path)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", deadline_s=60)
+        form = urllib.parse.urlencode({"username": "root@example.org", "password": "a-long-admin-password"}).encode()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/auth/token", data=form, timeout=10) as response:
+            token = json.load(response)["access_token"]
+        me = urllib.request.Request(f"http://127.0.0.1:{port}/auth/me", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(me, timeout=10) as response:
+            assert json.load(response)["role"] == "admin"
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    access = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert {"POST /auth/token", "GET /auth/me"} <= {f"{line['method']} {line['path']}" for line in access}

@@ -11,7 +11,7 @@ from affine import Affine
 
 from cropai.config import Settings
 from cropai.errors import InvalidInput, ObjectNotFound, ServiceUnavailable
-from cropai.storage import ObjectInfo, ObjectStore, S3Store, open_store
+from cropai.storage import STREAM_CHUNK_BYTES, ObjectInfo, ObjectStore, S3Store, open_store
 from tests.conftest import free_port, s3_settings
 
 
@@ -57,6 +57,16 @@ def test_missing_object_is_a_clear_not_found(store: ObjectStore, tmp_path: Path)
         store.download("nope.bin", tmp_path / "x")
     with pytest.raises(ObjectNotFound):
         store.presigned_url("nope.bin")
+    with pytest.raises(ObjectNotFound):
+        store.open_stream("nope.bin")
+
+
+def test_open_stream_yields_the_object_in_bounded_chunks(store: ObjectStore) -> None:
+    payload = np.random.default_rng(1).bytes(STREAM_CHUNK_BYTES * 2 + 17)
+    store.put("maps/big.tif", payload)
+    chunks = list(store.open_stream("maps/big.tif"))
+    assert b"".join(chunks) == payload
+    assert max(len(chunk) for chunk in chunks) <= STREAM_CHUNK_BYTES
 
 
 @pytest.mark.parametrize("key", ["", "/abs.tif", "a/../b.tif", "a//b.tif", "dir/", "a\\b.tif", "./a.tif"])

@@ -1,0 +1,133 @@
+"""SQLAdmin at ``/admin``: browse and correct the catalogue, for admins only.
+
+Admins log in with their Crop AI email and password; the login lives in a signed
+session cookie. Password hashes, key hashes and geometry blobs are never shown,
+and records written by the pipeline (scenes, runs, model versions) are read-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+from sqladmin import Admin, ModelView
+from sqladmin.authentication import AuthenticationBackend
+from sqlalchemy import func, select
+from starlette.requests import Request
+
+from api.ratelimit import RateLimit
+from cropai.accounts import verify_password
+from cropai.config import Settings
+from cropai.db import Analysis, ApiKey, FieldParcel, IngestRun, ModelVersion, Role, Scene, User
+from cropai.services import Services
+
+
+class AdminLogin(AuthenticationBackend):
+    def __init__(self, settings: Settings, services: Services, login_limit: RateLimit) -> None:
+        super().__init__(secret_key=settings.secret_key.get_secret_value(), same_site="strict",
+                         https_only=settings.environment == "production", max_age=8 * 3600)  # fmt: skip
+        self.services = services
+        self.login_limit = login_limit  # shared with POST /auth/token
+
+    async def login(self, request: Request) -> bool:
+        form = await request.form()
+        email, password = str(form.get("username", "")).strip().lower(), str(form.get("password", ""))
+        client = request.client.host if request.client else "unknown"
+        self.login_limit.hit(f"{client}|{email}")
+        user_id = await asyncio.to_thread(self._admin_with_password, email, password)
+        if user_id is None:
+            return False
+        request.session.update({"user_id": user_id})
+        return True
+
+    def _admin_with_password(self, email: str, password: str) -> int | None:
+        with self.services.sessions() as session:
+            user = session.scalar(select(User).where(func.lower(User.email) == email))
+            ok = verify_password(password, user.hashed_password if user else None)
+            return user.id if ok and user.is_active and user.role == Role.admin else None
+
+    async def logout(self, request: Request) -> bool:
+        request.session.clear()
+        return True
+
+    async def authenticate(self, request: Request) -> bool:
+        user_id = request.session.get("user_id")
+        if user_id is None:
+            return False
+        return await asyncio.to_thread(self._still_admin, int(user_id))
+
+    def _still_admin(self, user_id: int) -> bool:
+        with self.services.sessions() as session:
+            user = session.get(User, user_id)
+            return user is not None and user.is_active and user.role == Role.admin
+
+
+class UserAdmin(ModelView, model=User):
+    column_list = [User.id, User.email, User.full_name, User.role, User.is_active, User.last_login_at]
+    column_searchable_list = [User.email, User.full_name]
+    column_details_exclude_list = [User.hashed_password]
+    form_columns = [User.full_name, User.role, User.is_active]
+    can_create = False  # accounts are made with a hashed password: POST /users or `cropai users create`
+    icon = "fa-solid fa-user"
+
+
+class ApiKeyAdmin(ModelView, model=ApiKey):
+    name_plural = "API keys"
+    column_list = [ApiKey.id, ApiKey.user_id, ApiKey.name, ApiKey.prefix, ApiKey.created_at, ApiKey.last_used_at,
+                   ApiKey.expires_at, ApiKey.revoked_at]  # fmt: skip
+    column_details_exclude_list = [ApiKey.key_hash]
+    form_columns = [ApiKey.revoked_at]
+    can_create = False
+    icon = "fa-solid fa-key"
+
+
+class AnalysisAdmin(ModelView, model=Analysis):
+    name_plural = "Analyses"
+    column_list = [Analysis.id, Analysis.name, Analysis.owner_id, Analysis.status, Analysis.model_ref,
+                   Analysis.start_date, Analysis.end_date, Analysis.aoi_area_ha, Analysis.created_at]  # fmt: skip
+    column_searchable_list = [Analysis.name]
+    column_sortable_list = [Analysis.created_at, Analysis.status]
+    column_details_exclude_list = [Analysis.aoi_geojson]
+    form_columns = [Analysis.name, Analysis.status, Analysis.status_reason]
+    can_create = False
+    icon = "fa-solid fa-map"
+
+
+class FieldAdmin(ModelView, model=FieldParcel):
+    column_list = [FieldParcel.id, FieldParcel.name, FieldParcel.owner_id, FieldParcel.external_id, FieldParcel.area_ha]
+    column_searchable_list = [FieldParcel.name, FieldParcel.external_id]
+    column_details_exclude_list = [FieldParcel.geometry_geojson]
+    form_columns = [FieldParcel.name]
+    can_create = False
+    icon = "fa-solid fa-seedling"
+
+
+class SceneAdmin(ModelView, model=Scene):
+    column_list = [Scene.id, Scene.scene_id, Scene.version, Scene.platform, Scene.acquired_at, Scene.cloud_fraction,
+                   Scene.crs]  # fmt: skip
+    column_searchable_list = [Scene.scene_id]
+    column_sortable_list = [Scene.acquired_at, Scene.cloud_fraction]
+    column_details_exclude_list = [Scene.footprint_geojson]
+    can_create = can_edit = False
+    icon = "fa-solid fa-satellite"
+
+
+class ModelVersionAdmin(ModelView, model=ModelVersion):
+    column_list = [ModelVersion.id, ModelVersion.name, ModelVersion.version, ModelVersion.format, ModelVersion.created_at]
+    can_create = can_edit = can_delete = False  # versions are immutable; register them with `cropai models register`
+    icon = "fa-solid fa-brain"
+
+
+class IngestRunAdmin(ModelView, model=IngestRun):
+    column_list = [IngestRun.id, IngestRun.source, IngestRun.status, IngestRun.started_at, IngestRun.ingested,
+                   IngestRun.skipped, IngestRun.rejected]  # fmt: skip
+    can_create = can_edit = can_delete = False
+    icon = "fa-solid fa-inbox"
+
+
+def mount_admin(app: FastAPI, settings: Settings, services: Services, login_limit: RateLimit) -> Admin:
+    admin = Admin(app, session_maker=services.sessions, title="Crop AI admin",
+                  authentication_backend=AdminLogin(settings, services, login_limit))  # fmt: skip
+    for view in (UserAdmin, ApiKeyAdmin, AnalysisAdmin, FieldAdmin, SceneAdmin, ModelVersionAdmin, IngestRunAdmin):
+        admin.add_view(view)
+    return admin

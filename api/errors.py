@@ -1,0 +1,63 @@
+"""Domain errors to HTTP statuses, in one place; every error body says what to do.
+
+A bad request field is a 422 in FastAPI's own shape (``detail[].loc`` names the
+field), whether pydantic caught it or a rule that needs settings or the catalogue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from cropai.errors import CropAIError, InvalidInput, ModelNotFound, ObjectNotFound, ServiceUnavailable
+
+logger = logging.getLogger("cropai.api")
+
+STATUS_OF: list[tuple[type[Exception], int]] = [
+    (ObjectNotFound, 404),
+    (ModelNotFound, 422),
+    (InvalidInput, 422),
+    (ServiceUnavailable, 503),
+    (CropAIError, 400),
+]
+
+
+def field_error(location: tuple[str | int, ...], message: str) -> RequestValidationError:
+    """A 422 naming the field at ``location``, e.g. ``("body", "aoi")``."""
+    return RequestValidationError([{"loc": location, "msg": message, "type": "value_error"}])
+
+
+class TooManyRequests(Exception):
+    def __init__(self, what: str, retry_after_s: int) -> None:
+        super().__init__(what)
+        self.retry_after_s = retry_after_s
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        status = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
+        if status >= 500:
+            logger.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    async def too_many(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, TooManyRequests)
+        return JSONResponse(
+            {"detail": f"too many {exc}; try again in {exc.retry_after_s} s"},
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        logger.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id)
+        return JSONResponse(
+            {"detail": f"internal error; quote request id {request_id} to the operator"}, status_code=500
+        )
+
+    app.add_exception_handler(CropAIError, domain_error)
+    app.add_exception_handler(TooManyRequests, too_many)
+    app.add_exception_handler(Exception, unexpected)

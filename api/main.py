@@ -1,0 +1,45 @@
+"""The FastAPI application: ``create_app(settings)`` builds it; ``cropai api`` serves it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.admin import mount_admin
+from api.errors import install_error_handlers
+from api.observability import Metrics, RequestObservation
+from api.orchestrator import Orchestrator
+from api.ratelimit import RateLimit
+from api.routes import analyses, auth, fields, health, ingest, models, scenes, users
+from cropai.config import Settings, load_settings
+from cropai.services import services as services_for
+
+DESCRIPTION = """Crop-type maps from satellite scenes.
+
+Log in with **Authorize** (email + password), or send an API key in `X-API-Key`.
+Submit an analysis with `POST /analyses`, poll the `Location` it returns until the
+status is `completed`, then fetch `/map`, `/quicklook.png` and `/fields`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(title="Crop AI", version="0.1.0", description=DESCRIPTION,
+                  swagger_ui_parameters={"persistAuthorization": True})  # fmt: skip
+    app.state.settings = settings
+    app.state.services = services_for(settings)
+    app.state.orchestrator = Orchestrator(settings)
+    app.state.login_limit = RateLimit("login attempts", settings.login_attempts_per_minute)
+    app.state.submit_limit = RateLimit("analysis submissions", settings.submissions_per_minute)
+    app.state.metrics = Metrics()
+
+    for module in (health, auth, users, scenes, fields, models, analyses, ingest):
+        app.include_router(module.router)
+    app.add_route("/metrics", app.state.metrics.exposition, include_in_schema=False)
+    install_error_handlers(app)
+    mount_admin(app, settings, app.state.services, app.state.login_limit)
+    if settings.cors_origin_list:
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=True,
+                           allow_methods=["*"], allow_headers=["*"], expose_headers=["Location", "X-Request-ID"])  # fmt: skip
+    app.add_middleware(RequestObservation, metrics=app.state.metrics)
+    return app

@@ -1,0 +1,287 @@
+"""Analyses: submit one (it runs as a Prefect flow run), follow it, cancel it, and
+fetch its crop map, quicklook and per-field predictions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Annotated, Any
+
+import shapely
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.deps import (
+    CurrentUser,
+    Limit,
+    Offset,
+    OrchestratorDep,
+    ServicesDep,
+    SessionDep,
+    SettingsDep,
+    StoreDep,
+    Submitter,
+    sees_everything,
+)
+from api.errors import field_error
+from api.orchestrator import Orchestrator
+from api.queries import paged
+from api.routes.fields import field_feature
+from api.schemas import AnalysisCreate, AnalysisLinks, AnalysisOut, ClassStatOut, Page
+from cropai.analysis_records import aoi_geometry, area_ha, create_analysis, set_status
+from cropai.config import Settings
+from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldParcel, FieldPrediction, ModelVersion, User
+from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
+from models.versions import resolve
+
+router = APIRouter(prefix="/analyses", tags=["analyses"])
+logger = logging.getLogger("cropai.api")
+
+FINAL = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled)
+_model_refs: dict[int, str] = {}  # model version id -> "name@version"; versions are immutable
+
+
+# --- checks that need settings or the catalogue: each a 422 naming its field -------------------
+
+
+def checked_aoi(aoi: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    try:
+        geometry = aoi_geometry(aoi)
+    except InvalidInput as exc:
+        raise field_error(("body", "aoi"), str(exc)) from None
+    shape = shapely.geometry.shape(geometry)
+    minx, miny, maxx, maxy = shape.bounds
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise field_error(("body", "aoi"), "coordinates are outside longitude -180..180 / latitude -90..90: "
+                          "give the AOI in EPSG:4326 (lon, lat), not a projected CRS")  # fmt: skip
+    vertices = shapely.get_num_coordinates(shape)
+    if vertices > settings.max_aoi_vertices:
+        raise field_error(("body", "aoi"), f"{vertices} vertices: at most {settings.max_aoi_vertices} "
+                          "(simplify the outline)")  # fmt: skip
+    km2 = area_ha(geometry) / 100
+    if km2 > settings.max_aoi_km2:
+        raise field_error(("body", "aoi"), f"covers {km2:,.0f} km²: at most {settings.max_aoi_km2:,.0f} km² "
+                          "per analysis (split the area)")  # fmt: skip
+    return geometry
+
+
+def check_window(start: date, end: date, settings: Settings) -> None:
+    if end < start:
+        raise field_error(("body", "end_date"), f"the window ends ({end}) before it starts ({start})")
+    days = (end - start).days + 1
+    if days > settings.max_window_days:
+        raise field_error(("body", "end_date"), f"the window spans {days} days: at most {settings.max_window_days}")
+
+
+def checked_model(sessions: sessionmaker[Session], reference: str) -> ModelVersion:
+    try:
+        return resolve(sessions, reference)
+    except (InvalidInput, ModelNotFound) as exc:
+        raise field_error(("body", "model"), str(exc)) from None
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
+    base = f"/analyses/{analysis.id}"
+    done = analysis.status == AnalysisStatus.completed
+    classes = (
+        session.scalars(select(AnalysisClassStat).where(AnalysisClassStat.analysis_id == analysis.id)
+                        .order_by(AnalysisClassStat.class_id)).all() if done else []
+    )  # fmt: skip
+    links = AnalysisLinks(self=base, **({"map": f"{base}/map", "quicklook": f"{base}/quicklook.png",
+                                         "fields": f"{base}/fields"} if done else {}))  # fmt: skip
+    return AnalysisOut(
+        id=analysis.id, name=analysis.name, owner_id=analysis.owner_id, status=analysis.status,
+        status_reason=analysis.status_reason, model=analysis.model_ref,
+        model_version=_model_ref(session, analysis.model_version_id), aoi=analysis.aoi_geojson,
+        aoi_area_ha=analysis.aoi_area_ha, start_date=analysis.start_date, end_date=analysis.end_date,
+        flow_run_id=analysis.flow_run_id, batches_total=analysis.batches_total, batches_done=analysis.batches_done,
+        created_at=analysis.created_at, updated_at=analysis.updated_at, started_at=analysis.started_at,
+        finished_at=analysis.finished_at, classes=[ClassStatOut.model_validate(c) for c in classes], links=links,
+    )  # fmt: skip
+
+
+def _model_ref(session: Session, model_version_id: int | None) -> str | None:
+    if model_version_id is None:
+        return None
+    if model_version_id not in _model_refs:
+        row = session.get(ModelVersion, model_version_id)
+        if row is None:
+            return None
+        _model_refs[model_version_id] = f"{row.name}@{row.version}"
+    return _model_refs[model_version_id]
+
+
+def visible_analysis(session: Session, user: User, analysis_id: uuid.UUID) -> Analysis:
+    analysis = session.get(Analysis, analysis_id)
+    if analysis is None or not (sees_everything(user) or analysis.owner_id == user.id):
+        raise HTTPException(404, f"no analysis {analysis_id}")  # another owner's analysis is not there for you
+    return analysis
+
+
+def reconcile(
+    session: Session, analysis: Analysis, orchestrator: Orchestrator, settings: Settings, sessions: sessionmaker[Session]
+) -> Analysis:
+    """A queued or running row that has not moved for a while is checked against its flow run:
+    a run that crashed or failed without its hooks running leaves the row failed, with the reason."""
+    if analysis.status in FINAL or analysis.flow_run_id is None:
+        return analysis
+    updated = analysis.updated_at if analysis.updated_at.tzinfo else analysis.updated_at.replace(tzinfo=UTC)
+    if datetime.now(UTC) - updated < timedelta(seconds=settings.reconcile_after_s):
+        return analysis
+    try:
+        run = orchestrator.flow_run_status(analysis.flow_run_id)
+    except ServiceUnavailable as exc:
+        logger.warning("cannot reconcile analysis %s: %s", analysis.id, exc)
+        return analysis
+    if run is None:
+        set_status(sessions, analysis.id, AnalysisStatus.failed, f"its flow run {analysis.flow_run_id} no longer exists in Prefect")
+    elif run.state_type == "CANCELLED":
+        set_status(sessions, analysis.id, AnalysisStatus.cancelled, run.message or "flow run cancelled")
+    elif run.is_final and not (run.state_type == "COMPLETED" and analysis.status == AnalysisStatus.completed):
+        detail = f": {run.message}" if run.message else ""
+        set_status(sessions, analysis.id, AnalysisStatus.failed, f"flow run {run.name} ended {run.state_name}{detail}")
+    else:
+        return analysis
+    session.expire(analysis)
+    return session.get_one(Analysis, analysis.id)
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=AnalysisOut, summary="Submit an analysis")
+def submit_analysis(
+    body: AnalysisCreate,
+    request: Request,
+    response: Response,
+    user: Submitter,
+    session: SessionDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    orchestrator: OrchestratorDep,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
+                                                 description="retrying with the same key returns the same analysis")] = None,
+) -> AnalysisOut:  # fmt: skip
+    """Queue an analysis and start its flow run; poll ``Location`` until it is completed or failed."""
+    if idempotency_key and (earlier := _by_key(session, user, idempotency_key)) is not None:
+        response.headers["Location"] = f"/analyses/{earlier.id}"
+        return analysis_out(session, earlier)
+    request.app.state.submit_limit.hit(str(user.id))
+    aoi = checked_aoi(body.aoi, settings)
+    check_window(body.start_date, body.end_date, settings)
+    checked_model(services.sessions, body.model)
+    try:
+        analysis_id = create_analysis(services.sessions, aoi, body.start_date, body.end_date, body.model,
+                                      owner_id=user.id, name=body.name, idempotency_key=idempotency_key)  # fmt: skip
+    except IntegrityError:  # the same key, submitted concurrently: hand back the winner
+        earlier = _by_key(session, user, idempotency_key or "")
+        if earlier is None:
+            raise
+        response.headers["Location"] = f"/analyses/{earlier.id}"
+        return analysis_out(session, earlier)
+    try:
+        flow_run_id = orchestrator.start_analysis(analysis_id, f"analysis-{analysis_id.hex[:8]}", ["api", f"user:{user.id}"])
+    except ServiceUnavailable:
+        with services.sessions.begin() as cleanup:  # nothing half-written: the request can be retried
+            cleanup.execute(delete(Analysis).where(Analysis.id == analysis_id))
+        raise
+    set_status(services.sessions, analysis_id, AnalysisStatus.queued, flow_run_id=flow_run_id)
+    request.app.state.metrics.analyses_submitted.inc()
+    response.headers["Location"] = f"/analyses/{analysis_id}"
+    return analysis_out(session, session.get_one(Analysis, analysis_id))
+
+
+def _by_key(session: Session, user: User, key: str) -> Analysis | None:
+    return session.scalar(select(Analysis).where(Analysis.owner_id == user.id, Analysis.idempotency_key == key))
+
+
+@router.get("", response_model=Page[AnalysisOut], summary="List analyses, newest first")
+def list_analyses(
+    user: CurrentUser,
+    session: SessionDep,
+    status_: Annotated[AnalysisStatus | None, Query(alias="status")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    query = select(Analysis)
+    if not sees_everything(user):
+        query = query.where(Analysis.owner_id == user.id)
+    if status_ is not None:
+        query = query.where(Analysis.status == status_)
+    rows, total = paged(session, query, limit, offset, Analysis.created_at.desc(), Analysis.id)
+    return {"items": [analysis_out(session, a) for a in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{analysis_id}", response_model=AnalysisOut, summary="Read an analysis: status, classes, links")
+def read_analysis(
+    analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, services: ServicesDep,
+    settings: SettingsDep, orchestrator: OrchestratorDep,
+) -> AnalysisOut:  # fmt: skip
+    analysis = visible_analysis(session, user, analysis_id)
+    return analysis_out(session, reconcile(session, analysis, orchestrator, settings, services.sessions))
+
+
+@router.delete("/{analysis_id}", response_model=AnalysisOut, summary="Cancel a queued or running analysis")
+def cancel_analysis(
+    analysis_id: uuid.UUID, user: Submitter, session: SessionDep, services: ServicesDep, orchestrator: OrchestratorDep
+) -> AnalysisOut:
+    analysis = visible_analysis(session, user, analysis_id)
+    if analysis.status in FINAL:
+        raise HTTPException(409, f"analysis {analysis_id} is {analysis.status.value} already; nothing to cancel")
+    reason = f"cancelled by {user.email}"
+    if analysis.flow_run_id is not None:
+        orchestrator.cancel(analysis.flow_run_id, reason)
+    set_status(services.sessions, analysis_id, AnalysisStatus.cancelled, reason)
+    session.expire(analysis)
+    return analysis_out(session, session.get_one(Analysis, analysis_id))
+
+
+def _completed(session: Session, user: User, analysis_id: uuid.UUID) -> Analysis:
+    analysis = visible_analysis(session, user, analysis_id)
+    if analysis.status != AnalysisStatus.completed:
+        raise HTTPException(409, f"analysis {analysis_id} is {analysis.status.value}: its results exist once it is completed")
+    return analysis
+
+
+@router.get("/{analysis_id}/map", summary="The crop map (COG: class band + confidence band)",
+            response_class=StreamingResponse, responses={200: {"content": {"image/tiff": {}}}})  # fmt: skip
+def download_map(
+    analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep, settings: SettingsDep,
+    presign: Annotated[bool, Query(description="answer with a presigned URL to the object instead of the bytes")] = False,
+) -> Any:  # fmt: skip
+    analysis = _completed(session, user, analysis_id)
+    if presign:
+        if not settings.uses_s3:
+            raise HTTPException(409, "presigned URLs need an S3 store; this one is a folder: download without presign")
+        return {"url": store.presigned_url(analysis.map_key), "expires_in": 3600}
+    return StreamingResponse(store.open_stream(analysis.map_key), media_type="image/tiff",
+                             headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.tif"'})  # fmt: skip
+
+
+@router.get("/{analysis_id}/quicklook.png", summary="A PNG preview of the crop map with its legend",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+def quicklook(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
+    analysis = _completed(session, user, analysis_id)
+    return Response(store.get(analysis.quicklook_key), media_type="image/png")
+
+
+@router.get("/{analysis_id}/fields", summary="Per-field predictions as a GeoJSON FeatureCollection")
+def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    _completed(session, user, analysis_id)
+    rows = session.execute(
+        select(FieldParcel, FieldPrediction).join(FieldPrediction, FieldPrediction.field_id == FieldParcel.id)
+        .where(FieldPrediction.analysis_id == analysis_id).order_by(FieldParcel.id)
+    ).all()  # fmt: skip
+    features = [
+        field_feature(field, class_id=p.class_id, class_name=p.class_name, share=p.share,
+                      mean_confidence=p.mean_confidence, pixel_count=p.pixel_count)
+        for field, p in rows
+    ]  # fmt: skip
+    return {"type": "FeatureCollection", "features": features}

@@ -1,0 +1,53 @@
+"""The scene catalogue: search by area, date and cloud cover."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from sqlalchemy import select
+
+from api.deps import CurrentUser, Limit, Offset, RowId, SessionDep
+from api.queries import intersecting, paged
+from api.schemas import Page, SceneOut
+from cropai.db import Scene
+
+router = APIRouter(prefix="/scenes", tags=["scenes"])
+
+
+def scene_out(scene: Scene) -> SceneOut:
+    return SceneOut.model_validate(
+        {**{c: getattr(scene, c) for c in SceneOut.model_fields if hasattr(scene, c)},
+         "bbox_wgs84": (scene.minx, scene.miny, scene.maxx, scene.maxy)}  # fmt: skip
+    )
+
+
+@router.get("", response_model=Page[SceneOut], summary="Search scenes")
+def search_scenes(
+    user: CurrentUser,
+    session: SessionDep,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in degrees; scenes that intersect it")] = None,
+    start: Annotated[datetime | None, Query(description="acquired at or after (ISO 8601)")] = None,
+    end: Annotated[datetime | None, Query(description="acquired at or before (ISO 8601)")] = None,
+    max_cloud: Annotated[float | None, Query(ge=0, le=1, description="largest cloud fraction, 0..1")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> dict:
+    query = intersecting(select(Scene), Scene, bbox)
+    if start is not None:
+        query = query.where(Scene.acquired_at >= start)
+    if end is not None:
+        query = query.where(Scene.acquired_at <= end)
+    if max_cloud is not None:
+        query = query.where(Scene.cloud_fraction <= max_cloud)
+    rows, total = paged(session, query, limit, offset, Scene.acquired_at, Scene.id)
+    return {"items": [scene_out(s) for s in rows], "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/{scene_id}", response_model=SceneOut, summary="Read a scene")
+def read_scene(scene_id: RowId, user: CurrentUser, session: SessionDep) -> SceneOut:
+    scene = session.get(Scene, scene_id)
+    if scene is None:
+        raise HTTPException(404, f"no scene {scene_id}")
+    return scene_out(scene)

@@ -1,0 +1,228 @@
+"""What the API accepts and returns. Geometry is GeoJSON in EPSG:4326 (lon, lat);
+areas are hectares, dates are ISO 8601, times are UTC."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Generic, TypeVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+
+from cropai.db import AnalysisStatus, Role
+
+T = TypeVar("T")
+
+
+def _as_utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Every stored time is UTC; SQLite hands them back naive, so they are marked on the way out.
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+# --- auth and users -------------------------------------------------------------------------
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"
+    expires_in: int = Field(description="seconds until the access token expires")
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=4096)
+
+
+class UserOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    full_name: str
+    role: Role
+    is_active: bool
+    created_at: UtcDatetime
+    last_login_at: UtcDatetime | None
+
+
+class UserCreate(BaseModel):
+    email: EmailStr
+    password: str = Field(min_length=10, max_length=256)
+    full_name: str = Field(default="", max_length=200)
+    role: Role = Role.analyst
+
+
+class UserUpdate(BaseModel):
+    full_name: str | None = Field(default=None, max_length=200)
+    role: Role | None = None
+    is_active: bool | None = None
+    password: str | None = Field(default=None, min_length=10, max_length=256)
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=100)
+    expires_in_days: int | None = Field(default=None, ge=1, le=3650)
+
+
+class ApiKeyOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str
+    created_at: UtcDatetime
+    expires_at: UtcDatetime | None
+    last_used_at: UtcDatetime | None
+    revoked_at: UtcDatetime | None
+
+
+class ApiKeyCreated(ApiKeyOut):
+    key: str = Field(description="the secret: shown this once, only its hash is kept")
+
+
+# --- catalogue ---------------------------------------------------------------------------
+
+
+class SceneOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    scene_id: str
+    version: int
+    platform: str
+    acquired_at: UtcDatetime
+    cloud_fraction: float | None = Field(description="0..1 of the scene flagged cloud or shadow")
+    crs: str
+    resolution_m: float
+    width: int
+    height: int
+    bands: list[Any]
+    bbox_wgs84: tuple[float, float, float, float]
+    footprint_geojson: dict[str, Any]
+
+
+class ModelVersionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ref: str = Field(description="name@version, as an analysis asks for it")
+    name: str
+    version: str
+    format: str
+    description: str
+    metrics: dict[str, Any] = Field(description="held-out metrics: overall accuracy, macro F1, per class")
+    classes: list[Any]
+    bands: list[Any]
+    created_at: UtcDatetime
+
+
+# --- fields -----------------------------------------------------------------------------
+
+
+class FeatureCollection(BaseModel):
+    """A GeoJSON FeatureCollection of (Multi)Polygons in EPSG:4326."""
+
+    type: str = Field(description='"FeatureCollection"')
+    features: list[dict[str, Any]]
+
+
+class FieldsCreated(BaseModel):
+    ids: list[int]
+    count: int
+
+
+# --- analyses ----------------------------------------------------------------------------
+
+
+class AnalysisCreate(BaseModel):
+    name: str = Field(default="", max_length=200)
+    aoi: dict[str, Any] = Field(
+        description="the area of interest: a GeoJSON Polygon or MultiPolygon (EPSG:4326), or a Feature of one",
+        examples=[{"type": "Polygon", "coordinates": [[[1.60, 48.20], [1.64, 48.20], [1.64, 48.22], [1.60, 48.22],
+                                                        [1.60, 48.20]]]}],  # fmt: skip
+    )
+    start_date: date
+    end_date: date
+    model: str = Field(default="cropnet@latest", max_length=160, description="name@version or name@latest")
+
+
+class ClassStatOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    class_id: int
+    class_name: str
+    pixel_count: int
+    area_ha: float
+
+
+class AnalysisLinks(BaseModel):
+    self: str
+    map: str | None = None
+    quicklook: str | None = None
+    fields: str | None = None
+
+
+class AnalysisOut(BaseModel):
+    id: uuid.UUID
+    name: str
+    owner_id: int | None
+    status: AnalysisStatus
+    status_reason: str | None
+    model: str = Field(description="the model as asked, e.g. cropnet@latest")
+    model_version: str | None = Field(description="the version it resolved to, once planned")
+    aoi: dict[str, Any]
+    aoi_area_ha: float
+    start_date: date
+    end_date: date
+    flow_run_id: uuid.UUID | None
+    batches_total: int
+    batches_done: int
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
+    classes: list[ClassStatOut] = Field(default_factory=list, description="hectares per class, once completed")
+    links: AnalysisLinks
+
+
+class IngestRequest(BaseModel):
+    source: str = Field(
+        min_length=1, max_length=1000,
+        description="store:PREFIX (the object store's inbox), a STAC catalog or API URL, or a folder on the workers",
+    )  # fmt: skip
+    band_mapping: list[Annotated[str, Field(max_length=16)] | None] | None = Field(
+        default=None, max_length=32,
+        description="names of a file's bands in order when the file does not describe them, e.g. "
+        '["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL"] (null to skip one)',
+    )  # fmt: skip
+
+
+class FlowRunStarted(BaseModel):
+    flow_run_id: uuid.UUID
+    deployment: str
+
+
+class IngestRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    flow_run_id: uuid.UUID | None
+    source: str
+    status: str
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
+    found: int
+    ingested: int
+    skipped: int
+    rejected: int
+    rejections: list[Any]
+    error: str | None

@@ -1,0 +1,35 @@
+"""Serve Crop AI's deployments from this process, without a work pool.
+
+The embedded stack (`cropai serve`, `cropai up`) and the tests use this: one process
+registers the deployments with the Prefect server it is pointed at and runs their
+flow runs as subprocesses. Production uses `prefect deploy` and a `cropai` pool
+worker instead (prefect.yaml); names and schedules match, so the API and operators
+see the same deployments either way.
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+from prefect.schedules import Cron
+
+from flows.analyze import analyze
+from flows.ingest import ingest_scenes
+from flows.train import train
+
+INGEST_CRON = "15 */6 * * *"  # as in prefect.yaml
+INGEST_SOURCE = "store:inbox/"
+
+
+def serve_deployments(limit: int | None = None, schedule_ingest: bool = True) -> None:
+    """Block, running flow runs of `analyze/analyze`, `ingest_scenes/ingest-scheduled`, `train/train`."""
+    serve(
+        analyze.to_deployment(name="analyze", tags=["analyze"], description="Map the crops of one Analysis request."),
+        ingest_scenes.to_deployment(
+            name="ingest-scheduled", tags=["ingest"], parameters={"source": INGEST_SOURCE},
+            schedule=Cron(INGEST_CRON, timezone="UTC") if schedule_ingest else None,
+            description="Ingest the scenes dropped in the store's inbox/ prefix.",
+        ),  # fmt: skip
+        train.to_deployment(name="train", tags=["train"], description="Train and register a crop-type model."),
+        limit=limit,
+        print_starting_message=False,
+    )
