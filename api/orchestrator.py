@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from cropai.config import Settings
@@ -28,6 +29,7 @@ class FlowRunStatus:
     state_type: str  # Prefect's StateType value: SCHEDULED, RUNNING, FAILED, CRASHED, ...
     state_name: str
     message: str | None
+    state_age_s: float = 0.0  # seconds since the run entered its state
 
     @property
     def is_final(self) -> bool:
@@ -123,7 +125,8 @@ class Orchestrator:
         state = run.state
         if state is None:
             return FlowRunStatus(run.name, "PENDING", "Pending", None)
-        return FlowRunStatus(run.name, state.type.value, state.name, state.message)
+        age = (datetime.now(UTC) - state.timestamp).total_seconds() if state.timestamp else 0.0
+        return FlowRunStatus(run.name, state.type.value, state.name, state.message, age)
 
     def cancel(self, flow_run_id: uuid.UUID, reason: str) -> None:
         """Cancel a flow run: at once if it has not started, else by asking its runner to stop it."""

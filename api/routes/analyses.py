@@ -42,6 +42,9 @@ router = APIRouter(prefix="/analyses", tags=["analyses"])
 logger = logging.getLogger("cropai.api")
 
 FINAL = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled)
+# A flow run is Completed in Prefect a moment before its completion hook marks the row:
+# only a run completed this long ago without a completed row counts as broken.
+COMPLETION_GRACE_S = 120.0
 _model_refs: dict[int, str] = {}  # model version id -> "name@version"; versions are immutable
 
 
@@ -144,9 +147,12 @@ def reconcile(
         set_status(sessions, analysis.id, AnalysisStatus.failed, f"its flow run {analysis.flow_run_id} no longer exists in Prefect")
     elif run.state_type == "CANCELLED":
         set_status(sessions, analysis.id, AnalysisStatus.cancelled, run.message or "flow run cancelled")
-    elif run.is_final and not (run.state_type == "COMPLETED" and analysis.status == AnalysisStatus.completed):
+    elif run.state_type in ("FAILED", "CRASHED"):
         detail = f": {run.message}" if run.message else ""
         set_status(sessions, analysis.id, AnalysisStatus.failed, f"flow run {run.name} ended {run.state_name}{detail}")
+    elif run.state_type == "COMPLETED" and run.state_age_s > COMPLETION_GRACE_S:
+        set_status(sessions, analysis.id, AnalysisStatus.failed,
+                   f"flow run {run.name} completed {run.state_age_s:.0f} s ago without recording the results")  # fmt: skip
     else:
         return analysis
     session.expire(analysis)

@@ -169,3 +169,18 @@ def test_submissions_are_rate_limited_per_user(api_app_settings: Settings) -> No
         codes = [client.post("/analyses", json=REQUEST, headers=alice.headers).status_code for _ in range(3)]
         assert codes == [202, 202, 429]
         assert client.post("/analyses", json=REQUEST, headers=bob.headers).status_code == 202
+
+
+def test_a_just_completed_flow_run_leaves_the_row_to_its_hook(
+    client: TestClient, api_app_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from prefect.states import Completed
+
+    analyst = new_account(client, api_app_settings)
+    made = submit(client, analyst.headers)
+    with get_client(sync_client=True) as prefect:
+        prefect.set_flow_run_state(uuid.UUID(made["flow_run_id"]), Completed(), force=True)
+    assert client.get(f"/analyses/{made['id']}", headers=analyst.headers).json()["status"] == "queued"
+    monkeypatch.setattr("api.routes.analyses.COMPLETION_GRACE_S", 0.0)  # the hook never came
+    read = client.get(f"/analyses/{made['id']}", headers=analyst.headers).json()
+    assert read["status"] == "failed" and "without recording the results" in read["status_reason"]
