@@ -11,6 +11,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError
 
 from cropai.errors import CropAIError, InvalidInput, ModelNotFound, ObjectNotFound, ServiceUnavailable
 
@@ -51,6 +52,12 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(exc.retry_after_s)},
         )
 
+    async def unstorable(request: Request, exc: Exception) -> JSONResponse:
+        # The database refused a value pydantic let through: a NUL character in text, a number
+        # out of range. The transaction is rolled back with the request's session.
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return JSONResponse({"detail": f"a value cannot be stored: {reason}"}, status_code=422)
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = request.scope.get("state", {}).get("request_id", "")
         logger.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id)
@@ -60,4 +67,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(CropAIError, domain_error)
     app.add_exception_handler(TooManyRequests, too_many)
+    app.add_exception_handler(DataError, unstorable)
     app.add_exception_handler(Exception, unexpected)

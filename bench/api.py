@@ -31,30 +31,11 @@ from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from cropai.loopback import free_port, wait_for_http  # noqa: E402
+
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HELLO = "from fastapi import FastAPI\napp = FastAPI()\n\n@app.get('/')\ndef hello() -> dict:\n    return {'hello': 'world'}\n"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, deadline_s: float = 60) -> None:
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if time.monotonic() > end:
-                raise
-            time.sleep(0.1)
 
 
 def rss_mb(pid: int, field: str = "VmRSS") -> float:
@@ -130,7 +111,7 @@ def wrk(url: str, connections: int, seconds: int, headers: dict[str, str]) -> di
 
 def serve(command: list[str], env: dict[str, str], port: int, cwd: Path, log: Path) -> subprocess.Popen:
     process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    wait_for(f"http://127.0.0.1:{port}/healthz" if "cropai.cli" in " ".join(command) else f"http://127.0.0.1:{port}/")
+    wait_for_http(f"http://127.0.0.1:{port}/healthz" if "cropai.cli" in " ".join(command) else f"http://127.0.0.1:{port}/")
     return process
 
 

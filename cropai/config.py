@@ -6,7 +6,6 @@ environment itself, so a test or a worker can run with its own settings.
 
 from __future__ import annotations
 
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -128,12 +127,13 @@ class Settings(BaseSettings):
             )
         return self
 
-    @cached_property
+    # Plain properties, not cached: model_copy(update=...) would carry a cached value over.
+    @property
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to an SQLite file under ``home``."""
         return self.database_url or f"sqlite:///{self.home / 'cropai.db'}"
 
-    @cached_property
+    @property
     def resolved_storage_url(self) -> str:
         """The store URL, defaulting to the folder ``home/store``."""
         return self.storage_url or str(self.home / "store")

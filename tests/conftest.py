@@ -4,11 +4,8 @@ server on loopback, and the store under test on both backends."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +15,7 @@ from pydantic import SecretStr
 from sqlalchemy import create_engine, make_url, text
 
 from cropai.config import Settings
+from cropai.loopback import free_port, wait_for_http
 from cropai.storage import LocalStore, ObjectStore, S3Store, open_store
 
 TESTS = Path(__file__).parent
@@ -50,27 +48,6 @@ def _no_outside_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
 def settings(tmp_path: Path) -> Settings:
     """Embedded defaults under a fresh home folder."""
     return Settings(home=tmp_path / "home", _env_file=None)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_http(url: str, deadline_s: float = 30.0) -> None:
-    """Poll ``url`` until it answers at all (any HTTP status) or the deadline passes."""
-    end = time.monotonic() + deadline_s
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            if time.monotonic() > end:
-                raise TimeoutError(f"{url} did not answer within {deadline_s} s") from None
-            time.sleep(0.1)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------

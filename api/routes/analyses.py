@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import shapely
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -36,6 +36,7 @@ from cropai.analysis_records import aoi_geometry, area_ha, create_analysis, set_
 from cropai.config import Settings
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldParcel, FieldPrediction, ModelVersion, User
 from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
+from cropai.storage import DEFAULT_URL_EXPIRY
 from models.versions import resolve
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
@@ -266,7 +267,8 @@ def download_map(
     if presign:
         if not settings.uses_s3:
             raise HTTPException(409, "presigned URLs need an S3 store; this one is a folder: download without presign")
-        return {"url": store.presigned_url(analysis.map_key), "expires_in": 3600}
+        return JSONResponse({"url": store.presigned_url(analysis.map_key),
+                             "expires_in_s": int(DEFAULT_URL_EXPIRY.total_seconds())})  # fmt: skip
     return StreamingResponse(store.open_stream(analysis.map_key), media_type="image/tiff",
                              headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.tif"'})  # fmt: skip
 

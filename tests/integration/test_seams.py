@@ -33,7 +33,7 @@ def test_tiled_prediction_equals_a_single_pass(settings: Settings, tmp_path: Pat
         return root["class"][:], root["confidence"][:], len(plan.tiles.tiles)
 
     tiled_class, tiled_confidence, tiles = predict("tiled", contract.tile_size)  # 256 px tiles, 224 px cores
-    whole_class, whole_confidence, one = predict("whole", 1024)  # one tile covers the AOI
+    whole_class, whole_confidence, one = predict("whole", 512)  # one tile (480 px core) covers the AOI
     assert tiles >= 2 and one == 1
     assert np.array_equal(tiled_class, whole_class)
     assert np.abs(tiled_confidence.astype(int) - whole_confidence.astype(int)).max() <= 1

@@ -133,3 +133,10 @@ def test_swagger_offers_both_ways_to_authorize(client: TestClient, scheme: str) 
     assert scheme in schemes
     if scheme == "OAuth2PasswordBearer":
         assert schemes[scheme]["flows"]["password"]["tokenUrl"] == "/auth/token"
+
+
+def test_text_the_database_cannot_store_is_a_422(client: TestClient, api_app_settings: Settings) -> None:
+    account = new_account(client, api_app_settings)
+    response = client.post("/auth/api-keys", json={"name": "nul\u0000byte"}, headers=account.headers)
+    assert response.status_code == 422 and "cannot be stored" in response.json()["detail"]
+    assert client.get("/auth/api-keys", headers=account.headers).json() == []

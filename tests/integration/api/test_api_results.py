@@ -1,0 +1,67 @@
+"""Results of a completed analysis from an S3 store (the MinIO code path): the COG
+streamed through the API or handed out as a presigned URL."""
+
+import urllib.request
+import uuid
+from datetime import date
+
+import pytest
+from fastapi.testclient import TestClient
+
+from cropai.analysis_records import create_analysis, set_status
+from cropai.config import Settings
+from cropai.db import AnalysisStatus
+from cropai.services import services
+from cropai.storage import S3Store
+from tests.api_fixtures import SQUARE, make_client, new_account
+from tests.conftest import s3_settings
+
+MAP_BYTES = b"II*\x00" + bytes(range(256)) * 5000  # ~1.3 MB: streamed in more than one chunk
+
+
+@pytest.fixture
+def s3_api_settings(api_app_settings: Settings, s3_endpoint: str) -> Settings:
+    configured = s3_settings(api_app_settings, s3_endpoint, f"api-{uuid.uuid4().hex[:10]}")
+    store = services(configured).store
+    assert isinstance(store, S3Store)
+    store.ensure_bucket()
+    return configured
+
+
+def completed_analysis(settings: Settings, owner_id: int) -> uuid.UUID:
+    svc = services(settings)
+    analysis_id = create_analysis(svc.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@1.0.0", owner_id)
+    map_key, quicklook_key = f"analyses/{analysis_id}/cropmap.tif", f"analyses/{analysis_id}/quicklook.png"
+    svc.store.put(map_key, MAP_BYTES, content_type="image/tiff")
+    svc.store.put(quicklook_key, b"\x89PNG\r\n\x1a\nfake", content_type="image/png")
+    set_status(svc.sessions, analysis_id, AnalysisStatus.completed, map_key=map_key, quicklook_key=quicklook_key)
+    return analysis_id
+
+
+def test_map_streams_from_s3_and_presigns(s3_api_settings: Settings) -> None:
+    with make_client(s3_api_settings) as client:
+        analyst = new_account(client, s3_api_settings)
+        analysis_id = completed_analysis(s3_api_settings, analyst.id)
+        streamed = client.get(f"/analyses/{analysis_id}/map", headers=analyst.headers)
+        assert streamed.status_code == 200 and streamed.content == MAP_BYTES
+        assert f"cropmap-{analysis_id}.tif" in streamed.headers["content-disposition"]
+        presigned = client.get(f"/analyses/{analysis_id}/map?presign=true", headers=analyst.headers).json()
+        with urllib.request.urlopen(presigned["url"], timeout=10) as response:
+            assert response.read() == MAP_BYTES  # no credentials needed
+        assert client.get(f"/analyses/{analysis_id}/quicklook.png", headers=analyst.headers).content.startswith(b"\x89PNG")
+
+
+def test_a_missing_map_object_is_a_404_not_a_crash(s3_api_settings: Settings) -> None:
+    with make_client(s3_api_settings) as client:
+        analyst = new_account(client, s3_api_settings)
+        analysis_id = completed_analysis(s3_api_settings, analyst.id)
+        services(s3_api_settings).store.delete(f"analyses/{analysis_id}/cropmap.tif")
+        response = client.get(f"/analyses/{analysis_id}/map", headers=analyst.headers)
+        assert response.status_code == 404 and "cropmap.tif" in response.json()["detail"]
+
+
+def test_presign_on_a_folder_store_says_to_download_instead(client: TestClient, api_app_settings: Settings) -> None:
+    analyst = new_account(client, api_app_settings)
+    analysis_id = completed_analysis(api_app_settings, analyst.id)
+    response = client.get(f"/analyses/{analysis_id}/map?presign=true", headers=analyst.headers)
+    assert response.status_code == 409 and "download without presign" in response.json()["detail"]
