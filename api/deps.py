@@ -3,17 +3,19 @@ session, the store, Prefect, and the calling user with their role."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from api.orchestrator import Orchestrator
 from api.security import InvalidToken, api_key_hash, api_key_prefix, read_token, same_secret
+from api.ttlcache import TTLCache
 from cropai.config import Settings
 from cropai.db import ApiKey, Role, User
 from cropai.services import Services
@@ -25,24 +27,34 @@ LAST_USED_RESOLUTION = timedelta(minutes=5)
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from POST /auth/api-keys")
 
 
-def get_settings(request: Request) -> Settings:
+# The dependencies that do no I/O are `async`: FastAPI then runs them on the event loop
+# instead of handing each to the thread pool (a thread hop apiece, per request).
+
+
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     return request.app.state.services
 
 
-def get_session(services: Annotated[Services, Depends(get_services)]) -> Iterator[Session]:
-    with services.sessions() as session:
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session per request, in autocommit mode: reads need no BEGIN / ROLLBACK round trips and
+    the routes' writes are single statements. It connects on its first query, in the route's thread;
+    multi-statement writes go through ``cropai`` functions and their own transactions."""
+    session = request.app.state.request_sessions()
+    try:
         yield session
+    finally:
+        session.close()
 
 
-def get_store(services: Annotated[Services, Depends(get_services)]) -> ObjectStore:
+async def get_store(services: Annotated[Services, Depends(get_services)]) -> ObjectStore:
     return services.store
 
 
-def get_orchestrator(request: Request) -> Orchestrator:
+async def get_orchestrator(request: Request) -> Orchestrator:
     return request.app.state.orchestrator
 
 
@@ -57,23 +69,31 @@ def _unauthorized(message: str) -> HTTPException:
     return HTTPException(401, message, headers={"WWW-Authenticate": "Bearer"})
 
 
-def get_current_user(
+async def get_current_user(
     request: Request,
-    session: SessionDep,
+    services: ServicesDep,
     settings: SettingsDep,
     token: Annotated[str | None, Security(oauth2_scheme)],
     api_key: Annotated[str | None, Security(api_key_scheme)],
 ) -> User:
-    """The active user behind an API key (``X-API-Key``, or as a bearer token) or a JWT access token."""
+    """The active user behind an API key (``X-API-Key``, or as a bearer token) or a JWT access token.
+
+    Users behind tokens come from a short-lived cache (``USER_CACHE_TTL_S``), so most requests
+    make no database round trip to authenticate."""
     if api_key is None and token is not None and api_key_prefix(token):
         api_key, token = token, None
     if api_key is not None:
-        user = _user_of_api_key(session, api_key)
+        user = await run_in_threadpool(_user_of_api_key, services.sessions, api_key)
     elif token is not None:
         try:
-            user = session.get(User, read_token(settings, token, "access"))
+            user_id = read_token(settings, token, "access")
         except InvalidToken as exc:
             raise _unauthorized(str(exc)) from None
+        users: TTLCache[int, User | None] = request.app.state.users
+        user = users.get(user_id)
+        if user is None:
+            user = await run_in_threadpool(_load_user, services.sessions, user_id)
+            users.put(user_id, user)
     else:
         raise _unauthorized("not authenticated: log in at POST /auth/token or send an X-API-Key header")
     if user is None or not user.is_active:
@@ -82,23 +102,39 @@ def get_current_user(
     return user
 
 
-def _user_of_api_key(session: Session, key: str) -> User | None:
+# Users behind access tokens, by id, for a few seconds. A change made through this API
+# process forgets the user at once; one made elsewhere (another replica, the admin panel)
+# is seen within the TTL.
+USER_CACHE_TTL_S = 5.0
+
+
+def active_users() -> TTLCache[int, User | None]:
+    return TTLCache(USER_CACHE_TTL_S)
+
+
+def _load_user(sessions: sessionmaker[Session], user_id: int) -> User | None:
+    with sessions() as session:
+        return session.get(User, user_id)  # detached on close, with its columns loaded
+
+
+def _user_of_api_key(sessions: sessionmaker[Session], key: str) -> User | None:
     prefix = api_key_prefix(key)
     if prefix is None:
         raise _unauthorized("malformed API key")
     digest = api_key_hash(key)
     now = datetime.now(UTC)
-    for row in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)):
-        if not same_secret(row.key_hash, digest):
-            continue
-        if row.revoked_at is not None:
-            raise _unauthorized("API key revoked")
-        if row.expires_at is not None and _aware(row.expires_at) <= now:
-            raise _unauthorized("API key expired")
-        if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USED_RESOLUTION:
-            row.last_used_at = now  # coarse, so that a busy key does not write on every request
-            session.commit()
-        return session.get(User, row.user_id)
+    with sessions() as session:
+        for row in session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)):
+            if not same_secret(row.key_hash, digest):
+                continue
+            if row.revoked_at is not None:
+                raise _unauthorized("API key revoked")
+            if row.expires_at is not None and _aware(row.expires_at) <= now:
+                raise _unauthorized("API key expired")
+            if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USED_RESOLUTION:
+                row.last_used_at = now  # coarse, so that a busy key does not write on every request
+                session.commit()
+            return session.get(User, row.user_id)
     raise _unauthorized("unknown API key")
 
 
@@ -110,7 +146,7 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
 def require_role(*roles: Role):  # noqa: ANN201 - a FastAPI dependency factory
-    def check(user: CurrentUser) -> User:
+    async def check(user: CurrentUser) -> User:
         if user.role not in roles:
             allowed = " or ".join(role.value for role in roles)
             raise HTTPException(403, f"this needs the {allowed} role; you are {user.role.value}")

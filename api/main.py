@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy.orm import sessionmaker
 
 from api.admin import mount_admin
+from api.deps import active_users
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestObservation
 from api.orchestrator import Orchestrator
 from api.ratelimit import RateLimit
 from api.routes import analyses, auth, fields, health, ingest, models, scenes, users
+from api.routes.analyses import finished_analyses
 from cropai.config import Settings, load_settings
 from cropai.services import services as services_for
 
@@ -32,7 +35,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.login_limit = RateLimit("login attempts", settings.login_attempts_per_minute)
     app.state.submit_limit = RateLimit("analysis submissions", settings.submissions_per_minute)
     app.state.metrics = Metrics()
-
+    app.state.users = active_users()
+    app.state.finished_analyses = finished_analyses()
+    app.state.request_sessions = sessionmaker(
+        app.state.services.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
     for module in (health, auth, users, scenes, fields, models, analyses, ingest):
         app.include_router(module.router)
     app.add_route("/metrics", app.state.metrics.exposition, include_in_schema=False)

@@ -68,10 +68,15 @@ class Orchestrator:
             raise ServiceUnavailable(f"cannot reach the Prefect API at {url}: {exc}") from None
 
     def check(self) -> None:
-        with self._client() as client:
-            problem = client.api_healthcheck()
-        if problem is not None:
-            raise ServiceUnavailable(f"cannot reach the Prefect API at {self.api_url}: {problem}")
+        """Prefect's health endpoint, by plain HTTP: a readiness probe should not load its client."""
+        import httpx
+
+        url = self.api_url
+        try:
+            response = httpx.get(f"{url.rstrip('/')}/health", timeout=self.settings.connect_timeout_s)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise ServiceUnavailable(f"cannot reach the Prefect API at {url}: {exc}") from None
 
     def start_analysis(self, analysis_id: uuid.UUID, name: str, tags: list[str]) -> uuid.UUID:
         """Create a flow run of the analysis deployment; idempotent per analysis."""

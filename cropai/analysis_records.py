@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 import shapely
-from pyproj import Geod
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,7 +22,6 @@ from cropai.errors import InvalidInput
 if TYPE_CHECKING:  # the API writes requests without loading the raster stack
     from cropai.cropmap import CropMap
 
-GEOD = Geod(ellps="WGS84")
 FIELD_PREDICTION_COLUMNS = ("analysis_id", "field_id", "class_id", "class_name", "share", "mean_confidence", "pixel_count")
 
 
@@ -47,9 +46,16 @@ def aoi_geometry(geojson: dict[str, Any]) -> dict[str, Any]:
     return shapely.geometry.mapping(shape)
 
 
+@cache
+def _wgs84() -> Any:
+    from pyproj import Geod  # loaded on first use: the API process stays smaller until it needs it
+
+    return Geod(ellps="WGS84")
+
+
 def area_ha(geometry: dict[str, Any]) -> float:
     """Geodesic area of a lon/lat (Multi)Polygon in hectares."""
-    return abs(GEOD.geometry_area_perimeter(shapely.geometry.shape(geometry))[0]) / 10_000
+    return abs(_wgs84().geometry_area_perimeter(shapely.geometry.shape(geometry))[0]) / 10_000
 
 
 def create_analysis(

@@ -526,18 +526,17 @@ def api(
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes.")] = 1,
 ) -> None:
     """Serve the HTTP API with uvicorn (docs at /docs, admin at /admin)."""
-    import uvicorn
-
-    from api.observability import configure_logging
     from cropai.db import upgrade_database
 
     settings = _settings()
     upgrade_database(_services().engine)
-    configure_logging()
     host, port = host or settings.api_host, port or settings.api_port
     errors.print(f"Crop AI API on http://{host}:{port} (docs /docs, admin /admin)", highlight=False)
-    uvicorn.run("api.main:create_app", factory=True, host=host, port=port, workers=workers, access_log=False,
-                log_level="warning", proxy_headers=True)  # fmt: skip
+    # Replace this process with uvicorn: the server does not carry the CLI's imports.
+    command = [sys.executable, "-m", "api.serve", "--host", host, "--port", str(port), "--workers", str(workers)]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, command)
 
 
 @app.command()

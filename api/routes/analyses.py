@@ -32,6 +32,7 @@ from api.orchestrator import Orchestrator
 from api.queries import paged
 from api.routes.fields import field_feature
 from api.schemas import AnalysisCreate, AnalysisLinks, AnalysisOut, ClassStatOut, Page
+from api.ttlcache import TTLCache
 from cropai.analysis_records import aoi_geometry, area_ha, create_analysis, set_status
 from cropai.config import Settings
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldParcel, FieldPrediction, ModelVersion, User
@@ -46,6 +47,14 @@ FINAL = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancell
 # A flow run is Completed in Prefect a moment before its completion hook marks the row:
 # only a run completed this long ago without a completed row counts as broken.
 COMPLETION_GRACE_S = 120.0
+# A completed analysis' answer does not change, and clients poll it: it is kept, rendered,
+# for a few seconds (bounded, so a rerun started from the Prefect UI shows up soon).
+FINISHED_CACHE_TTL_S = 10.0
+
+
+def finished_analyses() -> TTLCache[uuid.UUID, tuple[int | None, bytes]]:
+    """Rendered answers of completed analyses, with their owner for the visibility check."""
+    return TTLCache(FINISHED_CACHE_TTL_S)
 _model_refs: dict[int, str] = {}  # model version id -> "name@version"; versions are immutable
 
 
@@ -228,11 +237,21 @@ def list_analyses(
 
 @router.get("/{analysis_id}", response_model=AnalysisOut, summary="Read an analysis: status, classes, links")
 def read_analysis(
-    analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, services: ServicesDep,
+    request: Request, analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, services: ServicesDep,
     settings: SettingsDep, orchestrator: OrchestratorDep,
-) -> AnalysisOut:  # fmt: skip
+) -> Response:  # fmt: skip
+    cache: TTLCache[uuid.UUID, tuple[int | None, bytes]] = request.app.state.finished_analyses
+    cached = cache.get(analysis_id)
+    if cached is not None and (sees_everything(user) or cached[0] == user.id):
+        return Response(cached[1], media_type="application/json")
     analysis = visible_analysis(session, user, analysis_id)
-    return analysis_out(session, reconcile(session, analysis, orchestrator, settings, services.sessions))
+    out = analysis_out(session, reconcile(session, analysis, orchestrator, settings, services.sessions))
+    # Built and checked as AnalysisOut already: answer with its JSON instead of having FastAPI
+    # validate it a second time (this is the endpoint clients poll).
+    body = out.model_dump_json().encode()
+    if out.status == AnalysisStatus.completed:
+        cache.put(analysis_id, (out.owner_id, body))
+    return Response(body, media_type="application/json")
 
 
 @router.delete("/{analysis_id}", response_model=AnalysisOut, summary="Cancel a queued or running analysis")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -38,7 +38,7 @@ def read_user(user_id: RowId, admin: AdminUser, session: SessionDep) -> User:
 
 
 @router.patch("/{user_id}", response_model=UserOut, summary="Change a user's name, role, password or activity")
-def update_user(user_id: RowId, body: UserUpdate, admin: AdminUser, session: SessionDep) -> User:
+def update_user(user_id: RowId, body: UserUpdate, admin: AdminUser, session: SessionDep, request: Request) -> User:
     user = _user(session, user_id)
     if user.id == admin.id and (body.role not in (None, Role.admin) or body.is_active is False):
         raise HTTPException(409, "you cannot demote or deactivate yourself; ask another admin")
@@ -48,6 +48,7 @@ def update_user(user_id: RowId, body: UserUpdate, admin: AdminUser, session: Ses
     if body.password is not None:
         user.hashed_password = hash_password(body.password)
     session.commit()
+    request.app.state.users.forget(user.id)  # a deactivation or demotion counts from now
     return user
 
 
