@@ -8,10 +8,9 @@ hello-world, both on uvicorn (one worker process), loaded by wrk on loopback.
     are kept rendered for 10 s, so this is mostly the cached path;
 (c) the same for a queued analysis: the database is read on every request.
 
-Prints req/s and p50 / p99 latency at 64 connections for both, the ratio b/a of
-req/s, and the API process' RSS at idle (after start; then after /readyz has loaded
-its peak under load. Targets: p99 <= 50 ms, ratio >= 0.3,
-idle RSS <= 120 MB. Needs ``wrk`` (Debian: ``apt-get install wrk``).
+Prints req/s and p50 / p99 latency at 64 connections for each, the ratios b/a and c/a
+of req/s, and the API process' RSS at idle (after start, and after a first /readyz) and
+at its peak under load. Targets: p99 <= 50 ms, ratio >= 0.3, idle RSS <= 120 MB. Needs ``wrk`` (Debian: ``apt-get install wrk``).
 
     .venv/bin/python bench/api.py [--connections 64] [--seconds 15]
 """
