@@ -403,6 +403,16 @@ def models_register(folder: Annotated[Path, typer.Argument(help="Folder with wei
     console.print(f"[green]registered[/] {row.name}@{row.version} ({row.checksum_sha256[:12]})")
 
 
+@models_app.command("ensure-default")
+def models_ensure_default() -> None:
+    """Register the shipped default model unless it is registered already (safe to repeat)."""
+    from models.registry import ensure_default_model
+
+    svc = _services()
+    row = ensure_default_model(svc.store, svc.sessions)
+    console.print(f"[green]model ready[/] {row.name}@{row.version}")
+
+
 @models_app.command("export")
 def models_export(
     reference: Annotated[str, typer.Argument(help="name@version or name@latest")],

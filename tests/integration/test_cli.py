@@ -172,3 +172,11 @@ def test_users_create_admin_then_the_api_on_uvicorn_lets_them_in(tmp_path: Path)
         output, _ = server.communicate(timeout=30)
     access = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert {"POST /auth/token", "GET /auth/me"} <= {f"{line['method']} {line['path']}" for line in access}
+
+
+def test_models_ensure_default_is_safe_to_repeat(tmp_path: Path) -> None:
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    for _ in range(2):  # the compose `migrate` service runs it on every start
+        result = run(["models", "ensure-default"], tmp_path)
+        assert result.returncode == 0, result.stderr
+        assert "model ready cropnet@1.0.0" in result.stdout

@@ -17,6 +17,8 @@ from prefect.exceptions import ObjectAlreadyExists
 from prefect.flows import load_flow_from_entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
+# Parameters an on-demand deployment is given per run (the API passes the analysis id).
+PER_RUN = {"analyze": {"analysis_id": "7a4ff64e-5c1d-4d44-8a4a-9a2b0c7d1e01"}}
 
 
 def deployments() -> list[dict[str, Any]]:
@@ -26,10 +28,21 @@ def deployments() -> list[dict[str, Any]]:
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
 def test_each_deployment_loads_its_flow_with_valid_parameters(deployment: dict[str, Any]) -> None:
     flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
-    flow.validate_parameters(deployment.get("parameters", {}))
+    flow.validate_parameters({**deployment.get("parameters", {}), **PER_RUN.get(deployment["name"], {})})
     assert deployment["work_pool"]["name"] == "cropai"
     for schedule in deployment.get("schedules", []):
         CronSim(schedule["cron"], datetime(2025, 1, 1))  # raises if malformed
+
+
+def test_names_match_what_the_api_and_cropai_serve_use() -> None:
+    from cropai.config import Settings
+    from flows.serve import INGEST_CRON
+
+    settings = Settings(_env_file=None)
+    names = {f"{load_flow_from_entrypoint(str(ROOT / d['entrypoint'])).name}/{d['name']}" for d in deployments()}
+    assert {settings.analyze_deployment, settings.ingest_deployment} <= names
+    [ingest] = [d for d in deployments() if d["name"] == "ingest-scheduled"]
+    assert ingest["schedules"][0]["cron"] == INGEST_CRON
 
 
 def test_ingestion_is_scheduled() -> None:

@@ -1,0 +1,80 @@
+"""docker-compose.yml, checked without a Docker engine: every service's program exists in
+the project's image, startup order waits on health, secrets come from .env.example."""
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cropai.cli import app as cropai_app
+
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+OUR_IMAGES = {"cropai:cpu", "cropai:cuda"}
+
+
+def argv(service: dict) -> list[str]:
+    command = service["command"]
+    if command[:2] == ["sh", "-c"]:
+        return command[2].split("&&")[0].split()
+    return command
+
+
+def cropai_commands() -> set[str]:
+    names = {c.name or c.callback.__name__ for c in cropai_app.registered_commands}
+    return names | {g.name for g in cropai_app.registered_groups}
+
+
+@pytest.mark.parametrize("name", [n for n, s in SERVICES.items() if s.get("image") in OUR_IMAGES])
+def test_every_project_service_runs_a_program_the_image_has(name: str) -> None:
+    service = SERVICES[name]
+    program, *rest = argv(service)
+    assert program in {"cropai", "prefect", "dask"}, name
+    if program == "cropai":
+        assert rest[0] in cropai_commands(), f"{name}: cropai {rest[0]} does not exist"
+    for step in (service["command"][2].split("&&") if service["command"][:2] == ["sh", "-c"] else []):
+        words = shlex.split(step)
+        if words[0] == "cropai":
+            assert words[1] in cropai_commands(), f"{name}: {step}"
+
+
+def test_every_dependency_waits_on_a_condition_its_target_can_meet() -> None:
+    for name, service in SERVICES.items():
+        for target, rule in (service.get("depends_on") or {}).items():
+            condition = rule["condition"]
+            if condition == "service_healthy":
+                assert "healthcheck" in SERVICES[target], f"{name} waits for {target}'s health, which has no check"
+            else:
+                assert condition == "service_completed_successfully" and SERVICES[target]["restart"] == "no", name
+
+
+def test_long_running_services_have_health_checks_or_are_workers() -> None:
+    for name, service in SERVICES.items():
+        if service.get("restart") == "no" or name in ("dask-worker", "dask-cuda-worker", "prefect-worker"):
+            continue
+        assert "healthcheck" in service, name
+
+
+def test_gpu_workers_are_a_profile_reserving_nvidia_devices() -> None:
+    gpu = SERVICES["dask-cuda-worker"]
+    assert gpu["profiles"] == ["gpu"] and argv(gpu)[:3] == ["dask", "cuda", "worker"]
+    assert gpu["deploy"]["resources"]["reservations"]["devices"][0]["driver"] == "nvidia"
+
+
+def test_every_variable_the_stack_reads_is_documented_in_env_example() -> None:
+    text = (ROOT / "docker-compose.yml").read_text()
+    used = set(re.findall(r"(?<!\$)\$\{(\w+)", text))
+    documented = set(re.findall(r"^(\w+)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used <= documented, used - documented
+
+
+@pytest.mark.parametrize("dockerfile", ["deploy/Dockerfile", "deploy/Dockerfile.cuda"])
+def test_images_run_as_a_non_root_user_and_pin_torch(dockerfile: str) -> None:
+    text = (ROOT / dockerfile).read_text()
+    assert re.search(r"^USER (?!root)\w+", text, re.M)
+    assert "torch==2.13.0" in text
+    for copied in re.findall(r"^COPY (?!--from)(?:--\S+ )*(\S+) ", text, re.M):
+        assert (ROOT / copied).exists(), f"{dockerfile} copies {copied}, which is not in the repository"
