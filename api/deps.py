@@ -17,14 +17,15 @@ from api.orchestrator import Orchestrator
 from api.security import InvalidToken, api_key_hash, api_key_prefix, read_token, same_secret
 from api.ttlcache import TTLCache
 from cropai.config import Settings
-from cropai.db import ApiKey, Role, User
+from cropai.db import ApiKey, Role, User, as_utc
 from cropai.services import Services
 from cropai.storage import ObjectStore
 
 # Both show up in Swagger's "Authorize" dialog: a password login, or a machine key.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
-LAST_USED_RESOLUTION = timedelta(minutes=5)
 api_key_scheme = APIKeyHeader(name="X-API-Key", auto_error=False, description="an API key from POST /auth/api-keys")
+# A key's last use is recorded this coarsely, so that a busy key does not write on every request.
+LAST_USED_RESOLUTION = timedelta(minutes=5)
 
 
 # The dependencies that do no I/O are `async`: FastAPI then runs them on the event loop
@@ -129,17 +130,13 @@ def _user_of_api_key(sessions: sessionmaker[Session], key: str) -> User | None:
                 continue
             if row.revoked_at is not None:
                 raise _unauthorized("API key revoked")
-            if row.expires_at is not None and _aware(row.expires_at) <= now:
+            if row.expires_at is not None and as_utc(row.expires_at) <= now:
                 raise _unauthorized("API key expired")
-            if row.last_used_at is None or now - _aware(row.last_used_at) > LAST_USED_RESOLUTION:
-                row.last_used_at = now  # coarse, so that a busy key does not write on every request
+            if row.last_used_at is None or now - as_utc(row.last_used_at) > LAST_USED_RESOLUTION:
+                row.last_used_at = now
                 session.commit()
             return session.get(User, row.user_id)
     raise _unauthorized("unknown API key")
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
@@ -162,6 +159,10 @@ Submitter = Annotated[User, Depends(require_role(Role.admin, Role.analyst))]
 def sees_everything(user: User) -> bool:
     """Admins and viewers read every owner's analyses and fields; analysts only their own."""
     return user.role in (Role.admin, Role.viewer)
+
+
+def can_see(user: User, owner_id: int | None) -> bool:
+    return sees_everything(user) or owner_id == user.id
 
 
 # Row ids as path parameters: bounded so that no value can overflow a database integer.

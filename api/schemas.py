@@ -4,22 +4,18 @@ areas are hectares, dates are ISO 8601, times are UTC."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
 
-from cropai.db import AnalysisStatus, Role
+from cropai.db import AnalysisStatus, Role, as_utc
 
 T = TypeVar("T")
 
 
-def _as_utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 # Every stored time is UTC; SQLite hands them back naive, so they are marked on the way out.
-UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 
 
 class Page(BaseModel, Generic[T]):

@@ -28,13 +28,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.db import IngestRun, RunStatus, Scene, session_scope, utcnow
+from cropai.db import IngestRun, RunStatus, Scene, as_utc, session_scope, utcnow
 from cropai.errors import InvalidScene
 from cropai.raster import (
     DATETIME_TAGS,
     SceneLayout,
     acquisition_time_from,
-    as_utc,
     measure_scene,
     plan_layout,
     write_cog,

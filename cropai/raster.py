@@ -36,6 +36,7 @@ from rasterio.warp import transform_geom
 from rasterio.windows import Window
 
 from cropai import sentinel2
+from cropai.db import as_utc
 from cropai.errors import InvalidScene
 from cropai.storage import GDAL_CACHE_MB, ObjectStore
 
@@ -350,17 +351,12 @@ def acquisition_time_from(tags: dict[str, str], file_name: str) -> datetime | No
                 moment = datetime.fromisoformat(tags[tag].replace("Z", "+00:00"))
             except ValueError:
                 continue
-            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+            return as_utc(moment)
     match = FILE_NAME_TIME.search(file_name)
     if match is None:
         return None
     stamp = match.group(1) or match.group(2)
     return datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d").replace(tzinfo=UTC)
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Aware UTC; a naive time is taken to be UTC already (as satellite metadata is)."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _gdal_reason(exc: Exception) -> str:

@@ -25,6 +25,7 @@ from api.deps import (
     SettingsDep,
     StoreDep,
     Submitter,
+    can_see,
     sees_everything,
 )
 from api.errors import field_error
@@ -35,7 +36,16 @@ from api.schemas import AnalysisCreate, AnalysisLinks, AnalysisOut, ClassStatOut
 from api.ttlcache import TTLCache
 from cropai.analysis_records import aoi_geometry, area_ha, create_analysis, set_status
 from cropai.config import Settings
-from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldParcel, FieldPrediction, ModelVersion, User
+from cropai.db import (
+    Analysis,
+    AnalysisClassStat,
+    AnalysisStatus,
+    FieldParcel,
+    FieldPrediction,
+    ModelVersion,
+    User,
+    as_utc,
+)
 from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
 from cropai.storage import DEFAULT_URL_EXPIRY
 from models.versions import resolve
@@ -55,7 +65,6 @@ FINISHED_CACHE_TTL_S = 10.0
 def finished_analyses() -> TTLCache[uuid.UUID, tuple[int | None, bytes]]:
     """Rendered answers of completed analyses, with their owner for the visibility check."""
     return TTLCache(FINISHED_CACHE_TTL_S)
-_model_refs: dict[int, str] = {}  # model version id -> "name@version"; versions are immutable
 
 
 # --- checks that need settings or the catalogue: each a 422 naming its field -------------------
@@ -121,19 +130,13 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
 
 
 def _model_ref(session: Session, model_version_id: int | None) -> str | None:
-    if model_version_id is None:
-        return None
-    if model_version_id not in _model_refs:
-        row = session.get(ModelVersion, model_version_id)
-        if row is None:
-            return None
-        _model_refs[model_version_id] = f"{row.name}@{row.version}"
-    return _model_refs[model_version_id]
+    row = session.get(ModelVersion, model_version_id) if model_version_id is not None else None
+    return f"{row.name}@{row.version}" if row is not None else None
 
 
 def visible_analysis(session: Session, user: User, analysis_id: uuid.UUID) -> Analysis:
     analysis = session.get(Analysis, analysis_id)
-    if analysis is None or not (sees_everything(user) or analysis.owner_id == user.id):
+    if analysis is None or not can_see(user, analysis.owner_id):
         raise HTTPException(404, f"no analysis {analysis_id}")  # another owner's analysis is not there for you
     return analysis
 
@@ -145,8 +148,7 @@ def reconcile(
     a run that crashed or failed without its hooks running leaves the row failed, with the reason."""
     if analysis.status in FINAL or analysis.flow_run_id is None:
         return analysis
-    updated = analysis.updated_at if analysis.updated_at.tzinfo else analysis.updated_at.replace(tzinfo=UTC)
-    if datetime.now(UTC) - updated < timedelta(seconds=settings.reconcile_after_s):
+    if datetime.now(UTC) - as_utc(analysis.updated_at) < timedelta(seconds=settings.reconcile_after_s):
         return analysis
     try:
         run = orchestrator.flow_run_status(analysis.flow_run_id)
@@ -187,8 +189,7 @@ def submit_analysis(
 ) -> AnalysisOut:  # fmt: skip
     """Queue an analysis and start its flow run; poll ``Location`` until it is completed or failed."""
     if idempotency_key and (earlier := _by_key(session, user, idempotency_key)) is not None:
-        response.headers["Location"] = f"/analyses/{earlier.id}"
-        return analysis_out(session, earlier)
+        return _accepted(response, session, earlier)
     request.app.state.submit_limit.hit(str(user.id))
     aoi = checked_aoi(body.aoi, settings)
     check_window(body.start_date, body.end_date, settings)
@@ -200,8 +201,7 @@ def submit_analysis(
         earlier = _by_key(session, user, idempotency_key or "")
         if earlier is None:
             raise
-        response.headers["Location"] = f"/analyses/{earlier.id}"
-        return analysis_out(session, earlier)
+        return _accepted(response, session, earlier)
     try:
         flow_run_id = orchestrator.start_analysis(analysis_id, f"analysis-{analysis_id.hex[:8]}", ["api", f"user:{user.id}"])
     except ServiceUnavailable:
@@ -210,8 +210,12 @@ def submit_analysis(
         raise
     set_status(services.sessions, analysis_id, AnalysisStatus.queued, flow_run_id=flow_run_id)
     request.app.state.metrics.analyses_submitted.inc()
-    response.headers["Location"] = f"/analyses/{analysis_id}"
-    return analysis_out(session, session.get_one(Analysis, analysis_id))
+    return _accepted(response, session, session.get_one(Analysis, analysis_id))
+
+
+def _accepted(response: Response, session: Session, analysis: Analysis) -> AnalysisOut:
+    response.headers["Location"] = f"/analyses/{analysis.id}"
+    return analysis_out(session, analysis)
 
 
 def _by_key(session: Session, user: User, key: str) -> Analysis | None:
@@ -242,7 +246,7 @@ def read_analysis(
 ) -> Response:  # fmt: skip
     cache: TTLCache[uuid.UUID, tuple[int | None, bytes]] = request.app.state.finished_analyses
     cached = cache.get(analysis_id)
-    if cached is not None and (sees_everything(user) or cached[0] == user.id):
+    if cached is not None and can_see(user, cached[0]):
         return Response(cached[1], media_type="application/json")
     analysis = visible_analysis(session, user, analysis_id)
     out = analysis_out(session, reconcile(session, analysis, orchestrator, settings, services.sessions))

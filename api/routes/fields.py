@@ -8,7 +8,18 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, Limit, Offset, RowId, ServicesDep, SessionDep, SettingsDep, Submitter, sees_everything
+from api.deps import (
+    CurrentUser,
+    Limit,
+    Offset,
+    RowId,
+    ServicesDep,
+    SessionDep,
+    SettingsDep,
+    Submitter,
+    can_see,
+    sees_everything,
+)
 from api.errors import field_error
 from api.queries import intersecting, paged
 from api.schemas import FeatureCollection, FieldsCreated
@@ -75,6 +86,6 @@ def delete_field(field_id: RowId, user: Submitter, session: SessionDep) -> None:
 
 def _field(session: Session, user: User, field_id: int) -> FieldParcel:
     row = session.get(FieldParcel, field_id)
-    if row is None or not (sees_everything(user) or row.owner_id == user.id):
+    if row is None or not can_see(user, row.owner_id):
         raise HTTPException(404, f"no field {field_id}")  # another owner's field is not there for you
     return row
