@@ -236,20 +236,11 @@ def demo() -> None:
     """Run Crop AI end to end on the embedded defaults: migrate the catalogue, prepare the
     store, register the shipped model, synthesise a season of scenes over a farming area,
     ingest them, upload its field parcels and map its crops."""
-    from cropai.db import make_engine, upgrade_database
-    from cropai.storage import S3Store, open_store
     from cropai.synth import SynthSpec
 
     settings = _settings()
-    upgrade_database(make_engine(settings))
-    store = open_store(settings)
-    if isinstance(store, S3Store):
-        store.ensure_bucket()
-    store.check()
+    model = _prepare_catalogue()
     spec = SynthSpec(_parse_bbox(DEMO_BBOX), date.fromisoformat(DEMO_START), date.fromisoformat(DEMO_END))
-    from models.registry import ensure_default_model
-
-    model = ensure_default_model(store, _services().sessions)
     console.print(f"[green]model[/] {model.name}@{model.version} (macro F1 {model.metrics.get('macro_f1')} "
                   "on held-out synthetic fields)")  # fmt: skip
     made = _synthesize(spec, settings.home / "synthetic")
@@ -257,7 +248,7 @@ def demo() -> None:
     fields = _demo_fields(made)
     summary = _run_analysis(settings, DEMO_AOI, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest", "demo")
     _report_field_accuracy(summary["analysis_id"], fields)
-    console.print(f"[green]catalogue[/] {settings.resolved_database_url}\n[green]store[/] {store.url}")
+    console.print(f"[green]catalogue[/] {settings.resolved_database_url}\n[green]store[/] {_services().store.url}")
 
 
 def _demo_fields(made: Any) -> dict[int, str]:
@@ -564,6 +555,79 @@ def serve(
 
 
 @app.command()
+def up(
+    workers: Annotated[int, typer.Option(min=0, help="Dask workers (default CROPAI_DASK_WORKERS, else one per core).")] = 0,
+    api_port: Annotated[int | None, typer.Option(help="API port (default CROPAI_API_PORT).")] = None,
+    prefect_port: Annotated[int, typer.Option(help="Prefect server (API and UI) port.")] = 4200,
+    scheduler_port: Annotated[int, typer.Option(help="Dask scheduler port.")] = 8786,
+    dashboard_port: Annotated[int, typer.Option(help="Dask dashboard port.")] = 8787,
+    schedules: Annotated[bool, typer.Option(help="Keep the ingestion's cron schedule active.")] = True,
+) -> None:
+    """Run the whole stack on this machine until Ctrl-C: a Prefect server (SQLite), a Dask
+    scheduler and workers, the deployment server and the API, on loopback."""
+    import signal
+
+    from cropai.db import masked_url
+    from cropai.stack import Ports, Stack, StackError, start_stack
+
+    settings = _settings()
+    ports = Ports(prefect_port, api_port or settings.api_port, scheduler_port, dashboard_port)
+    if busy := ports.taken():
+        raise InvalidInput(f"already in use on 127.0.0.1: {', '.join(busy)}; stop what listens there or pick "
+                           "another port with that option")  # fmt: skip
+    model = _prepare_catalogue()
+    console.print(f"catalogue migrated, store ready, model {model.name}@{model.version} registered", highlight=False)
+    count = workers or settings.dask_workers or os.cpu_count() or 1
+    logs = settings.home / "logs"
+    # SIGTERM (systemd, docker stop, kill) stops the stack as Ctrl-C does; SIGINT too when a
+    # shell started this in the background with SIGINT ignored.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    console.print(f"starting Crop AI on 127.0.0.1 ({count} Dask worker(s)); logs in {logs}", highlight=False)
+    try:
+        with Stack(logs, report=lambda line: console.print(line, highlight=False)) as stack:
+            start_stack(stack, settings, ports, count, schedules)
+            console.print(
+                f"\n[green]Crop AI is up[/]\n  Prefect UI      http://127.0.0.1:{ports.prefect}\n"
+                f"  API docs        {ports.api_url}/docs\n  admin panel     {ports.api_url}/admin\n"
+                f"  Dask scheduler  {ports.scheduler_address}\n"
+                f"  catalogue       {masked_url(settings.resolved_database_url)}\n  store           {settings.resolved_storage_url}\n"
+                + ("" if _has_accounts() else "  no account yet: cropai users create you@example.org --admin\n")
+                + "Ctrl-C stops everything.", highlight=False,
+            )  # fmt: skip
+            stack.watch()
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except StackError as exc:
+        errors.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+
+
+def _prepare_catalogue() -> Any:
+    """Migrate the catalogue, create the store's bucket or folder, register the shipped model
+    (what the compose file's one-shot `migrate` service does); returns the model version."""
+    from cropai.db import upgrade_database
+    from cropai.storage import S3Store
+    from models.registry import ensure_default_model
+
+    svc = _services()
+    upgrade_database(svc.engine)
+    if isinstance(svc.store, S3Store):
+        svc.store.ensure_bucket()
+    svc.store.check()
+    return ensure_default_model(svc.store, svc.sessions)
+
+
+def _has_accounts() -> bool:
+    from sqlalchemy import exists, select
+
+    from cropai.db import User
+
+    with _services().sessions() as session:
+        return bool(session.scalar(select(exists().select_from(User))))
+
+
+@app.command()
 def check() -> None:
     """Show the effective settings and check that the database and the store answer."""
     from cropai.db import check_database, make_engine, masked_url
@@ -601,3 +665,7 @@ def main() -> None:
     except CropAIError as exc:
         errors.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+if __name__ == "__main__":  # `python -m cropai.cli`, how the stack starts `cropai serve`
+    main()

@@ -146,6 +146,14 @@ class Settings(BaseSettings):
     def uses_s3(self) -> bool:
         return urlsplit(self.resolved_storage_url).scheme == "s3"
 
+    def as_environment(self) -> dict[str, str]:
+        """These settings as ``CROPAI_*`` variables (secrets in clear): what a child process
+        Crop AI starts needs to read the same settings."""
+        return {
+            f"{ENV_PREFIX}{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+            for name, value in self
+        }
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read settings from the environment and ``.env``, turning a bad value into a

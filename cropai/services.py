@@ -10,7 +10,6 @@ import json
 import threading
 from dataclasses import dataclass
 
-from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -32,9 +31,7 @@ _lock = threading.Lock()
 
 def services(settings: Settings) -> Services:
     """The process-wide services for ``settings``: equal settings share one engine and store."""
-    key = json.dumps(
-        {name: value.get_secret_value() if isinstance(value, SecretStr) else str(value) for name, value in settings}
-    )
+    key = json.dumps(settings.as_environment(), sort_keys=True)
     with _lock:
         if key not in _built:
             engine = make_engine(settings)

@@ -10,6 +10,7 @@ see the same deployments either way.
 from __future__ import annotations
 
 from prefect import serve
+from prefect.deployments.runner import EntrypointType
 from prefect.schedules import Cron
 
 from flows.analyze import analyze
@@ -20,16 +21,23 @@ INGEST_CRON = "15 */6 * * *"  # as in prefect.yaml
 INGEST_SOURCE = "store:inbox/"
 
 
+# Flow runs import the flows as modules of the installed package, as prefect.yaml does: a flow
+# loaded from its file would get a module name remote Dask workers cannot import.
+MODULE = EntrypointType.MODULE_PATH
+
+
 def serve_deployments(limit: int | None = None, schedule_ingest: bool = True) -> None:
     """Block, running flow runs of `analyze/analyze`, `ingest_scenes/ingest-scheduled`, `train/train`."""
     serve(
-        analyze.to_deployment(name="analyze", tags=["analyze"], description="Map the crops of one Analysis request."),
+        analyze.to_deployment(name="analyze", tags=["analyze"], entrypoint_type=MODULE,
+                              description="Map the crops of one Analysis request."),
         ingest_scenes.to_deployment(
-            name="ingest-scheduled", tags=["ingest"], parameters={"source": INGEST_SOURCE},
+            name="ingest-scheduled", tags=["ingest"], parameters={"source": INGEST_SOURCE}, entrypoint_type=MODULE,
             schedule=Cron(INGEST_CRON, timezone="UTC") if schedule_ingest else None,
             description="Ingest the scenes dropped in the store's inbox/ prefix.",
-        ),  # fmt: skip
-        train.to_deployment(name="train", tags=["train"], description="Train and register a crop-type model."),
+        ),
+        train.to_deployment(name="train", tags=["train"], entrypoint_type=MODULE,
+                            description="Train and register a crop-type model."),
         limit=limit,
         print_starting_message=False,
-    )
+    )  # fmt: skip

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,11 +74,18 @@ def postgres_server() -> str:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A URL whose connections live in a schema of their own, dropped after the test."""
+    with postgres_schema(postgres_server) as url:
+        yield url
+
+
+@contextmanager
+def postgres_schema(server_url: str) -> Iterator[str]:
+    """A new schema on the server, as a URL that selects it; dropped on exit."""
     schema = f"test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server)
+    admin = create_engine(server_url)
     with admin.begin() as connection:
         connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(postgres_server).update_query_dict({"options": f"-csearch_path={schema}"})
+    url = make_url(server_url).update_query_dict({"options": f"-csearch_path={schema}"})
     try:
         yield url.render_as_string(hide_password=False)
     finally:
@@ -174,6 +182,5 @@ def flow_settings(monkeypatch: pytest.MonkeyPatch, database_settings: Settings, 
 
 
 def export_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
-    for name, value in settings:
-        shown = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        monkeypatch.setenv(f"CROPAI_{name.upper()}", shown)
+    for name, value in settings.as_environment().items():
+        monkeypatch.setenv(name, value)

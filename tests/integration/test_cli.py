@@ -1,6 +1,7 @@
 """The ``cropai`` command as a user runs it: a separate process with its own environment."""
 
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -180,3 +181,14 @@ def test_models_ensure_default_is_safe_to_repeat(tmp_path: Path) -> None:
         result = run(["models", "ensure-default"], tmp_path)
         assert result.returncode == 0, result.stderr
         assert "model ready cropnet@1.0.0" in result.stdout
+
+
+def test_up_refuses_a_port_in_use_naming_its_option(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run(["up", "--api-port", str(port)], tmp_path)
+    assert result.returncode == 2
+    assert "already in use on 127.0.0.1:" in result.stderr and f"--api-port {port}" in result.stderr
+    assert not (tmp_path / "logs").exists()  # nothing was started

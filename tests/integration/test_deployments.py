@@ -27,7 +27,7 @@ def deployments() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
 def test_each_deployment_loads_its_flow_with_valid_parameters(deployment: dict[str, Any]) -> None:
-    flow = load_flow_from_entrypoint(str(ROOT / deployment["entrypoint"]))
+    flow = load_flow_from_entrypoint(deployment["entrypoint"])
     flow.validate_parameters({**deployment.get("parameters", {}), **PER_RUN.get(deployment["name"], {})})
     assert deployment["work_pool"]["name"] == "cropai"
     for schedule in deployment.get("schedules", []):
@@ -39,7 +39,7 @@ def test_names_match_what_the_api_and_cropai_serve_use() -> None:
     from flows.serve import INGEST_CRON
 
     settings = Settings(_env_file=None)
-    names = {f"{load_flow_from_entrypoint(str(ROOT / d['entrypoint'])).name}/{d['name']}" for d in deployments()}
+    names = {f"{load_flow_from_entrypoint(d['entrypoint']).name}/{d['name']}" for d in deployments()}
     assert {settings.analyze_deployment, settings.ingest_deployment} <= names
     [ingest] = [d for d in deployments() if d["name"] == "ingest-scheduled"]
     assert ingest["schedules"][0]["cron"] == INGEST_CRON
@@ -47,11 +47,11 @@ def test_names_match_what_the_api_and_cropai_serve_use() -> None:
 
 def test_ingestion_is_scheduled() -> None:
     [ingest] = [d for d in deployments() if d["name"] == "ingest-scheduled"]
-    assert ingest["entrypoint"] == "flows/ingest.py:ingest_scenes"
+    assert ingest["entrypoint"] == "flows.ingest:ingest_scenes"
     assert ingest["schedules"][0]["active"] is True
 
 
-def test_prefect_deploy_registers_the_scheduled_ingestion(prefect_api: str) -> None:
+def test_prefect_deploy_all_registers_every_deployment(prefect_api: str) -> None:
     with get_client(sync_client=True) as client:
         try:
             client.create_work_pool(WorkPoolCreate(name="cropai", type="process"))
@@ -59,12 +59,17 @@ def test_prefect_deploy_registers_the_scheduled_ingestion(prefect_api: str) -> N
             pass
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     result = subprocess.run(
-        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--name", "ingest-scheduled"],
+        [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
 
     with get_client(sync_client=True) as client:
+        for expected_deployment in deployments():
+            flow_name = load_flow_from_entrypoint(expected_deployment["entrypoint"]).name
+            found = client.read_deployment_by_name(f"{flow_name}/{expected_deployment['name']}")
+            assert found.entrypoint == expected_deployment["entrypoint"] and found.work_pool_name == "cropai"
+            assert found.work_queue_name == expected_deployment["work_pool"]["work_queue_name"]
         deployment = client.read_deployment_by_name("ingest_scenes/ingest-scheduled")
     [expected] = [d for d in deployments() if d["name"] == "ingest-scheduled"]
     assert deployment.schedules[0].schedule.cron == expected["schedules"][0]["cron"]

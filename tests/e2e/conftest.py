@@ -1,0 +1,134 @@
+"""The whole system as its operators run it without Docker: `cropai up` on free loopback
+ports (a Prefect server, a Dask scheduler and two workers, the deployment server, the
+API on uvicorn), on PostgreSQL and the S3 server, driven over HTTP only."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from minio import Minio
+
+from cropai.config import Settings
+from cropai.stack import Ports
+from tests.conftest import S3_KEYS, postgres_schema, s3_settings
+
+START_DEADLINE_S = 300
+STOP_DEADLINE_S = 90
+ADMIN = "admin@example.org"
+PASSWORD = "an-end-to-end-password"
+
+
+@dataclass(frozen=True)
+class System:
+    ports: Ports
+    env: dict[str, str]  # what an operator's shell would have set
+    output: Path  # everything `cropai up` printed
+    process: subprocess.Popen
+    s3: Minio
+    bucket: str
+    home: Path
+
+    def cli(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
+        """Run a `cropai` command as an operator would, next to the running stack."""
+        result = subprocess.run([sys.executable, "-m", "cropai.cli", *args], env={**self.env, **extra_env},
+                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+        return result
+
+    def printed(self) -> str:
+        return self.output.read_text()
+
+    def program_pids(self) -> list[int]:
+        """Every process `cropai up` reported ready (restarted ones included)."""
+        return [int(pid) for pid in re.findall(r"^ready .* pid (\d+) ", self.printed(), re.MULTILINE)]
+
+
+@pytest.fixture(scope="module")
+def system(postgres_server: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    home = tmp_path_factory.mktemp("e2e")
+    bucket = f"e2e-{os.getpid()}"
+    with postgres_schema(postgres_server) as database_url:
+        settings = s3_settings(Settings(home=home, _env_file=None), s3_endpoint, bucket)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CROPAI_", "PREFECT_"))}
+        env.update(settings.model_copy(update={"database_url": database_url}).as_environment())
+        env.update(COLUMNS="200", PREFECT_RUNNER_POLL_FREQUENCY="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+        ports = Ports.free()
+        output = home / "cropai-up.out"
+        with output.open("wb") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "cropai.cli", "up", "--workers", "2", "--no-schedules",
+                 "--prefect-port", str(ports.prefect), "--api-port", str(ports.api),
+                 "--scheduler-port", str(ports.scheduler), "--dashboard-port", str(ports.dashboard)],
+                env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        s3 = Minio(s3_endpoint, S3_KEYS["s3_access_key"], S3_KEYS["s3_secret_key"], secure=False)
+        running = System(ports, env, output, process, s3, bucket, home)
+        try:
+            _wait_until_up(running)
+            yield running
+        finally:
+            stop(running)
+            for pid in running.program_pids():  # whatever a failed stop left behind
+                _kill_group(pid)
+
+
+def _wait_until_up(system: System) -> None:
+    deadline = time.monotonic() + START_DEADLINE_S
+    while "Crop AI is up" not in system.printed():
+        if system.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"cropai up did not come up:\n{system.printed()}\n{_logs(system)}")
+        time.sleep(0.5)
+
+
+def stop(system: System) -> int:
+    """Ctrl-C, as an operator would press it; the exit status of `cropai up`."""
+    if system.process.poll() is None:
+        system.process.send_signal(signal.SIGINT)
+        try:
+            system.process.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            _kill_group(system.process.pid)
+            system.process.wait()
+    return system.process.returncode
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def group_alive(pid: int) -> bool:
+    try:
+        os.killpg(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _logs(system: System) -> str:
+    logs = sorted((system.home / "logs").glob("*.log"))
+    return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}" for log in logs)
+
+
+@pytest.fixture(scope="module")
+def http(system: System) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=system.ports.api_url, timeout=60) as client:
+        yield client
+
+
+def login(http: httpx.Client, email: str, password: str = PASSWORD) -> dict[str, str]:
+    response = http.post("/auth/token", data={"username": email, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
