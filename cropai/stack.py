@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -71,8 +72,6 @@ class Ports:
 
     def taken(self) -> list[str]:
         """Which of these ports something else already listens on, named by option."""
-        import socket
-
         busy = []
         for option, port in (("--prefect-port", self.prefect), ("--api-port", self.api),
                              ("--scheduler-port", self.scheduler), ("--dashboard-port", self.dashboard)):  # fmt: skip
@@ -109,6 +108,12 @@ class Stack:
         self.stop()
 
     def launch(self, program: Program) -> Running:
+        """Start ``program`` and add it to the stack, to be stopped after those started before it."""
+        running = self._spawn(program)
+        self.running.append(running)
+        return running
+
+    def _spawn(self, program: Program) -> Running:
         """Start ``program`` in a new process group (a Ctrl-C reaches only this process, which
         then stops the stack in order); its output goes to ``logs/<name>.log``."""
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -118,9 +123,7 @@ class Stack:
                 program.argv, env={**os.environ, **program.env}, cwd=PROJECT_ROOT, stdout=sink,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        running = Running(program, process, log, time.monotonic())
-        self.running.append(running)
-        return running
+        return Running(program, process, log, time.monotonic())
 
     def wait_ready(self, running: Running) -> None:
         """Block until the program's ready URL answers 2xx; a StackError with its log if it
@@ -138,16 +141,6 @@ class Stack:
         took = time.monotonic() - running.launched_at
         self.report(f"ready    {program.name:<16} {program.shown_url:<34} pid {running.process.pid:<7} {took:5.1f} s")
 
-    def start(self, *programs: Program) -> list[Running]:
-        """Launch the programs together, then wait until each is ready."""
-        launched = [self.launch(program) for program in programs]
-        for running in launched:
-            self.wait_ready(running)
-        return launched
-
-    def find(self, name: str) -> Running:
-        return next(r for r in self.running if r.program.name == name)
-
     def watch(self, poll_s: float = 1.0) -> None:
         """Block while the programs run, restarting one that stops on its own (a crashed Dask
         worker, say); a StackError once one has needed more than MAX_RESTARTS restarts."""
@@ -161,42 +154,38 @@ class Stack:
                                      f"{_tail(running.log)}")  # fmt: skip
                 self.report(f"exited   {name} with status {status}; restarting ({running.restarts + 1} of "
                             f"{MAX_RESTARTS}); log {running.log}")  # fmt: skip
-                _signal_group(running.process, signal.SIGKILL)  # what the dead leader left behind
-                replacement = self.launch(running.program)
-                self.running.pop()  # launch appended it; it takes the old one's place in the order
+                signal_group(running.process.pid, signal.SIGKILL)  # what the dead leader left behind
+                replacement = self._spawn(running.program)
                 replacement.restarts = running.restarts + 1
-                self.running[index] = replacement
+                self.running[index] = replacement  # keeps its place in the stopping order
                 self.wait_ready(replacement)
             time.sleep(poll_s)
-
-    def kill(self, name: str) -> None:
-        """SIGKILL a program's whole process group, as a crash would (tests of recovery)."""
-        running = self.find(name)
-        _signal_group(running.process, signal.SIGKILL)
-        running.process.wait()
 
     def stop(self) -> None:
         """SIGTERM every process group, newest first, then SIGKILL what is left after the grace time."""
         for running in reversed(self.running):
             if running.process.poll() is None:
-                _signal_group(running.process, signal.SIGTERM)
+                signal_group(running.process.pid, signal.SIGTERM)
                 try:
                     running.process.wait(timeout=STOP_GRACE_S)
                 except subprocess.TimeoutExpired:
                     self.report(f"killing  {running.program.name} (no exit {STOP_GRACE_S:.0f} s after SIGTERM)")
-                    _signal_group(running.process, signal.SIGKILL)
+                    signal_group(running.process.pid, signal.SIGKILL)
                     running.process.wait()
                 self.report(f"stopped  {running.program.name}")
             # Children that outlived their leader (a flow run, a Dask worker process) go too.
-            _signal_group(running.process, signal.SIGKILL)
+            signal_group(running.process.pid, signal.SIGKILL)
         self.running.clear()
 
 
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
+def signal_group(leader_pid: int, signum: int) -> bool:
+    """Signal a program's whole process group (its id is the leader's pid, as each program
+    starts a session); False when no process of the group is left. Signal 0 only asks."""
     try:
-        os.killpg(process.pid, signum)  # the group id is the leader's pid (start_new_session)
+        os.killpg(leader_pid, signum)
     except ProcessLookupError:
-        pass
+        return False
+    return True
 
 
 def _answers_ok(url: str) -> bool:

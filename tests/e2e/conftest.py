@@ -19,7 +19,7 @@ import pytest
 from minio import Minio
 
 from cropai.config import Settings
-from cropai.stack import Ports
+from cropai.stack import Ports, signal_group
 from tests.conftest import S3_KEYS, postgres_schema, s3_settings
 
 START_DEADLINE_S = 300
@@ -79,7 +79,7 @@ def system(postgres_server: str, s3_endpoint: str, tmp_path_factory: pytest.Temp
         finally:
             stop(running)
             for pid in running.program_pids():  # whatever a failed stop left behind
-                _kill_group(pid)
+                signal_group(pid, signal.SIGKILL)
 
 
 def _wait_until_up(system: System) -> None:
@@ -97,24 +97,9 @@ def stop(system: System) -> int:
         try:
             system.process.wait(timeout=STOP_DEADLINE_S)
         except subprocess.TimeoutExpired:
-            _kill_group(system.process.pid)
+            signal_group(system.process.pid, signal.SIGKILL)
             system.process.wait()
     return system.process.returncode
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def group_alive(pid: int) -> bool:
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _logs(system: System) -> str:

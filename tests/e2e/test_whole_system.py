@@ -22,9 +22,10 @@ import shapely
 from distributed import Client
 from PIL import Image
 
+from cropai.stack import signal_group
 from cropai.synth import SynthSpec, synthesize
 from tests.analysis_fixtures import AOI, AREA, END, START
-from tests.e2e.conftest import ADMIN, PASSWORD, System, group_alive, login, stop
+from tests.e2e.conftest import ADMIN, PASSWORD, System, login, stop
 
 ANALYST = "analyst@example.org"
 POLL_DEADLINE_S = 420
@@ -159,6 +160,6 @@ def test_ctrl_c_stops_every_process(system: System) -> None:
     pids = system.program_pids()
     assert len(pids) >= 6  # Prefect, scheduler, two workers, deployments, API
     assert stop(system) == 0, system.printed()
-    assert [pid for pid in pids if group_alive(pid)] == []
+    assert [pid for pid in pids if signal_group(pid, 0)] == []
     for name in ("deployments", "api", "dask-scheduler", "prefect-server"):
         assert f"stopped  {name}" in system.printed()
