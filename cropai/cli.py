@@ -432,6 +432,9 @@ def _quiet_prefect() -> None:
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_LOGGING_LEVEL", "CRITICAL")
+    # The first ephemeral server of a fresh venv compiles and migrates; on 2 cores that took
+    # longer than Prefect's 20 s default and `make demo` failed on a fresh clone.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
 @db_app.command("upgrade")
