@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 TORCH ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: venv demo test test-unit lint clean-venv
+.PHONY: venv demo test test-unit lint web clean-venv
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test-unit: $(INSTALLED)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+
+# The web viewer's map library, from the npm registry into api/web/vendor (committed: running
+# Crop AI needs neither Node.js nor the network). Run after changing web/package.json.
+web:
+	cd web && npm ci --no-audit --no-fund && npm run build
 
 clean-venv:
 	rm -rf $(VENV)

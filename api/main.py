@@ -14,6 +14,7 @@ from api.orchestrator import Orchestrator
 from api.ratelimit import RateLimit
 from api.routes import analyses, auth, fields, health, ingest, models, scenes, users
 from api.routes.analyses import finished_analyses
+from api.webapp import mount_web_app
 from cropai.config import Settings, load_settings
 from cropai.services import services as services_for
 
@@ -22,6 +23,7 @@ DESCRIPTION = """Crop-type maps from satellite scenes.
 Log in with **Authorize** (email + password), or send an API key in `X-API-Key`.
 Submit an analysis with `POST /analyses`, poll the `Location` it returns until the
 status is `completed`, then fetch `/map`, `/quicklook.png` and `/fields`.
+The web map viewer is at [/app](/app/).
 """
 
 
@@ -45,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_route("/metrics", app.state.metrics.exposition, include_in_schema=False)
     install_error_handlers(app)
     mount_admin(app, settings, app.state.services, app.state.login_limit)
+    mount_web_app(app, settings)
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=True,
                            allow_methods=["*"], allow_headers=["*"], expose_headers=["Location", "X-Request-ID"])  # fmt: skip

@@ -152,12 +152,11 @@ class AnalysisCreate(BaseModel):
 
 
 class ClassStatOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
-
     class_id: int
     class_name: str
     pixel_count: int
     area_ha: float
+    colour: str = Field(description='"#rrggbb": the class colour of the map and its legend')
 
 
 class AnalysisLinks(BaseModel):

@@ -591,7 +591,8 @@ def up(
         with Stack(logs, report=lambda line: console.print(line, highlight=False)) as stack:
             start_stack(stack, settings, ports, count, schedules)
             console.print(
-                f"\n[green]Crop AI is up[/]\n  Prefect UI      http://127.0.0.1:{ports.prefect}\n"
+                f"\n[green]Crop AI is up[/]\n  map viewer      {ports.api_url}/app/\n"
+                f"  Prefect UI      http://127.0.0.1:{ports.prefect}\n"
                 f"  API docs        {ports.api_url}/docs\n  admin panel     {ports.api_url}/admin\n"
                 f"  Dask scheduler  {ports.scheduler_address}\n"
                 f"  catalogue       {masked_url(settings.resolved_database_url)}\n  store           {settings.resolved_storage_url}\n"

@@ -50,6 +50,8 @@ EXPECTED_FORMS = {
     "max_window_days": "the longest date window an analysis may cover, in days",
     "max_fields_per_upload": "the most parcels one field upload may hold",
     "reconcile_after_s": "seconds without an update after which the API asks Prefect about a running analysis",
+    "basemap_url": "empty for none, or an XYZ tile URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+    "basemap_attribution": "the credit line the base map's provider asks for",
 }
 
 
@@ -97,6 +99,11 @@ class Settings(BaseSettings):
     max_window_days: int = Field(default=400, ge=1)  # one season with margins
     max_fields_per_upload: int = Field(default=10_000, ge=1)
     reconcile_after_s: float = Field(default=60.0, ge=0)
+
+    # Web map viewer: the base map under the crop layer, fetched by the browser; optional.
+    basemap_url: str = Field(default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                             pattern=r"^$|^https?://[^/\s]+/\S*\{z\}\S*$")  # fmt: skip
+    basemap_attribution: str = "© OpenStreetMap contributors"
 
     @field_validator("home", mode="after")
     @classmethod

@@ -25,7 +25,9 @@ from rasterio.warp import transform_geom
 
 from cropai.analysis import AnalysisPlan, aoi_mask
 from cropai.crops import CLASSES, CLASSES_BY_ID, colour_table
+from cropai.grid import Grid
 from cropai.storage import ObjectStore
+from cropai.webtiles import tiles_prefix
 from cropai.zarr_store import ObjectZarrStore
 
 QUICKLOOK_MAX_PX = 1024
@@ -73,8 +75,10 @@ def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int,
     classes = class_areas(labels, plan.grid.pixel_area_ha)
     with tempfile.TemporaryDirectory(prefix="cropai-map-") as temp:
         path = Path(temp) / "cropmap.tif"
-        write_map(labels, confidence, plan, path)
+        write_map(labels, confidence, plan.grid, path, analysis_id=plan.analysis_id, model=plan.model)
         store.put(map_key, path, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True)
+    for cached in store.list(tiles_prefix(plan.analysis_id)):  # web tiles of an earlier run's map
+        store.delete(cached.key)
     store.put(quicklook_key, quicklook(labels, classes), content_type="image/png")
     return CropMap(
         map_key, quicklook_key, classes, field_results(labels, confidence, plan, fields),
@@ -82,11 +86,11 @@ def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int,
     )  # fmt: skip
 
 
-def write_map(labels: np.ndarray, confidence: np.ndarray, plan: AnalysisPlan, path: Path) -> None:
+def write_map(labels: np.ndarray, confidence: np.ndarray, grid: Grid, path: Path, *, analysis_id: str, model: str) -> None:
+    """The crop-map COG: (y, x) uint8 ``labels`` and ``confidence`` on ``grid``."""
     profile = dict(
-        driver="COG", width=plan.grid.width, height=plan.grid.height, count=2, dtype="uint8", nodata=0,
-        crs=plan.grid.crs, transform=plan.grid.transform, compress="DEFLATE", blocksize=512,
-        overview_resampling="MODE",
+        driver="COG", width=grid.width, height=grid.height, count=2, dtype="uint8", nodata=0,
+        crs=grid.crs, transform=grid.transform, compress="DEFLATE", blocksize=512, overview_resampling="MODE",
     )  # fmt: skip
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(labels, 1)
@@ -94,7 +98,7 @@ def write_map(labels: np.ndarray, confidence: np.ndarray, plan: AnalysisPlan, pa
         dst.write_colormap(1, colour_table())
         dst.descriptions = ("class", "confidence")
         dst.update_tags(
-            ANALYSIS_ID=plan.analysis_id, MODEL=plan.model,
+            ANALYSIS_ID=analysis_id, MODEL=model,
             CLASSES=json.dumps({c.id: c.name for c in CLASSES}), CONFIDENCE_SCALE="255",
         )  # fmt: skip
         dst.update_tags(1, RESAMPLING=Resampling.mode.name)

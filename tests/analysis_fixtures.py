@@ -37,10 +37,15 @@ def ingested_season(svc: Services, folder: Path, seed: int = 9) -> Season:
     return Season(made, upload_crop_fields(svc, made))
 
 
+def crop_parcels(made: SyntheticSet) -> list[dict]:
+    """The synthetic crop parcels inside the AOI, as GeoJSON features with their true class."""
+    aoi = shapely.geometry.shape(AOI)
+    return [f for f in json.loads(made.parcels_path.read_text())["features"]
+            if f["properties"]["is_crop"] and aoi.contains(shapely.geometry.shape(f["geometry"]))]  # fmt: skip
+
+
 def upload_crop_fields(svc: Services, made: SyntheticSet, owner_id: int | None = None) -> dict[int, int]:
     """The synthetic crop parcels inside the AOI as the owner's fields; returns field id -> true class."""
-    aoi = shapely.geometry.shape(AOI)
-    features = [f for f in json.loads(made.parcels_path.read_text())["features"]
-                if f["properties"]["is_crop"] and aoi.contains(shapely.geometry.shape(f["geometry"]))]  # fmt: skip
+    features = crop_parcels(made)
     ids = add_fields(svc.sessions, {"type": "FeatureCollection", "features": features}, owner_id)
     return {field_id: f["properties"]["class_id"] for field_id, f in zip(ids, features, strict=True)}

@@ -34,8 +34,10 @@ from api.queries import paged
 from api.routes.fields import field_feature
 from api.schemas import AnalysisCreate, AnalysisLinks, AnalysisOut, ClassStatOut, Page
 from api.ttlcache import TTLCache
+from cropai import webtiles
 from cropai.analysis_records import aoi_geometry, area_ha, create_analysis, set_status
 from cropai.config import Settings
+from cropai.crops import CLASSES_BY_ID
 from cropai.db import (
     Analysis,
     AnalysisClassStat,
@@ -48,6 +50,7 @@ from cropai.db import (
 )
 from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
 from cropai.storage import DEFAULT_URL_EXPIRY
+from cropai.webtiles import TileId
 from models.versions import resolve
 
 router = APIRouter(prefix="/analyses", tags=["analyses"])
@@ -60,6 +63,8 @@ COMPLETION_GRACE_S = 120.0
 # A completed analysis' answer does not change, and clients poll it: it is kept, rendered,
 # for a few seconds (bounded, so a rerun started from the Prefect UI shows up soon).
 FINISHED_CACHE_TTL_S = 10.0
+# A browser may reuse a tile this long; a rerun's new map is seen after it at most.
+TILE_MAX_AGE_S = 300
 
 
 def finished_analyses() -> TTLCache[uuid.UUID, tuple[int | None, bytes]]:
@@ -125,8 +130,13 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
         aoi_area_ha=analysis.aoi_area_ha, start_date=analysis.start_date, end_date=analysis.end_date,
         flow_run_id=analysis.flow_run_id, batches_total=analysis.batches_total, batches_done=analysis.batches_done,
         created_at=analysis.created_at, updated_at=analysis.updated_at, started_at=analysis.started_at,
-        finished_at=analysis.finished_at, classes=[ClassStatOut.model_validate(c) for c in classes], links=links,
+        finished_at=analysis.finished_at, classes=[class_stat_out(c) for c in classes], links=links,
     )  # fmt: skip
+
+
+def class_stat_out(row: AnalysisClassStat) -> ClassStatOut:
+    return ClassStatOut(class_id=row.class_id, class_name=row.class_name, pixel_count=row.pixel_count,
+                        area_ha=row.area_ha, colour=CLASSES_BY_ID[row.class_id].colour)  # fmt: skip
 
 
 def _model_ref(session: Session, model_version_id: int | None) -> str | None:
@@ -303,6 +313,22 @@ def quicklook(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, st
     return Response(store.get(analysis.quicklook_key), media_type="image/png")
 
 
+@router.get("/{analysis_id}/tiles/{z}/{x}/{y}.png", summary="A web map tile of the crop map (XYZ, EPSG:3857)",
+            response_class=Response, responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+def map_tile(
+    analysis_id: uuid.UUID, z: int, x: int, y: int, user: CurrentUser, session: SessionDep, store: StoreDep
+) -> Response:
+    """256 px PNG tiles of the class band in the map's colours, transparent outside the AOI;
+    rendered from the COG on first request and cached in the store beside it."""
+    analysis = _completed(session, user, analysis_id)
+    try:
+        tile = TileId(z, x, y)
+    except InvalidInput as exc:
+        raise HTTPException(404, str(exc)) from None
+    body = webtiles.map_tile(store, analysis.map_key, str(analysis_id), tile)
+    return Response(body, media_type="image/png", headers={"Cache-Control": f"private, max-age={TILE_MAX_AGE_S}"})
+
+
 @router.get("/{analysis_id}/fields", summary="Per-field predictions as a GeoJSON FeatureCollection")
 def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     _completed(session, user, analysis_id)
@@ -311,7 +337,7 @@ def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: Sessio
         .where(FieldPrediction.analysis_id == analysis_id).order_by(FieldParcel.id)
     ).all()  # fmt: skip
     features = [
-        field_feature(field, class_id=p.class_id, class_name=p.class_name, share=p.share,
+        field_feature(field, class_id=p.class_id, class_name=p.class_name, class_colour=CLASSES_BY_ID[p.class_id].colour, share=p.share,
                       mean_confidence=p.mean_confidence, pixel_count=p.pixel_count)
         for field, p in rows
     ]  # fmt: skip

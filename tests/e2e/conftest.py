@@ -1,6 +1,9 @@
 """The whole system as its operators run it without Docker: `cropai up` on free loopback
 ports (a Prefect server, a Dask scheduler and two workers, the deployment server, the
-API on uvicorn), on PostgreSQL and the S3 server, driven over HTTP only."""
+API on uvicorn), on PostgreSQL and the S3 server, driven over HTTP only.
+
+One stack serves every end-to-end module (the web viewer's first, the working day's
+last, which ends with Ctrl-C), with a season of scenes ingested through the API."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -19,10 +23,14 @@ import pytest
 from minio import Minio
 
 from cropai.config import Settings
+from cropai.loopback import free_port
 from cropai.stack import Ports, signal_group
+from cropai.synth import SyntheticSet, SynthSpec, synthesize
+from tests.analysis_fixtures import AREA
 from tests.conftest import S3_KEYS, postgres_schema, s3_settings
 
 START_DEADLINE_S = 300
+POLL_DEADLINE_S = 420
 STOP_DEADLINE_S = 90
 ADMIN = "admin@example.org"
 PASSWORD = "an-end-to-end-password"
@@ -53,12 +61,14 @@ class System:
         return [int(pid) for pid in re.findall(r"^ready .* pid (\d+) ", self.printed(), re.MULTILINE)]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def system(postgres_server: str, s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     home = tmp_path_factory.mktemp("e2e")
     bucket = f"e2e-{os.getpid()}"
     with postgres_schema(postgres_server) as database_url:
-        settings = s3_settings(Settings(home=home, _env_file=None), s3_endpoint, bucket)
+        # A base map the browser cannot reach: the viewer must fall back to a plain background.
+        nowhere = f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png"
+        settings = s3_settings(Settings(home=home, basemap_url=nowhere, _env_file=None), s3_endpoint, bucket)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CROPAI_", "PREFECT_"))}
         env.update(settings.model_copy(update={"database_url": database_url}).as_environment())
         env.update(COLUMNS="200", PREFECT_RUNNER_POLL_FREQUENCY="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
@@ -107,7 +117,7 @@ def _logs(system: System) -> str:
     return "\n".join(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}" for log in logs)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def http(system: System) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=system.ports.api_url, timeout=60) as client:
         yield client
@@ -117,3 +127,42 @@ def login(http: httpx.Client, email: str, password: str = PASSWORD) -> dict[str,
     response = http.post("/auth/token", data={"username": email, "password": password})
     assert response.status_code == 200, response.text
     return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+def new_user(http: httpx.Client, admin: dict[str, str], email: str, role: str) -> dict[str, str]:
+    """An account made by the admin over HTTP; its auth headers."""
+    created = http.post("/users", headers=admin, json={"email": email, "password": PASSWORD, "role": role})
+    assert created.status_code == 201, created.text
+    return login(http, email)
+
+
+@pytest.fixture(scope="session")
+def admin(system: System, http: httpx.Client) -> dict[str, str]:
+    """The first admin, made with the CLI (the only way to make one); their auth headers."""
+    system.cli("users", "create", ADMIN, "--admin", CROPAI_NEW_USER_PASSWORD=PASSWORD)
+    return login(http, ADMIN)
+
+
+@dataclass(frozen=True)
+class Season:
+    made: SyntheticSet
+    ingest_run: dict  # the ingestion run as GET /ingest/runs reports it
+
+
+@pytest.fixture(scope="session")
+def season(system: System, http: httpx.Client, admin: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Season:
+    """A provider drops a season of scenes into the store's inbox; the admin ingests them."""
+    made = synthesize(SynthSpec(AREA, date(2025, 3, 25), date(2025, 10, 5), seed=9), tmp_path_factory.mktemp("season"))
+    for scene in made.scenes:
+        system.s3.fput_object(system.bucket, f"inbox/{scene.path.name}", str(scene.path))
+    started = http.post("/ingest", headers=admin, json={"source": "store:inbox/"})
+    assert started.status_code == 202, started.text
+    flow_run_id = started.json()["flow_run_id"]
+    deadline = time.monotonic() + POLL_DEADLINE_S
+    while time.monotonic() < deadline:
+        runs = http.get("/ingest/runs", headers=admin).json()["items"]
+        ours = [r for r in runs if r["flow_run_id"] == flow_run_id and r["status"] != "running"]
+        if ours:
+            return Season(made, ours[0])
+        time.sleep(1)
+    raise AssertionError(f"ingestion run {flow_run_id} did not finish:\n{system.printed()}")

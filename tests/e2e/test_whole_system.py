@@ -11,35 +11,27 @@ import os
 import shutil
 import signal
 import time
-from datetime import date
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 import rasterio
-import shapely
 from distributed import Client
 from PIL import Image
 
 from cropai.stack import signal_group
-from cropai.synth import SynthSpec, synthesize
-from tests.analysis_fixtures import AOI, AREA, END, START
-from tests.e2e.conftest import ADMIN, PASSWORD, System, login, stop
+from tests.analysis_fixtures import AOI, AREA, END, START, crop_parcels
+from tests.e2e.conftest import POLL_DEADLINE_S, Season, System, new_user, stop
 
 ANALYST = "analyst@example.org"
-POLL_DEADLINE_S = 420
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default" / "cropnet" / "1.0.0"
 
 
 @pytest.fixture(scope="module")
-def day(system: System, http: httpx.Client, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    """What the steps hand on to each other: the analyst's headers, field truth, the first map."""
-    system.cli("users", "create", ADMIN, "--admin", CROPAI_NEW_USER_PASSWORD=PASSWORD)  # the first admin
-    admin = login(http, ADMIN)
-    created = http.post("/users", headers=admin, json={"email": ANALYST, "password": PASSWORD, "role": "analyst"})
-    assert created.status_code == 201, created.text
-    return {"admin": admin, "analyst": login(http, ANALYST), "folder": tmp_path_factory.mktemp("season")}
+def day(admin: dict[str, str], http: httpx.Client) -> dict:
+    """What the steps hand on to each other: the analyst's headers, the first map."""
+    return {"analyst": new_user(http, admin, ANALYST, "analyst")}
 
 
 def final(http: httpx.Client, headers: dict[str, str], analysis_id: str, system: System) -> dict:
@@ -66,22 +58,14 @@ def read_map(content: bytes) -> np.ndarray:
         return src.read()
 
 
-def test_an_ingested_season_is_mapped_and_downloaded(system: System, http: httpx.Client, day: dict) -> None:
-    # A provider drops a season of scenes into the store's inbox; an admin ingests them.
-    made = synthesize(SynthSpec(AREA, date(2025, 3, 25), date(2025, 10, 5), seed=9), day["folder"])
-    for scene in made.scenes:
-        system.s3.fput_object(system.bucket, f"inbox/{scene.path.name}", str(scene.path))
-    started = http.post("/ingest", headers=day["admin"], json={"source": "store:inbox/"})
-    assert started.status_code == 202, started.text
-    run = _ingest_run(http, day["admin"], started.json()["flow_run_id"], system)
+def test_an_ingested_season_is_mapped_and_downloaded(system: System, http: httpx.Client, day: dict, season: Season) -> None:
+    run, made = season.ingest_run, season.made
     assert (run["status"], run["ingested"], run["rejected"]) == ("completed", len(made.scenes), 0), run
     scenes = http.get("/scenes", headers=day["analyst"], params={"bbox": ",".join(map(str, AREA)), "limit": 200})
     assert scenes.json()["total"] == len(made.scenes)
 
     # The analyst uploads the parcels inside the AOI and maps the season.
-    aoi = shapely.geometry.shape(AOI)
-    parcels = [f for f in json.loads(made.parcels_path.read_text())["features"]
-               if f["properties"]["is_crop"] and aoi.contains(shapely.geometry.shape(f["geometry"]))]  # fmt: skip
+    parcels = crop_parcels(made)
     uploaded = http.post("/fields", headers=day["analyst"], json={"type": "FeatureCollection", "features": parcels})
     assert uploaded.status_code == 201, uploaded.text
     truth = dict(zip(uploaded.json()["ids"], (f["properties"]["class_id"] for f in parcels), strict=True))
@@ -100,17 +84,6 @@ def test_an_ingested_season_is_mapped_and_downloaded(system: System, http: httpx
     assert sorted(f["id"] for f in fields) == sorted(truth)
     right = sum(f["properties"]["class_id"] == truth[f["id"]] for f in fields)
     assert right >= 0.8 * len(fields), f"{right} of {len(fields)} fields right"
-
-
-def _ingest_run(http: httpx.Client, headers: dict[str, str], flow_run_id: str, system: System) -> dict:
-    deadline = time.monotonic() + POLL_DEADLINE_S
-    while time.monotonic() < deadline:
-        runs = http.get("/ingest/runs", headers=headers).json()["items"]
-        ours = [r for r in runs if r["flow_run_id"] == flow_run_id and r["status"] != "running"]
-        if ours:
-            return ours[0]
-        time.sleep(1)
-    raise AssertionError(f"ingestion run {flow_run_id} did not finish:\n{system.printed()}")
 
 
 def test_a_dask_worker_killed_mid_analysis_is_restarted_and_the_analysis_completes(

@@ -14,6 +14,7 @@ from cropai.analysis_records import create_analysis
 from cropai.config import Settings
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldPrediction
 from cropai.services import Services, services
+from cropai.webtiles import TileId, tile_key
 from flows.analyze import analyze
 from tests.analysis_fixtures import AOI, END, START, Season, ingested_season
 from tests.conftest import export_settings, s3_settings
@@ -73,7 +74,10 @@ def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Sea
     markers = svc.store.list(f"analyses/{analysis_id}/batches/")
     assert len(markers) == first["batches"] >= 2
     svc.store.delete(markers[0].key)
+    cached_tile = tile_key(str(analysis_id), TileId(14, 8265, 5681))
+    svc.store.put(cached_tile, b"a web tile of the first map")
     second = analyze(str(analysis_id))
+    assert not svc.store.exists(cached_tile)  # the viewer renders the new map's tiles afresh
     assert second["batches_reused"] == first["batches"] - 1
     assert np.array_equal(crop_map(svc, row(svc, analysis_id)), before)
     with svc.sessions() as session:

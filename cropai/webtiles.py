@@ -1,0 +1,152 @@
+"""Web map tiles of a crop map: the XYZ scheme of web maps (Web Mercator, EPSG:3857,
+256 px tiles, y counted down from the north), rendered from the map's COG.
+
+A tile is read from the COG at about its own resolution (GDAL picks the overview),
+reprojected with nearest neighbour so class ids stay class ids, and coloured with the
+COG's own colour table. Class 0 (no data, and everything outside the AOI) is
+transparent, so a tile beside or around the AOI shows the base map through.
+
+rasterio is imported when a tile is rendered, not with this module: the API process
+imports it and stays small until a map is viewed.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from affine import Affine
+from PIL import Image
+
+from cropai.errors import InvalidInput, ObjectNotFound
+from cropai.storage import ObjectStore
+
+if TYPE_CHECKING:
+    import rasterio
+    from rasterio.windows import Window
+
+TILE_PX = 256
+MAX_ZOOM = 22  # ~4 cm per pixel at the equator: far finer than any 10 m map needs
+WEB_MERCATOR = "EPSG:3857"
+# Half the width of the Web Mercator world, metres: pi x the WGS 84 semi-major axis.
+HALF_WORLD_M = math.pi * 6378137.0
+
+
+@dataclass(frozen=True)
+class TileId:
+    """One XYZ tile: zoom ``z`` (0 = the world in one tile), column ``x`` from the
+    antimeridian eastwards, row ``y`` from the north edge (85.05° N) southwards."""
+
+    z: int
+    x: int
+    y: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.z <= MAX_ZOOM:
+            raise InvalidInput(f"zoom {self.z} is outside 0..{MAX_ZOOM}")
+        last = 2**self.z - 1
+        if not (0 <= self.x <= last and 0 <= self.y <= last):
+            raise InvalidInput(f"tile {self.z}/{self.x}/{self.y} does not exist: at zoom {self.z} x and y run 0..{last}")
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in EPSG:3857 metres."""
+        size = 2 * HALF_WORLD_M / 2**self.z
+        left, top = -HALF_WORLD_M + self.x * size, HALF_WORLD_M - self.y * size
+        return left, top - size, left + size, top
+
+    @property
+    def resolution_m(self) -> float:
+        """Width of one tile pixel in EPSG:3857 metres."""
+        return 2 * HALF_WORLD_M / 2**self.z / TILE_PX
+
+
+def tiles_prefix(analysis_id: str) -> str:
+    """Where the web tiles rendered from an analysis' map are cached in the store."""
+    return f"analyses/{analysis_id}/tiles/"
+
+
+def tile_key(analysis_id: str, tile: TileId) -> str:
+    return f"{tiles_prefix(analysis_id)}{tile.z}/{tile.x}/{tile.y}.png"
+
+
+def render_tile(src: rasterio.DatasetReader, tile: TileId) -> np.ndarray:
+    """The tile as RGBA, shape (256, 256, 4) uint8, from band 1 (class ids) of ``src``.
+
+    ``src`` is a crop map: class ids with a colour table, 0 = no data."""
+    from rasterio.enums import Resampling
+    from rasterio.warp import reproject
+
+    rgba = np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8)
+    labels = np.zeros((TILE_PX, TILE_PX), dtype=np.uint8)
+    source = _source_window(src, tile)
+    if source is None:
+        return rgba
+    window, out_shape = source
+    data = src.read(1, window=window, out_shape=out_shape, resampling=Resampling.nearest)
+    scale = Affine.scale(window.width / out_shape[1], window.height / out_shape[0])
+    left, _, _, top = tile.bounds
+    reproject(
+        data, labels, src_transform=src.window_transform(window) * scale, src_crs=src.crs, src_nodata=0,
+        dst_transform=Affine(tile.resolution_m, 0, left, 0, -tile.resolution_m, top), dst_crs=WEB_MERCATOR,
+        dst_nodata=0, resampling=Resampling.nearest,
+    )  # fmt: skip
+    table = np.zeros((256, 4), dtype=np.uint8)
+    for value, colour in src.colormap(1).items():
+        table[value] = colour
+    table[0] = (0, 0, 0, 0)
+    return table[labels]
+
+
+def _source_window(src: rasterio.DatasetReader, tile: TileId) -> tuple[Window, tuple[int, int]] | None:
+    """The part of ``src`` under the tile and the decimated shape to read it at; None when
+    the tile misses the map."""
+    from rasterio.warp import transform_bounds
+    from rasterio.windows import Window, from_bounds
+
+    bounds = transform_bounds(WEB_MERCATOR, src.crs, *tile.bounds, densify_pts=21)
+    under_tile = from_bounds(*bounds, transform=src.transform)
+    if (under_tile.col_off >= src.width or under_tile.row_off >= src.height
+            or under_tile.col_off + under_tile.width <= 0 or under_tile.row_off + under_tile.height <= 0):  # fmt: skip
+        return None
+    # Whole pixels that cover the tile, plus one for the nearest-neighbour lookups at its edges.
+    col_start = max(0, math.floor(under_tile.col_off) - 1)
+    row_start = max(0, math.floor(under_tile.row_off) - 1)
+    col_stop = min(src.width, math.ceil(under_tile.col_off + under_tile.width) + 1)
+    row_stop = min(src.height, math.ceil(under_tile.row_off + under_tile.height) + 1)
+    window = Window(col_start, row_start, col_stop - col_start, row_stop - row_start)
+    # Read about one source pixel per tile pixel: a zoomed-out tile comes from an overview.
+    factor = max(1.0, min(under_tile.width, under_tile.height) / TILE_PX)
+    out_shape = (max(1, math.ceil(window.height / factor)), max(1, math.ceil(window.width / factor)))
+    return window, out_shape
+
+
+def png(rgba: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(rgba, mode="RGBA").save(out, format="PNG", optimize=False)
+    return out.getvalue()
+
+
+TRANSPARENT_PNG = png(np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8))
+
+
+def map_tile(store: ObjectStore, map_key: str, analysis_id: str, tile: TileId) -> bytes:
+    """The tile as PNG: from the store's cache, or rendered from the COG at ``map_key`` and cached.
+
+    Tiles that miss the map are answered without reading it, and are not cached."""
+    import rasterio
+
+    key = tile_key(analysis_id, tile)
+    try:
+        return store.get(key)
+    except ObjectNotFound:
+        pass
+    with store.gdal_env(), rasterio.open(store.gdal_path(map_key)) as src:
+        if _source_window(src, tile) is None:
+            return TRANSPARENT_PNG
+        body = png(render_tile(src, tile))
+    store.put(key, body, content_type="image/png")
+    return body

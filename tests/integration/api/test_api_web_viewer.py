@@ -1,0 +1,86 @@
+"""What the web map viewer gets from the API: map tiles rendered from the analysis' COG in
+the S3 store (the MinIO code path) and cached beside it, and its pages under /app."""
+
+import io
+import uuid
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from cropai.analysis_records import create_analysis, set_status
+from cropai.config import Settings
+from cropai.db import AnalysisStatus
+from cropai.services import services
+from cropai.webtiles import TILE_PX, tile_key
+from tests.api_fixtures import SQUARE, make_client, new_account
+from tests.conftest import s3_settings
+from tests.crop_maps import AWAY, CORNER, MAIZE, WHEAT, write_two_class_map
+
+
+@pytest.fixture
+def s3_api_settings(api_app_settings: Settings, s3_endpoint: str) -> Settings:
+    configured = s3_settings(api_app_settings, s3_endpoint, f"tiles-{uuid.uuid4().hex[:10]}")
+    services(configured).store.ensure_bucket()
+    return configured
+
+
+def mapped_analysis(settings: Settings, owner_id: int, folder: Path, status: AnalysisStatus) -> uuid.UUID:
+    svc = services(settings)
+    analysis_id = create_analysis(svc.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@1.0.0", owner_id)
+    map_key = f"analyses/{analysis_id}/cropmap.tif"
+    svc.store.put(map_key, write_two_class_map(folder / "cropmap.tif"))
+    set_status(svc.sessions, analysis_id, status, map_key=map_key, quicklook_key=f"analyses/{analysis_id}/quicklook.png")
+    return analysis_id
+
+
+def tile_url(analysis_id: uuid.UUID, z: int, x: int, y: int) -> str:
+    return f"/analyses/{analysis_id}/tiles/{z}/{x}/{y}.png"
+
+
+def test_tiles_are_rendered_from_the_cog_in_s3_and_cached_beside_it(s3_api_settings: Settings, tmp_path: Path) -> None:
+    with make_client(s3_api_settings) as client:
+        analyst = new_account(client, s3_api_settings)
+        analysis_id = mapped_analysis(s3_api_settings, analyst.id, tmp_path, AnalysisStatus.completed)
+        response = client.get(tile_url(analysis_id, CORNER.z, CORNER.x, CORNER.y), headers=analyst.headers)
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        assert response.headers["cache-control"].startswith("private")
+        rgba = np.asarray(Image.open(io.BytesIO(response.content)))
+        assert rgba.shape == (TILE_PX, TILE_PX, 4)
+        assert {tuple(int(v) for v in c) for c in rgba[rgba[..., 3] > 0]} == {(*MAIZE.rgb, 255), (*WHEAT.rgb, 255)}
+        assert services(s3_api_settings).store.get(tile_key(str(analysis_id), CORNER)) == response.content
+        away = client.get(tile_url(analysis_id, AWAY.z, AWAY.x, AWAY.y), headers=analyst.headers)
+        assert away.status_code == 200 and not np.asarray(Image.open(io.BytesIO(away.content)))[..., 3].any()
+
+
+def test_tiles_need_a_completed_analysis_one_may_see(client: TestClient, api_app_settings: Settings, tmp_path: Path) -> None:
+    analyst, other = new_account(client, api_app_settings), new_account(client, api_app_settings)
+    done = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.completed)
+    running = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.running)
+    corner = (CORNER.z, CORNER.x, CORNER.y)
+    assert client.get(tile_url(done, *corner)).status_code == 401
+    assert client.get(tile_url(done, *corner), headers=other.headers).status_code == 404
+    refused = client.get(tile_url(running, *corner), headers=analyst.headers)
+    assert refused.status_code == 409 and "is running" in refused.json()["detail"]
+    beyond = client.get(tile_url(done, 3, 8, 0), headers=analyst.headers)
+    assert beyond.status_code == 404 and "x and y run 0..7" in beyond.json()["detail"]
+
+
+def test_the_viewer_pages_are_served_under_app_with_a_content_security_policy(client: TestClient) -> None:
+    assert client.get("/app", follow_redirects=False).headers["location"] == "/app/"
+    page = client.get("/app/")
+    assert page.status_code == 200 and '<template id="login-view">' in page.text
+    policy = page.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "https://tile.openstreetmap.org" in policy
+    assert client.get("/app/vendor/leaflet/leaflet.js").status_code == 200
+    assert "javascript" in client.get("/app/js/app.js").headers["content-type"]
+    assert client.get("/app/config.json").json()["basemap_url"] == "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+
+
+def test_an_empty_basemap_setting_leaves_the_viewer_with_no_outside_address(api_app_settings: Settings) -> None:
+    with make_client(api_app_settings.model_copy(update={"basemap_url": ""})) as client:
+        assert client.get("/app/config.json").json()["basemap_url"] == ""
+        assert "http" not in client.get("/app/").headers["content-security-policy"]

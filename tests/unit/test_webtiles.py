@@ -1,0 +1,107 @@
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import shapely
+from PIL import Image
+from rasterio.warp import transform, transform_geom
+
+from cropai.errors import InvalidInput
+from cropai.storage import LocalStore
+from cropai.webtiles import TILE_PX, TRANSPARENT_PNG, TileId, map_tile, render_tile, tile_key
+from tests.crop_maps import AOI, AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
+
+
+@pytest.fixture
+def crop_map(tmp_path: Path) -> Path:
+    return write_two_class_map(tmp_path / "cropmap.tif")
+
+
+def pixel_centres(tile: TileId, crs: str) -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) arrays of the tile's pixel centres in ``crs``."""
+    left, _, _, top = tile.bounds
+    cols, rows = np.meshgrid(np.arange(TILE_PX) + 0.5, np.arange(TILE_PX) + 0.5)
+    xs, ys = left + cols.ravel() * tile.resolution_m, top - rows.ravel() * tile.resolution_m
+    x, y = transform("EPSG:3857", crs, xs, ys)
+    return np.array(x).reshape(TILE_PX, TILE_PX), np.array(y).reshape(TILE_PX, TILE_PX)
+
+
+def test_tile_bounds_match_the_slippy_map_corners() -> None:
+    tile = TileId(10, 518, 352)  # over Paris
+    n = 2**tile.z
+    west, east = tile.x / n * 360 - 180, (tile.x + 1) / n * 360 - 180
+    north = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * tile.y / n))))
+    south = math.degrees(math.atan(math.sinh(math.pi * (1 - 2 * (tile.y + 1) / n))))
+    (left, right), (bottom, top) = transform("EPSG:4326", "EPSG:3857", [west, east], [south, north])
+    assert tile.bounds == pytest.approx((left, bottom, right, top), abs=0.01)
+
+
+def test_the_zoom_0_tile_is_the_whole_web_mercator_world() -> None:
+    assert TileId(0, 0, 0).bounds == pytest.approx((-20037508.34, -20037508.34, 20037508.34, 20037508.34))
+
+
+@pytest.mark.parametrize(("z", "x", "y"), [(-1, 0, 0), (23, 0, 0), (2, 4, 0), (2, 0, -1)])
+def test_a_tile_that_does_not_exist_is_refused(z: int, x: int, y: int) -> None:
+    with pytest.raises(InvalidInput, match="outside|does not exist"):
+        TileId(z, x, y)
+
+
+def test_pixels_outside_the_aoi_are_transparent(crop_map: Path) -> None:
+    with rasterio.open(crop_map) as src:
+        rgba = render_tile(src, CORNER)
+        x, y = pixel_centres(CORNER, src.crs.to_string())
+        aoi = shapely.geometry.shape(transform_geom("EPSG:4326", src.crs, AOI))
+    distance = shapely.distance(shapely.points(x, y), aoi.boundary) * np.where(shapely.contains_xy(aoi, x, y), 1, -1)
+    assert (rgba[distance < -15, 3] == 0).all()  # outside, beyond a pixel's reach
+    assert (rgba[distance > 15, 3] == 255).all()  # inside
+    assert (distance < -15).sum() > 1000 and (distance > 15).sum() > 1000  # the tile holds both
+
+
+def test_the_map_colour_table_colours_the_classes(crop_map: Path) -> None:
+    with rasterio.open(crop_map) as src:
+        rgba = render_tile(src, CORNER)
+        x, _ = pixel_centres(CORNER, src.crs.to_string())
+        split_x = src.xy(0, src.width // 2, offset="ul")[0]  # maize west of it, wheat east
+    opaque = rgba[..., 3] == 255
+    assert (rgba[opaque & (x < split_x - 15)] == (*MAIZE.rgb, 255)).all()
+    assert (rgba[opaque & (x > split_x + 15)] == (*WHEAT.rgb, 255)).all()
+    assert (opaque & (x < split_x - 15)).sum() > 1000 and (opaque & (x > split_x + 15)).sum() > 1000
+
+
+def test_a_zoomed_out_tile_keeps_every_class_in_its_colour(crop_map: Path) -> None:
+    with rasterio.open(crop_map) as src:
+        rgba = render_tile(src, tile_of(1.620, 48.211, 10))
+    colours = {tuple(int(v) for v in c) for c in rgba[rgba[..., 3] > 0]}
+    assert colours == {(*MAIZE.rgb, 255), (*WHEAT.rgb, 255)}
+
+
+def test_a_tile_away_from_the_map_is_all_transparent(crop_map: Path) -> None:
+    with rasterio.open(crop_map) as src:
+        assert not render_tile(src, AWAY).any()  # Paris, 80 km away
+
+
+def test_rendered_tiles_are_cached_in_the_store_and_empty_ones_are_not(crop_map: Path, tmp_path: Path) -> None:
+    store = LocalStore(tmp_path / "store")
+    store.put("analyses/a/cropmap.tif", crop_map)
+    first = map_tile(store, "analyses/a/cropmap.tif", "a", CORNER)
+    assert store.get(tile_key("a", CORNER)) == first
+    assert Image.open(io.BytesIO(first)).size == (TILE_PX, TILE_PX)
+    store.delete("analyses/a/cropmap.tif")  # a cached tile no longer needs the map
+    assert map_tile(store, "analyses/a/cropmap.tif", "a", CORNER) == first
+    store.put("analyses/a/cropmap.tif", crop_map)
+    assert map_tile(store, "analyses/a/cropmap.tif", "a", AWAY) == TRANSPARENT_PNG
+    assert not store.exists(tile_key("a", AWAY))
+
+
+def test_tiles_inside_the_aoi_have_no_transparent_seams(crop_map: Path) -> None:
+    """Every pixel of every zoom-16 tile wholly inside the AOI is painted, edges included."""
+    west, south, east, north = shapely.geometry.shape(AOI).buffer(-0.0005).bounds
+    first, last = tile_of(west, north, 16), tile_of(east, south, 16)
+    inside = [TileId(16, x, y) for x in range(first.x + 1, last.x) for y in range(first.y + 1, last.y)]
+    assert len(inside) >= 2
+    with rasterio.open(crop_map) as src:
+        for tile in inside:
+            assert (render_tile(src, tile)[..., 3] == 255).all(), tile
