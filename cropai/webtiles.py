@@ -77,15 +77,16 @@ def render_tile(src: rasterio.DatasetReader, tile: TileId) -> np.ndarray:
     """The tile as RGBA, shape (256, 256, 4) uint8, from band 1 (class ids) of ``src``.
 
     ``src`` is a crop map: class ids with a colour table, 0 = no data."""
+    source = _source_window(src, tile)
+    return np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8) if source is None else _paint(src, tile, *source)
+
+
+def _paint(src: rasterio.DatasetReader, tile: TileId, window: Window, out_shape: tuple[int, int]) -> np.ndarray:
+    """Read ``window`` of ``src`` at ``out_shape``, reproject it onto the tile and colour it: (256, 256, 4)."""
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
-    rgba = np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8)
     labels = np.zeros((TILE_PX, TILE_PX), dtype=np.uint8)
-    source = _source_window(src, tile)
-    if source is None:
-        return rgba
-    window, out_shape = source
     data = src.read(1, window=window, out_shape=out_shape, resampling=Resampling.nearest)
     scale = Affine.scale(window.width / out_shape[1], window.height / out_shape[0])
     left, _, _, top = tile.bounds
@@ -136,7 +137,7 @@ TRANSPARENT_PNG = png(np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8))
 def map_tile(store: ObjectStore, map_key: str, analysis_id: str, tile: TileId) -> bytes:
     """The tile as PNG: from the store's cache, or rendered from the COG at ``map_key`` and cached.
 
-    Tiles that miss the map are answered without reading it, and are not cached."""
+    Tiles that miss the map are answered without reading its pixels, and are not cached."""
     import rasterio
 
     key = tile_key(analysis_id, tile)
@@ -145,8 +146,9 @@ def map_tile(store: ObjectStore, map_key: str, analysis_id: str, tile: TileId) -
     except ObjectNotFound:
         pass
     with store.gdal_env(), rasterio.open(store.gdal_path(map_key)) as src:
-        if _source_window(src, tile) is None:
+        source = _source_window(src, tile)
+        if source is None:
             return TRANSPARENT_PNG
-        body = png(render_tile(src, tile))
+        body = png(_paint(src, tile, *source))
     store.put(key, body, content_type="image/png")
     return body

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
 
 CHROMIUM = os.environ.get("CROPAI_TEST_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("CROPAI_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -23,9 +27,7 @@ WAIT_S = 30
 
 
 class Browser:
-    def __init__(self, driver: Any, base_url: str) -> None:
-        from selenium.webdriver.common.by import By
-
+    def __init__(self, driver: webdriver.Chrome, base_url: str) -> None:
         self.driver = driver
         self.base_url = base_url
         self.by = By
@@ -40,8 +42,6 @@ class Browser:
         return self.driver.find_elements(self.by.CSS_SELECTOR, css)
 
     def wait(self, condition: Callable[[], Any], timeout_s: float = WAIT_S, message: str = "") -> Any:
-        from selenium.webdriver.support.ui import WebDriverWait
-
         return WebDriverWait(self.driver, timeout_s, poll_frequency=0.2).until(
             lambda _: condition(), message or "the page did not get there; the error banner says: " + self.error()
         )
@@ -81,9 +81,6 @@ def chromium(base_url: str) -> Iterator[Browser]:
         if REQUIRE_BROWSER:
             pytest.fail(message)
         pytest.skip(message)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900",
