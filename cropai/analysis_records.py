@@ -88,23 +88,36 @@ def create_analysis(
         return analysis.id
 
 
+FINISHED = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled)
+
+
 def set_status(
     sessions: sessionmaker[Session],
     analysis_id: uuid.UUID | str,
     status: AnalysisStatus,
     reason: str | None = None,
+    *,
+    reopen: bool = False,
     **values: Any,
-) -> None:
+) -> bool:
+    """Move an analysis to ``status`` (and set ``values``); False when it had finished already.
+
+    A finished analysis (completed, failed, cancelled) stays as it is: a late state hook, a
+    progress write or a flow run that outlived its cancellation cannot revive it. Only a rerun
+    (``reopen=True``) takes it back to queued."""
     with session_scope(sessions) as session:
         analysis = session.get_one(Analysis, uuid.UUID(str(analysis_id)))
+        if analysis.status in FINISHED and not reopen:
+            return False
         analysis.status = status
         analysis.status_reason = reason
         if status == AnalysisStatus.running and analysis.started_at is None:
             analysis.started_at = utcnow()
-        if status in (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled):
+        if status in FINISHED:
             analysis.finished_at = utcnow()
         for key, value in values.items():
             setattr(analysis, key, value)
+        return True
 
 
 def owner_fields(sessions: sessionmaker[Session], analysis: Analysis) -> list[tuple[int, dict[str, Any]]]:

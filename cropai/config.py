@@ -50,6 +50,18 @@ EXPECTED_FORMS = {
     "max_window_days": "the longest date window an analysis may cover, in days",
     "max_fields_per_upload": "the most parcels one field upload may hold",
     "reconcile_after_s": "seconds without an update after which the API asks Prefect about a running analysis",
+    "stale_run_after_s": "seconds a running flow run may go without a heartbeat or progress before it counts as crashed",
+    "orchestrator_deadline_s": "the most seconds one call to Prefect may take on a request, e.g. 8",
+    "orchestrator_cooldown_s": "seconds the API answers 503 at once after Prefect failed to answer, e.g. 15",
+    "flow_concurrency": "flow runs one deployment server runs at once (all deployments together), e.g. 4",
+    "analysis_concurrency": "analysis flow runs at once across the whole system, e.g. 2",
+    "active_analyses_per_user": "queued or running analyses one user may have at once",
+    "login_attempts_per_client_per_minute": "login attempts allowed per minute from one client, all accounts together",
+    "trusted_proxies": "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; empty = none",
+    "monitoring_token": "a bearer token for /metrics and the detailed /readyz (admins' tokens work too); empty = admins only",
+    "max_request_bytes": "the largest request body the API reads, in bytes",
+    "max_field_vertices": "the most vertices one field parcel may have",
+    "ingest_roots": "comma-separated server folders ingestion may read from (the store's inbox always); empty = none",
     "basemap_url": "empty for none, or an XYZ tile URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "basemap_attribution": "the credit line the base map's provider asks for",
 }
@@ -99,6 +111,21 @@ class Settings(BaseSettings):
     max_window_days: int = Field(default=400, ge=1)  # one season with margins
     max_fields_per_upload: int = Field(default=10_000, ge=1)
     reconcile_after_s: float = Field(default=60.0, ge=0)
+
+    # Faults and bounds: how long a silent run lives, how long the API waits on Prefect,
+    # how much work runs at once, what a request may carry, where ingestion may read.
+    stale_run_after_s: float = Field(default=300.0, gt=0)
+    orchestrator_deadline_s: float = Field(default=8.0, gt=0)
+    orchestrator_cooldown_s: float = Field(default=15.0, ge=0)
+    flow_concurrency: int = Field(default=4, ge=1)
+    analysis_concurrency: int = Field(default=2, ge=1)
+    active_analyses_per_user: int = Field(default=10, ge=1)
+    login_attempts_per_client_per_minute: int = Field(default=30, ge=1)
+    trusted_proxies: str = ""
+    monitoring_token: SecretStr = SecretStr("")
+    max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
+    max_field_vertices: int = Field(default=10_000, ge=4)
+    ingest_roots: str = ""
 
     # Web map viewer: the base map under the crop layer, fetched by the browser; optional.
     basemap_url: str = Field(default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",

@@ -125,6 +125,9 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
+    # Raised when the account's password, role or activity changes: every token, refresh
+    # token and admin-panel session carries the version it was issued under and dies with it.
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class ApiKey(Base):
@@ -141,6 +144,34 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class RefreshToken(Base):
+    """One issued refresh token, by its JWT id. Each refresh spends the token and issues the
+    next of its family; spending one twice (a stolen copy) revokes the whole family."""
+
+    __tablename__ = "refresh_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    family: Mapped[str] = mapped_column(String(64), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class FieldUpload(Base):
+    """A field upload made with an Idempotency-Key: repeating it returns these fields again."""
+
+    __tablename__ = "field_uploads"
+    __table_args__ = (UniqueConstraint("owner_id", "idempotency_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    field_ids: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class IngestRun(Base):
@@ -161,6 +192,7 @@ class IngestRun(Base):
     # [{"file": ..., "reason": ..., "quarantine_key": ...}, ...]
     rejections: Mapped[list[Any]] = mapped_column(default=list)
     error: Mapped[str | None] = mapped_column(Text)
+    heartbeat_at: Mapped[datetime | None]  # written by the flow run's process while it lives
 
 
 class Scene(BBoxColumns, Base):
@@ -244,6 +276,10 @@ class Analysis(BBoxColumns, Base):
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     flow_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    # 1 for the first flow run; a rerun in place adds one (Prefect's idempotency key per attempt).
+    attempt: Mapped[int] = mapped_column(default=1, server_default="1")
+    # Written every few seconds by the flow run's process while it lives (cropai.heartbeat).
+    heartbeat_at: Mapped[datetime | None]
     batches_total: Mapped[int] = mapped_column(default=0)
     batches_done: Mapped[int] = mapped_column(default=0)
     map_key: Mapped[str | None] = mapped_column(String(500))
