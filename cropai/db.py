@@ -144,6 +144,7 @@ class ApiKey(Base):
     expires_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    token_version: Mapped[int] = mapped_column(default=0, server_default="0")  # its owner's, when made
 
 
 class RefreshToken(Base):

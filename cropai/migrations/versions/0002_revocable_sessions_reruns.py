@@ -23,6 +23,8 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("token_version", sa.Integer(), server_default="0", nullable=False))
+    with op.batch_alter_table("api_keys") as batch:
+        batch.add_column(sa.Column("token_version", sa.Integer(), server_default="0", nullable=False))
     with op.batch_alter_table("analyses") as batch:
         batch.add_column(sa.Column("attempt", sa.Integer(), server_default="1", nullable=False))
         batch.add_column(sa.Column("heartbeat_at", sa.DateTime(timezone=True), nullable=True))
@@ -67,5 +69,7 @@ def downgrade() -> None:
     with op.batch_alter_table("analyses") as batch:
         batch.drop_column("heartbeat_at")
         batch.drop_column("attempt")
+    with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("token_version")
     with op.batch_alter_table("users") as batch:
         batch.drop_column("token_version")
