@@ -2,37 +2,53 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.logging import get_run_logger
-from prefect.states import Failed
+from prefect.runtime import flow_run
+from prefect.states import Cancelled, Failed
 from prefect_dask import DaskTaskRunner
 
+from cropai.analysis_runs import claim
 from cropai.cluster import dask_cluster
 from cropai.config import load_settings
+from cropai.db import Analysis
+from cropai.heartbeat import heartbeat, heartbeat_interval_s
+from cropai.services import services
 from tasks.analyze import (
     finalise_analysis,
     mark_cancelled,
     mark_completed,
     mark_failed,
-    mark_running,
     plan_analysis,
     predict_batch,
     record_batch_done,
 )
 
 
-@flow(name="analyze", on_running=[mark_running], on_completion=[mark_completed],
-      on_failure=[mark_failed], on_crashed=[mark_failed], on_cancellation=[mark_cancelled])  # fmt: skip
-def analyze(analysis_id: str) -> Any:
+@flow(name="analyze", on_completion=[mark_completed], on_failure=[mark_failed], on_crashed=[mark_failed],
+      on_cancellation=[mark_cancelled])  # fmt: skip
+def analyze(analysis_id: str, attempt: int = 1) -> Any:
     """Map the crops of an analysis: plan tiles, predict batches on Dask, write the map and statistics.
 
     Args:
         analysis_id: the id of a queued Analysis row (AOI, date window, model, options).
+        attempt: which start of the analysis this run is for (a rerun in place adds one).
     """
+    settings = load_settings()
+    sessions = services(settings).sessions
+    if not claim(sessions, analysis_id, attempt, uuid.UUID(flow_run.get_id())):
+        return Cancelled(message=f"analysis {analysis_id} is not queued for attempt {attempt} (finished, cancelled "
+                                 "or started again since): nothing to do")  # fmt: skip
+    with heartbeat(sessions, Analysis, analysis_id, heartbeat_interval_s(settings)):
+        return _map_crops(analysis_id)
+
+
+def _map_crops(analysis_id: str) -> Any:
     logger = get_run_logger()
     plan = plan_analysis(analysis_id)
     batches = len(plan.tiles.batches)
@@ -46,7 +62,8 @@ def analyze(analysis_id: str) -> Any:
             except Exception as exc:  # noqa: BLE001 - any batch error fails the run, named
                 failures.append(f"batch {futures[future]}: {str(exc) or type(exc).__name__}")
             update_progress_artifact(progress, 100.0 * done / batches)
-            record_batch_done(analysis_id, done - len(failures))
+            if not record_batch_done(analysis_id, done - len(failures)):
+                return Cancelled(message=f"analysis {analysis_id} was finished elsewhere (cancelled?); stopped")
     if failures:
         return Failed(message=f"{len(failures)} of {batches} batches failed after retries: {'; '.join(failures)}")
     summary = {**finalise_analysis(plan), "batches": batches, "batches_reused": reused}

@@ -13,6 +13,7 @@ from prefect import serve
 from prefect.deployments.runner import EntrypointType
 from prefect.schedules import Cron
 
+from cropai.config import load_settings
 from flows.analyze import analyze
 from flows.ingest import ingest_scenes
 from flows.train import train
@@ -27,9 +28,15 @@ MODULE = EntrypointType.MODULE_PATH
 
 
 def serve_deployments(limit: int | None = None, schedule_ingest: bool = True) -> None:
-    """Block, running flow runs of `analyze/analyze`, `ingest_scenes/ingest-scheduled`, `train/train`."""
+    """Block, running flow runs of `analyze/analyze`, `ingest_scenes/ingest-scheduled`, `train/train`.
+
+    At most ``limit`` flow runs at once in this process (default CROPAI_FLOW_CONCURRENCY) and at
+    most CROPAI_ANALYSIS_CONCURRENCY analyses at once across every runner of the deployment:
+    Prefect holds the rest as ``AwaitingConcurrencySlot``, and their analyses stay ``queued``."""
+    settings = load_settings()
     serve(
         analyze.to_deployment(name="analyze", tags=["analyze"], entrypoint_type=MODULE,
+                              concurrency_limit=settings.analysis_concurrency,
                               description="Map the crops of one Analysis request."),
         ingest_scenes.to_deployment(
             name="ingest-scheduled", tags=["ingest"], parameters={"source": INGEST_SOURCE}, entrypoint_type=MODULE,
@@ -38,6 +45,6 @@ def serve_deployments(limit: int | None = None, schedule_ingest: bool = True) ->
         ),
         train.to_deployment(name="train", tags=["train"], entrypoint_type=MODULE,
                             description="Train and register a crop-type model."),
-        limit=limit,
+        limit=limit or settings.flow_concurrency,
         print_starting_message=False,
     )  # fmt: skip

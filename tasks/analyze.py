@@ -13,6 +13,7 @@ from prefect.logging import get_run_logger
 
 from cropai.analysis import AnalysisPlan, plan_from_catalogue
 from cropai.analysis_records import owner_fields, save_results, set_status
+from cropai.analysis_runs import owned_by
 from cropai.config import load_settings
 from cropai.cropmap import finalise
 from cropai.db import Analysis, AnalysisStatus
@@ -80,27 +81,30 @@ def finalise_analysis(plan: AnalysisPlan) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def record_batch_done(analysis_id: str, done: int) -> None:
-    set_status(services(load_settings()).sessions, analysis_id, AnalysisStatus.running, batches_done=done)
+def record_batch_done(analysis_id: str, done: int) -> bool:
+    """Count finished batches; False once the analysis has finished (a cancel, say): stop then."""
+    return set_status(services(load_settings()).sessions, analysis_id, AnalysisStatus.running, batches_done=done)
 
 
-# --- flow state hooks: the Analysis row follows the flow run --------------------------------
+# --- flow state hooks: the Analysis row follows the flow run that owns it ----------------------
+# Each hook acts only when its flow run still owns the row: a late or superseded flow run (one
+# that found its analysis finished, or an older attempt) leaves the row to its owner.
 
 
-def mark_running(flow: Any, flow_run: Any, state: Any) -> None:
-    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.running,
-               flow_run_id=flow_run.id)  # fmt: skip
+def _settle(flow_run: Any, status: AnalysisStatus, reason: str | None) -> None:
+    sessions = services(load_settings()).sessions
+    analysis_id = flow_run.parameters["analysis_id"]
+    if owned_by(sessions, analysis_id, flow_run.id):
+        set_status(sessions, analysis_id, status, reason)
 
 
 def mark_completed(flow: Any, flow_run: Any, state: Any) -> None:
-    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.completed)
+    _settle(flow_run, AnalysisStatus.completed, None)
 
 
 def mark_failed(flow: Any, flow_run: Any, state: Any) -> None:
-    reason = state.message or state.type.value
-    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.failed, reason)
+    _settle(flow_run, AnalysisStatus.failed, state.message or state.type.value)
 
 
 def mark_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
-    set_status(services(load_settings()).sessions, flow_run.parameters["analysis_id"], AnalysisStatus.cancelled,
-               state.message or "cancelled")  # fmt: skip
+    _settle(flow_run, AnalysisStatus.cancelled, state.message or "cancelled")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 import shapely
@@ -28,14 +28,16 @@ from api.deps import (
     can_see,
     sees_everything,
 )
-from api.errors import field_error
-from api.orchestrator import Orchestrator
+from api.errors import TooManyRequests, field_error
+from api.orchestrator import Orchestrator, PrefectUnreachable
 from api.queries import paged
+from api.reconcile import reconcile_analysis
 from api.routes.fields import field_feature
 from api.schemas import AnalysisCreate, AnalysisLinks, AnalysisOut, ClassStatOut, Page
 from api.ttlcache import TTLCache
 from cropai import webtiles
-from cropai.analysis_records import aoi_geometry, area_ha, create_analysis, set_status
+from cropai.analysis_records import FINISHED, aoi_geometry, area_ha, create_analysis, set_status
+from cropai.analysis_runs import RERUNNABLE, active_count, record_flow_run, reopen
 from cropai.config import Settings
 from cropai.crops import CLASSES_BY_ID
 from cropai.db import (
@@ -46,9 +48,9 @@ from cropai.db import (
     FieldPrediction,
     ModelVersion,
     User,
-    as_utc,
 )
 from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
+from cropai.services import Services
 from cropai.storage import DEFAULT_URL_EXPIRY
 from cropai.webtiles import TileId
 from models.versions import resolve
@@ -56,10 +58,8 @@ from models.versions import resolve
 router = APIRouter(prefix="/analyses", tags=["analyses"])
 logger = logging.getLogger("cropai.api")
 
-FINAL = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled)
-# A flow run is Completed in Prefect a moment before its completion hook marks the row:
-# only a run completed this long ago without a completed row counts as broken.
-COMPLETION_GRACE_S = 120.0
+# A client over its limit of unfinished analyses is asked to come back this much later.
+ACTIVE_LIMIT_RETRY_S = 30
 # A completed analysis' answer does not change, and clients poll it: it is kept, rendered,
 # for a few seconds (bounded, so a rerun started from the Prefect UI shows up soon).
 FINISHED_CACHE_TTL_S = 10.0
@@ -151,31 +151,10 @@ def visible_analysis(session: Session, user: User, analysis_id: uuid.UUID) -> An
     return analysis
 
 
-def reconcile(
-    session: Session, analysis: Analysis, orchestrator: Orchestrator, settings: Settings, sessions: sessionmaker[Session]
-) -> Analysis:
-    """A queued or running row that has not moved for a while is checked against its flow run:
-    a run that crashed or failed without its hooks running leaves the row failed, with the reason."""
-    if analysis.status in FINAL or analysis.flow_run_id is None:
-        return analysis
-    if datetime.now(UTC) - as_utc(analysis.updated_at) < timedelta(seconds=settings.reconcile_after_s):
-        return analysis
-    try:
-        run = orchestrator.flow_run_status(analysis.flow_run_id)
-    except ServiceUnavailable as exc:
-        logger.warning("cannot reconcile analysis %s: %s", analysis.id, exc)
-        return analysis
-    if run is None:
-        set_status(sessions, analysis.id, AnalysisStatus.failed, f"its flow run {analysis.flow_run_id} no longer exists in Prefect")
-    elif run.state_type == "CANCELLED":
-        set_status(sessions, analysis.id, AnalysisStatus.cancelled, run.message or "flow run cancelled")
-    elif run.state_type in ("FAILED", "CRASHED"):
-        detail = f": {run.message}" if run.message else ""
-        set_status(sessions, analysis.id, AnalysisStatus.failed, f"flow run {run.name} ended {run.state_name}{detail}")
-    elif run.state_type == "COMPLETED" and run.state_age_s > COMPLETION_GRACE_S:
-        set_status(sessions, analysis.id, AnalysisStatus.failed,
-                   f"flow run {run.name} completed {run.state_age_s:.0f} s ago without recording the results")  # fmt: skip
-    else:
+def read_settled(session: Session, analysis: Analysis, orchestrator: Orchestrator, settings: Settings,
+                 sessions: sessionmaker[Session]) -> Analysis:  # fmt: skip
+    """The analysis after checking a silent one against its flow run (``api.reconcile``)."""
+    if not reconcile_analysis(analysis, orchestrator, settings, sessions):
         return analysis
     session.expire(analysis)
     return session.get_one(Analysis, analysis.id)
@@ -197,10 +176,16 @@ def submit_analysis(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
                                                  description="retrying with the same key returns the same analysis")] = None,
 ) -> AnalysisOut:  # fmt: skip
-    """Queue an analysis and start its flow run; poll ``Location`` until it is completed or failed."""
+    """Queue an analysis and start its flow run; poll ``Location`` until it is completed or failed.
+
+    Retrying with the same ``Idempotency-Key`` returns the same analysis; when that analysis
+    failed (or was cancelled), the retry starts it again in place as a new attempt."""
     if idempotency_key and (earlier := _by_key(session, user, idempotency_key)) is not None:
+        if earlier.status in RERUNNABLE:
+            return _rerun(response, session, services, settings, orchestrator, user, earlier)
         return _accepted(response, session, earlier)
     request.app.state.submit_limit.hit(str(user.id))
+    _check_active_limit(session, user, settings)
     aoi = checked_aoi(body.aoi, settings)
     check_window(body.start_date, body.end_date, settings)
     checked_model(services.sessions, body.model)
@@ -213,14 +198,49 @@ def submit_analysis(
             raise
         return _accepted(response, session, earlier)
     try:
-        flow_run_id = orchestrator.start_analysis(analysis_id, f"analysis-{analysis_id.hex[:8]}", ["api", f"user:{user.id}"])
-    except ServiceUnavailable:
-        with services.sessions.begin() as cleanup:  # nothing half-written: the request can be retried
-            cleanup.execute(delete(Analysis).where(Analysis.id == analysis_id))
+        _start(services, orchestrator, user, analysis_id, attempt=1)
+    except PrefectUnreachable as exc:
+        if not exc.maybe_done:  # Prefect never got the request: nothing half-written, the client retries
+            with services.sessions.begin() as cleanup:
+                cleanup.execute(delete(Analysis).where(Analysis.id == analysis_id))
         raise
-    set_status(services.sessions, analysis_id, AnalysisStatus.queued, flow_run_id=flow_run_id)
     request.app.state.metrics.analyses_submitted.inc()
     return _accepted(response, session, session.get_one(Analysis, analysis_id))
+
+
+def _check_active_limit(session: Session, user: User, settings: Settings) -> None:
+    active = active_count(session, user.id)
+    if active >= settings.active_analyses_per_user:
+        raise TooManyRequests(f"unfinished analyses: you have {active} queued or running, at most "
+                              f"{settings.active_analyses_per_user}; wait for one to finish or cancel one",
+                              ACTIVE_LIMIT_RETRY_S)  # fmt: skip
+
+
+def _start(services: Services, orchestrator: Orchestrator, user: User, analysis_id: uuid.UUID, attempt: int) -> None:
+    """Start the flow run of one attempt. When Prefect may have got the request but did not answer in
+    time, the attempt is marked failed: a flow run Prefect creates late then finds it failed and stops
+    (``cropai.analysis_runs.claim``), and the client can start the next attempt."""
+    try:
+        flow_run_id = orchestrator.start_analysis(analysis_id, attempt, f"analysis-{analysis_id.hex[:8]}-{attempt}",
+                                                  ["api", f"user:{user.id}"])  # fmt: skip
+    except ServiceUnavailable as exc:
+        set_status(services.sessions, analysis_id, AnalysisStatus.failed,
+                   f"not started: {exc}; submit again with the same Idempotency-Key or POST "
+                   f"/analyses/{analysis_id}/rerun")  # fmt: skip
+        raise
+    record_flow_run(services.sessions, analysis_id, attempt, flow_run_id)
+
+
+def _rerun(response: Response, session: Session, services: Services, settings: Settings, orchestrator: Orchestrator,
+           user: User, analysis: Analysis) -> AnalysisOut:  # fmt: skip
+    _check_active_limit(session, user, settings)
+    try:
+        attempt = reopen(services.sessions, analysis.id)
+    except InvalidInput as exc:  # finished or rerun by someone else meanwhile
+        raise HTTPException(409, str(exc)) from None
+    _start(services, orchestrator, user, analysis.id, attempt)
+    session.expire(analysis)
+    return _accepted(response, session, session.get_one(Analysis, analysis.id))
 
 
 def _accepted(response: Response, session: Session, analysis: Analysis) -> AnalysisOut:
@@ -259,7 +279,7 @@ def read_analysis(
     if cached is not None and can_see(user, cached[0]):
         return Response(cached[1], media_type="application/json")
     analysis = visible_analysis(session, user, analysis_id)
-    out = analysis_out(session, reconcile(session, analysis, orchestrator, settings, services.sessions))
+    out = analysis_out(session, read_settled(session, analysis, orchestrator, settings, services.sessions))
     # Built and checked as AnalysisOut already: answer with its JSON instead of having FastAPI
     # validate it a second time (this is the endpoint clients poll).
     body = out.model_dump_json().encode()
@@ -273,7 +293,7 @@ def cancel_analysis(
     analysis_id: uuid.UUID, user: Submitter, session: SessionDep, services: ServicesDep, orchestrator: OrchestratorDep
 ) -> AnalysisOut:
     analysis = visible_analysis(session, user, analysis_id)
-    if analysis.status in FINAL:
+    if analysis.status in FINISHED:
         raise HTTPException(409, f"analysis {analysis_id} is {analysis.status.value} already; nothing to cancel")
     reason = f"cancelled by {user.email}"
     if analysis.flow_run_id is not None:
@@ -281,6 +301,21 @@ def cancel_analysis(
     set_status(services.sessions, analysis_id, AnalysisStatus.cancelled, reason)
     session.expire(analysis)
     return analysis_out(session, session.get_one(Analysis, analysis_id))
+
+
+@router.post("/{analysis_id}/rerun", status_code=status.HTTP_202_ACCEPTED, response_model=AnalysisOut,
+             summary="Rerun a failed or cancelled analysis in place")  # fmt: skip
+def rerun_analysis(
+    analysis_id: uuid.UUID, response: Response, user: Submitter, session: SessionDep, services: ServicesDep,
+    settings: SettingsDep, orchestrator: OrchestratorDep,
+) -> AnalysisOut:  # fmt: skip
+    """Starts the analysis again as its next attempt, under the same id; batches that a
+    previous attempt finished are reused, so only the rest is computed."""
+    analysis = visible_analysis(session, user, analysis_id)
+    if analysis.status not in RERUNNABLE:
+        raise HTTPException(409, f"analysis {analysis_id} is {analysis.status.value}: only a failed or cancelled "
+                                 "analysis can be rerun")  # fmt: skip
+    return _rerun(response, session, services, settings, orchestrator, user, analysis)
 
 
 def _completed(session: Session, user: User, analysis_id: uuid.UUID) -> Analysis:

@@ -35,7 +35,7 @@ def test_submission_queues_the_analysis_and_starts_its_deployment(client: TestCl
     assert made["status"] == "queued" and made["owner_id"] == analyst.id
     assert made["aoi_area_ha"] == pytest.approx(660, rel=0.01)  # 0.04° x 0.02° at 48.2° N: 2.97 km x 2.22 km
     run = flow_run(made["flow_run_id"])
-    assert run.parameters == {"analysis_id": made["id"]}
+    assert run.parameters == {"analysis_id": made["id"], "attempt": 1}
     assert run.state.is_scheduled() and "api" in run.tags
     with get_client(sync_client=True) as prefect:
         assert prefect.read_deployment(run.deployment_id).name == UNSERVED_DEPLOYMENT.split("/")[1]
@@ -181,6 +181,6 @@ def test_a_just_completed_flow_run_leaves_the_row_to_its_hook(
     with get_client(sync_client=True) as prefect:
         prefect.set_flow_run_state(uuid.UUID(made["flow_run_id"]), Completed(), force=True)
     assert client.get(f"/analyses/{made['id']}", headers=analyst.headers).json()["status"] == "queued"
-    monkeypatch.setattr("api.routes.analyses.COMPLETION_GRACE_S", 0.0)  # the hook never came
+    monkeypatch.setattr("api.reconcile.COMPLETION_GRACE_S", 0.0)  # the hook never came
     read = client.get(f"/analyses/{made['id']}", headers=analyst.headers).json()
     assert read["status"] == "failed" and "without recording the results" in read["status_reason"]

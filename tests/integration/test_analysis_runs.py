@@ -1,0 +1,85 @@
+"""Which flow run may work on an analysis: claims per attempt, reruns in place, and finished
+analyses that late hooks and progress writes cannot revive."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from cropai.analysis_records import create_analysis, set_status
+from cropai.analysis_runs import claim, owned_by, record_flow_run, reopen
+from cropai.config import Settings
+from cropai.db import Analysis, AnalysisStatus, make_engine, session_factory, upgrade_database
+from cropai.errors import InvalidInput
+from tests.api_fixtures import SQUARE
+
+
+@pytest.fixture
+def sessions(database_settings: Settings) -> sessionmaker[Session]:
+    engine = make_engine(database_settings)
+    upgrade_database(engine)
+    return session_factory(engine)
+
+
+def queued(sessions: sessionmaker[Session]) -> uuid.UUID:
+    from datetime import date
+
+    return create_analysis(sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest")
+
+
+def row(sessions: sessionmaker[Session], analysis_id: uuid.UUID) -> Analysis:
+    with sessions() as session:
+        return session.get_one(Analysis, analysis_id)
+
+
+def test_the_first_flow_run_of_an_attempt_claims_a_queued_analysis(sessions: sessionmaker[Session]) -> None:
+    analysis_id, first, second = queued(sessions), uuid.uuid4(), uuid.uuid4()
+    assert claim(sessions, analysis_id, 1, first)
+    assert not claim(sessions, analysis_id, 1, second)  # a duplicate flow run of the same attempt
+    assert claim(sessions, analysis_id, 1, first)  # Prefect retrying the owner's flow run
+    claimed = row(sessions, analysis_id)
+    assert claimed.status == AnalysisStatus.running and claimed.flow_run_id == first and claimed.heartbeat_at
+    assert owned_by(sessions, analysis_id, first) and not owned_by(sessions, analysis_id, second)
+
+
+def test_a_late_flow_run_finds_its_abandoned_analysis_failed_and_does_nothing(sessions: sessionmaker[Session]) -> None:
+    analysis_id = queued(sessions)
+    set_status(sessions, analysis_id, AnalysisStatus.failed, "not started: Prefect did not answer")
+    assert not claim(sessions, analysis_id, 1, uuid.uuid4())
+    assert row(sessions, analysis_id).status == AnalysisStatus.failed
+
+
+def test_finished_analyses_are_not_revived_by_hooks_or_progress(sessions: sessionmaker[Session]) -> None:
+    analysis_id = queued(sessions)
+    set_status(sessions, analysis_id, AnalysisStatus.cancelled, "cancelled by someone")
+    assert not set_status(sessions, analysis_id, AnalysisStatus.running, batches_done=3)
+    assert not set_status(sessions, analysis_id, AnalysisStatus.completed)
+    kept = row(sessions, analysis_id)
+    assert kept.status == AnalysisStatus.cancelled and kept.batches_done == 0
+
+
+def test_a_rerun_is_a_new_attempt_that_older_flow_runs_cannot_claim(sessions: sessionmaker[Session]) -> None:
+    analysis_id, old_run, new_run = queued(sessions), uuid.uuid4(), uuid.uuid4()
+    assert claim(sessions, analysis_id, 1, old_run)
+    set_status(sessions, analysis_id, AnalysisStatus.failed, "runner died")
+    assert reopen(sessions, analysis_id) == 2
+    reopened = row(sessions, analysis_id)
+    assert reopened.status == AnalysisStatus.queued and reopened.flow_run_id is None and reopened.finished_at is None
+    assert not claim(sessions, analysis_id, 1, old_run)
+    record_flow_run(sessions, analysis_id, 2, new_run)
+    assert claim(sessions, analysis_id, 2, new_run)
+
+
+def test_only_failed_or_cancelled_analyses_can_be_rerun(sessions: sessionmaker[Session]) -> None:
+    analysis_id = queued(sessions)
+    with pytest.raises(InvalidInput, match="only a failed or cancelled"):
+        reopen(sessions, analysis_id)
+
+
+def test_the_api_notes_its_flow_run_unless_the_run_claimed_the_row_first(sessions: sessionmaker[Session]) -> None:
+    analysis_id, fast_run = queued(sessions), uuid.uuid4()
+    assert claim(sessions, analysis_id, 1, fast_run)  # the runner was quicker than the API's write
+    record_flow_run(sessions, analysis_id, 1, uuid.uuid4())
+    assert row(sessions, analysis_id).flow_run_id == fast_run
