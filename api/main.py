@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import sessionmaker
 
 from api.admin import mount_admin
+from api.body_limit import BodyLimit
 from api.deps import active_users
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestObservation
 from api.orchestrator import Orchestrator
 from api.ratelimit import RateLimit
+from api.reconcile import Sweeper
 from api.routes import analyses, auth, fields, health, ingest, models, scenes, users
 from api.routes.analyses import finished_analyses
 from api.webapp import mount_web_app
@@ -27,9 +32,20 @@ The web map viewer is at [/app](/app/).
 """
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """While the API serves, a background sweep settles runs whose runner died (``api.reconcile``)."""
+    sweeper = Sweeper(app.state.orchestrator, app.state.settings, app.state.services.sessions)
+    sweeper.start()
+    try:
+        yield
+    finally:
+        sweeper.stop()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(title="Crop AI", version="0.1.0", description=DESCRIPTION,
+    app = FastAPI(title="Crop AI", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
                   swagger_ui_parameters={"persistAuthorization": True})  # fmt: skip
     app.state.settings = settings
     app.state.services = services_for(settings)
@@ -48,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     mount_admin(app, settings, app.state.services, app.state.login_limit)
     mount_web_app(app, settings)
+    # Innermost middleware, outside every route: 413s still carry CORS headers and are logged.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=True,
                            allow_methods=["*"], allow_headers=["*"], expose_headers=["Location", "X-Request-ID"])  # fmt: skip

@@ -10,6 +10,9 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cropai.config import load_settings
+from cropai.db import IngestRun
+from cropai.heartbeat import heartbeat, heartbeat_interval_s
+from cropai.services import services
 from cropai.sources import StacSearch
 from flows.reasons import failure_reason
 from tasks.ingest import close_ingest_run, discover_scenes, ingest_scene, open_ingest_run
@@ -35,8 +38,14 @@ def ingest_scenes(
         band_mapping: names of a file's bands in order when the file does not describe
             them, e.g. B02, B03, B04, B05, B06, B07, B08, B8A, B11, B12, SCL (empty to skip one).
     """
-    logger = get_run_logger()
     run_id = open_ingest_run(source)
+    settings = load_settings()
+    with heartbeat(services(settings).sessions, IngestRun, run_id, heartbeat_interval_s(settings)):
+        return _ingest(source, search, band_mapping, run_id)
+
+
+def _ingest(source: str, search: StacSearch | None, band_mapping: list[str | None] | None, run_id: int) -> Any:
+    logger = get_run_logger()
     discovered = discover_scenes(source, search, run_id, return_state=True)
     if discovered.is_failed():
         reason = failure_reason(discovered)
