@@ -2,17 +2,18 @@
 
 Each start of an analysis is an *attempt* (1, 2, ...): a rerun in place adds one. A flow
 run carries the attempt it was started for and may work on the analysis only after
-claiming it: the row must be queued for that attempt, or already running under this very
-flow run (Prefect retrying it). So a flow run Prefect created late (after the API had given
-up on it), one that outlived its cancellation, or one of an older attempt finds nothing to
-do, and stops without touching the row.
+claiming it: the row must be queued for that attempt, or already owned by this very flow
+run, either running (Prefect restarting its process) or finished when an operator retries
+the run from the Prefect UI. So a flow run Prefect created late (after the API had given up
+on it), one that outlived its cancellation, or one of an older attempt finds nothing to do,
+and stops without touching the row.
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.analysis_records import FINISHED
@@ -22,17 +23,21 @@ from cropai.errors import InvalidInput
 RERUNNABLE = (AnalysisStatus.failed, AnalysisStatus.cancelled)
 
 
-def claim(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, attempt: int,
-          flow_run_id: uuid.UUID) -> bool:  # fmt: skip
-    """Mark the analysis running under ``flow_run_id``; False when this flow run may not work on it."""
+def claim(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, attempt: int, flow_run_id: uuid.UUID,
+          retried: bool = False) -> bool:  # fmt: skip
+    """Mark the analysis running under ``flow_run_id``; False when this flow run may not work on it.
+
+    ``retried``: this flow run has run before (Prefect's run count above 1), so an operator's
+    retry may take back the analysis it owned even after it finished."""
     key = uuid.UUID(str(analysis_id))
+    owner_may_resume = Analysis.status == AnalysisStatus.running if not retried else true()
     with session_scope(sessions) as session:
         claimed = session.execute(
             update(Analysis)
             .where(Analysis.id == key, Analysis.attempt == attempt,
                    or_(Analysis.status == AnalysisStatus.queued,
-                       and_(Analysis.status == AnalysisStatus.running, Analysis.flow_run_id == flow_run_id)))
-            .values(status=AnalysisStatus.running, status_reason=None, flow_run_id=flow_run_id,
+                       and_(Analysis.flow_run_id == flow_run_id, owner_may_resume)))
+            .values(status=AnalysisStatus.running, status_reason=None, flow_run_id=flow_run_id, finished_at=None,
                     started_at=func.coalesce(Analysis.started_at, utcnow()), heartbeat_at=utcnow())
         )  # fmt: skip
         return claimed.rowcount == 1

@@ -41,7 +41,7 @@ def analyze(analysis_id: str, attempt: int = 1) -> Any:
     """
     settings = load_settings()
     sessions = services(settings).sessions
-    if not claim(sessions, analysis_id, attempt, uuid.UUID(flow_run.get_id())):
+    if not claim(sessions, analysis_id, attempt, uuid.UUID(flow_run.get_id()), retried=flow_run.get_run_count() > 1):
         return Cancelled(message=f"analysis {analysis_id} is not queued for attempt {attempt} (finished, cancelled "
                                  "or started again since): nothing to do")  # fmt: skip
     with heartbeat(sessions, Analysis, analysis_id, heartbeat_interval_s(settings)):

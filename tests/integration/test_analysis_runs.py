@@ -83,3 +83,15 @@ def test_the_api_notes_its_flow_run_unless_the_run_claimed_the_row_first(session
     assert claim(sessions, analysis_id, 1, fast_run)  # the runner was quicker than the API's write
     record_flow_run(sessions, analysis_id, 1, uuid.uuid4())
     assert row(sessions, analysis_id).flow_run_id == fast_run
+
+
+def test_an_operators_retry_of_the_owning_flow_run_takes_back_its_failed_analysis(
+    sessions: sessionmaker[Session],
+) -> None:
+    analysis_id, owner = queued(sessions), uuid.uuid4()
+    assert claim(sessions, analysis_id, 1, owner)
+    set_status(sessions, analysis_id, AnalysisStatus.failed, "batch 3 failed")
+    assert not claim(sessions, analysis_id, 1, owner)  # its first run, started after the row finished
+    assert claim(sessions, analysis_id, 1, owner, retried=True)  # Retry pressed in the Prefect UI
+    resumed = row(sessions, analysis_id)
+    assert resumed.status == AnalysisStatus.running and resumed.status_reason is None and resumed.finished_at is None
