@@ -11,11 +11,16 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
+from cropai.db import first_line, is_unreachable
 from cropai.errors import CropAIError, InvalidInput, ModelNotFound, ObjectNotFound, ServiceUnavailable
 
 logger = logging.getLogger("cropai.api")
+
+# What a 503 asks the client to wait before trying again: a database restart or fail-over
+# takes seconds.
+RETRY_AFTER_S = 5
 
 STATUS_OF: list[tuple[type[Exception], int]] = [
     (ObjectNotFound, 404),
@@ -42,7 +47,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = next(code for kind, code in STATUS_OF if isinstance(exc, kind))
         if status >= 500:
             logger.warning("%s %s: %s", request.method, request.url.path, exc)
-        return JSONResponse({"detail": str(exc)}, status_code=status)
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
+        return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
     async def too_many(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TooManyRequests)
@@ -58,6 +64,17 @@ def install_error_handlers(app: FastAPI) -> None:
         reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         return JSONResponse({"detail": f"a value cannot be stored: {reason}"}, status_code=422)
 
+    async def unreachable(request: Request, exc: Exception) -> JSONResponse:
+        # A dropped or refused connection; any other InterfaceError is a bug, answered as one.
+        if not is_unreachable(exc):
+            return await unexpected(request, exc)
+        logger.warning("%s %s: database unreachable: %s", request.method, request.url.path, first_line(exc))
+        return JSONResponse(
+            {"detail": f"the catalogue database cannot be reached; retry in {RETRY_AFTER_S} s"},
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         request_id = request.scope.get("state", {}).get("request_id", "")
         logger.exception("unhandled error in %s %s (request %s)", request.method, request.url.path, request_id)
@@ -68,4 +85,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CropAIError, domain_error)
     app.add_exception_handler(TooManyRequests, too_many)
     app.add_exception_handler(DataError, unstorable)
+    app.add_exception_handler(OperationalError, unreachable)
+    app.add_exception_handler(InterfaceError, unreachable)
     app.add_exception_handler(Exception, unexpected)

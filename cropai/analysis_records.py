@@ -3,6 +3,8 @@
 Every write is idempotent: a rerun replaces an analysis' class statistics and
 field predictions instead of adding to them. Field predictions go in with
 PostgreSQL's COPY when the catalogue is PostgreSQL (thousands of fields per AOI).
+Each write waits out a short database outage (``retry_transient``) rather than
+failing an analysis whose batches are still running.
 """
 
 from __future__ import annotations
@@ -14,9 +16,19 @@ from typing import TYPE_CHECKING, Any
 
 import shapely
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldParcel, FieldPrediction, session_scope, utcnow
+from cropai.db import (
+    Analysis,
+    AnalysisClassStat,
+    AnalysisStatus,
+    FieldParcel,
+    FieldPrediction,
+    retry_transient,
+    session_scope,
+    utcnow,
+)
 from cropai.errors import InvalidInput
 
 if TYPE_CHECKING:  # the API writes requests without loading the raster stack
@@ -58,6 +70,7 @@ def area_ha(geometry: dict[str, Any]) -> float:
     return abs(_wgs84().geometry_area_perimeter(shapely.geometry.shape(geometry))[0]) / 10_000
 
 
+@retry_transient
 def create_analysis(
     sessions: sessionmaker[Session],
     aoi_geojson: dict[str, Any],
@@ -72,7 +85,8 @@ def create_analysis(
     """Write a queued analysis request and return its id.
 
     ``idempotency_key`` is unique per owner: a second request with the same key is refused
-    by the database (IntegrityError), so the caller can hand back the first one."""
+    by the database (IntegrityError), so the caller can hand back the first one. (Without a
+    key, a retry after a commit whose answer was lost with the connection adds a second row.)"""
     if end < start:
         raise InvalidInput(f"date window ends ({end}) before it starts ({start})")
     geometry = aoi_geometry(aoi_geojson)
@@ -91,6 +105,7 @@ def create_analysis(
 FINISHED = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled)
 
 
+@retry_transient
 def set_status(
     sessions: sessionmaker[Session],
     analysis_id: uuid.UUID | str,
@@ -134,6 +149,7 @@ def owner_fields(sessions: sessionmaker[Session], analysis: Analysis) -> list[tu
     return [(row.id, row.geometry_geojson) for row in rows if shapely.geometry.shape(row.geometry_geojson).intersects(aoi)]
 
 
+@retry_transient
 def save_results(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, cropmap: CropMap) -> None:
     """Replace the analysis' class statistics and field predictions with these."""
     key = uuid.UUID(str(analysis_id))
@@ -156,7 +172,16 @@ def save_results(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, 
 
 def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
     """Bulk insert with COPY through the session's own psycopg connection (same transaction)."""
-    driver = session.connection().connection.driver_connection
-    with driver.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+    import psycopg
+
+    connection = session.connection()
+    statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+    try:
+        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except psycopg.OperationalError as exc:
+        # COPY bypasses SQLAlchemy: drop the connection and raise as SQLAlchemy would, so
+        # that the write is retried on a fresh connection.
+        connection.invalidate(exc)
+        raise OperationalError(statement, None, exc, connection_invalidated=True) from exc

@@ -17,12 +17,13 @@ from sqlalchemy import and_, func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.analysis_records import FINISHED
-from cropai.db import Analysis, AnalysisStatus, session_scope, utcnow
+from cropai.db import Analysis, AnalysisStatus, retry_transient, session_scope, utcnow
 from cropai.errors import InvalidInput
 
 RERUNNABLE = (AnalysisStatus.failed, AnalysisStatus.cancelled)
 
 
+@retry_transient
 def claim(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, attempt: int, flow_run_id: uuid.UUID,
           retried: bool = False) -> bool:  # fmt: skip
     """Mark the analysis running under ``flow_run_id``; False when this flow run may not work on it.
@@ -50,6 +51,7 @@ def owned_by(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, flow
     return owner == flow_run_id
 
 
+@retry_transient
 def record_flow_run(sessions: sessionmaker[Session], analysis_id: uuid.UUID, attempt: int,
                     flow_run_id: uuid.UUID) -> None:  # fmt: skip
     """Note the flow run started for an attempt, unless that run has claimed the row already."""

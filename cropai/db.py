@@ -10,12 +10,17 @@ tests are done with shapely.
 from __future__ import annotations
 
 import enum
+import functools
+import logging
+import random
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -38,13 +43,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 from cropai.config import Settings
 from cropai.errors import ServiceUnavailable
 
 MIGRATIONS_PACKAGE = "cropai:migrations"
+
+log = logging.getLogger(__name__)
 
 # Stable constraint names keep migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -393,6 +400,91 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits on success and rolls back on any error."""
     with factory() as session, session.begin():
         yield session
+
+
+# Bookkeeping writes wait out a short outage of the database (a restart, a fail-over): the
+# first retry after RETRY_FIRST_DELAY_S, each next one twice as late up to RETRY_MAX_DELAY_S,
+# until RETRY_BUDGET_S have passed. Each pause is jittered so that many writers do not
+# reconnect in step.
+RETRY_FIRST_DELAY_S = 0.5
+RETRY_MAX_DELAY_S = 8.0
+RETRY_BUDGET_S = 60.0
+RETRY_JITTER = 0.5  # a pause is 50-100 % of its nominal delay
+
+_retry_budget_s: ContextVar[float] = ContextVar("retry_budget_s", default=RETRY_BUDGET_S)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+@contextmanager
+def retry_budget(seconds: float) -> Iterator[None]:
+    """Let ``retry_transient`` writes in this block wait at most ``seconds`` for the database
+    (a request handler cannot wait a minute)."""
+    token = _retry_budget_s.set(seconds)
+    try:
+        yield
+    finally:
+        _retry_budget_s.reset(token)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not be reached or dropped the connection,
+    not that it refused the statement (IntegrityError, DataError: retrying cannot help)."""
+    if not isinstance(exc, DBAPIError) or isinstance(exc, IntegrityError | DataError):
+        return False
+    return isinstance(exc, OperationalError) or exc.connection_invalidated
+
+
+def retry_transient(
+    write: Callable[Concatenate[sessionmaker[Session], P], T],
+) -> Callable[Concatenate[sessionmaker[Session], P], T]:
+    """Retry ``write(sessions, ...)`` while the database is unreachable, within the retry budget;
+    then raise ServiceUnavailable naming the database.
+
+    For writes that may run twice: the commit of an attempt may have landed before its
+    connection dropped. Each attempt checks a connection out anew; the engine's pre-ping and
+    SQLAlchemy's invalidation of a dropped connection's pool keep dead ones from coming back."""
+
+    @functools.wraps(write)
+    def retrying(sessions: sessionmaker[Session], *args: P.args, **kwargs: P.kwargs) -> T:
+        started = time.monotonic()
+        deadline = started + _retry_budget_s.get()
+        delay_s = RETRY_FIRST_DELAY_S
+        attempt = 1
+        while True:
+            try:
+                return write(sessions, *args, **kwargs)
+            except DBAPIError as exc:
+                if not is_unreachable(exc):
+                    raise
+                left_s = deadline - time.monotonic()
+                if left_s <= 0:
+                    raise _unreachable(sessions, write.__name__, exc, time.monotonic() - started) from exc
+                pause_s = min(left_s, delay_s * random.uniform(1 - RETRY_JITTER, 1.0))
+                log.warning("%s: database unreachable (%s); retry %d in %.1f s",
+                            write.__name__, first_line(exc), attempt, pause_s)  # fmt: skip
+                time.sleep(pause_s)
+                delay_s = min(2 * delay_s, RETRY_MAX_DELAY_S)
+                attempt += 1
+
+    return retrying
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a database error: the driver's own message, without SQL or parameters."""
+    reason = getattr(exc, "orig", None) or exc
+    return (str(reason).strip().splitlines() or [type(reason).__name__])[0]
+
+
+def _unreachable(sessions: sessionmaker[Session], what: str, exc: DBAPIError, waited_s: float) -> ServiceUnavailable:
+    bind = sessions.kw.get("bind")
+    where = masked_url(str(bind.url)) if bind is not None else "CROPAI_DATABASE_URL"
+    return ServiceUnavailable(
+        f"cannot reach the database at {where} (tried for {waited_s:.0f} s; {what} not written): "
+        f"{first_line(exc)}. Check that the server runs and accepts connections from this host and that "
+        "CROPAI_DATABASE_URL points at it; the write can be retried once it answers."
+    )
 
 
 def alembic_config(engine: Engine) -> Any:

@@ -16,7 +16,8 @@ from cropai.analysis_records import owner_fields, save_results, set_status
 from cropai.analysis_runs import owned_by
 from cropai.config import load_settings
 from cropai.cropmap import finalise
-from cropai.db import Analysis, AnalysisStatus
+from cropai.db import Analysis, AnalysisStatus, is_unreachable
+from cropai.errors import ServiceUnavailable
 from cropai.services import services
 from models.infer import BatchResult, create_outputs, run_batch
 from models.predict import load_predictor
@@ -41,7 +42,21 @@ def plan_analysis(analysis_id: str) -> AnalysisPlan:
     return plan
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[1, 5], task_run_name="predict batch {batch_index}")
+# A batch that raises is tried twice more; one that could not reach the catalogue (it reads the
+# model version's row) keeps trying through an outage of up to about a minute.
+BATCH_RETRIES_FOR_ERRORS = 2
+
+
+def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - the batch's own error decides
+        return is_unreachable(exc) or task_run.run_count <= BATCH_RETRIES_FOR_ERRORS
+    return False
+
+
+@task(cache_policy=NO_CACHE, retries=4, retry_delay_seconds=[1, 5, 15, 30], retry_condition_fn=_worth_retrying,
+      task_run_name="predict batch {batch_index}")  # fmt: skip
 def predict_batch(plan: AnalysisPlan, batch_index: int) -> BatchResult:
     """Read, composite and predict one batch of tiles; write their cores into the Zarr."""
     _one_torch_thread_per_dask_thread()
@@ -82,8 +97,15 @@ def finalise_analysis(plan: AnalysisPlan) -> dict[str, Any]:
 
 
 def record_batch_done(analysis_id: str, done: int) -> bool:
-    """Count finished batches; False once the analysis has finished (a cancel, say): stop then."""
-    return set_status(services(load_settings()).sessions, analysis_id, AnalysisStatus.running, batches_done=done)
+    """Count finished batches; False once the analysis has finished (a cancel, say): stop then.
+
+    Progress is advisory: when the catalogue stays away past the retry budget the count is
+    skipped (the next batch writes it again) rather than failing the run."""
+    try:
+        return set_status(services(load_settings()).sessions, analysis_id, AnalysisStatus.running, batches_done=done)
+    except ServiceUnavailable as exc:
+        get_run_logger().warning("progress of analysis %s not recorded: %s", analysis_id, exc)
+        return True
 
 
 # --- flow state hooks: the Analysis row follows the flow run that owns it ----------------------

@@ -12,8 +12,10 @@ from prefect.client.schemas.objects import TaskRun
 from prefect.context import get_run_context
 from prefect.logging import get_run_logger
 from prefect.states import State
+from sqlalchemy.exc import DBAPIError
 
 from cropai.config import load_settings
+from cropai.db import is_unreachable
 from cropai.errors import ServiceUnavailable
 from cropai.ingest import IngestOutcome, finish_run, ingest_candidate, set_found, start_run
 from cropai.services import services
@@ -28,6 +30,8 @@ def _is_transient(task: Any, task_run: TaskRun, state: State) -> bool:
         state.result()
     except TRANSIENT_ERRORS:
         return True
+    except DBAPIError as exc:  # the catalogue away for a moment, not a refused statement
+        return is_unreachable(exc)
     except Exception:  # noqa: BLE001 - any other error is not worth retrying
         return False
     return False

@@ -10,7 +10,8 @@ import rasterio
 from rio_cogeo.cogeo import cog_validate
 from sqlalchemy import select
 
-from cropai.analysis_records import create_analysis
+from cropai.analysis_records import create_analysis, set_status
+from cropai.analysis_runs import reopen
 from cropai.config import Settings
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldPrediction
 from cropai.services import Services, services
@@ -76,7 +77,8 @@ def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Sea
     svc.store.delete(markers[0].key)
     cached_tile = tile_key(str(analysis_id), TileId(14, 8265, 5681))
     svc.store.put(cached_tile, b"a web tile of the first map")
-    second = analyze(str(analysis_id))
+    set_status(svc.sessions, analysis_id, AnalysisStatus.failed, "its runner was killed", reopen=True)
+    second = analyze(str(analysis_id), reopen(svc.sessions, analysis_id))
     assert not svc.store.exists(cached_tile)  # the viewer renders the new map's tiles afresh
     assert second["batches_reused"] == first["batches"] - 1
     assert np.array_equal(crop_map(svc, row(svc, analysis_id)), before)
