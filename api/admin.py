@@ -1,8 +1,9 @@
 """SQLAdmin at ``/admin``: browse and correct the catalogue, for admins only.
 
 Admins log in with their Crop AI email and password; the login lives in a signed
-session cookie. Password hashes, key hashes and geometry blobs are never shown,
-and records written by the pipeline (scenes, runs, model versions) are read-only.
+session cookie, which dies with the admin's token version. Password hashes, key hashes
+and geometry blobs are never shown, and records written by the pipeline (scenes, runs,
+model versions) are read-only.
 """
 
 from __future__ import annotations
@@ -14,52 +15,63 @@ from sqladmin import Admin, ModelView
 from sqladmin.authentication import AuthenticationBackend
 from sqlalchemy import func, select
 from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 
-from api.ratelimit import RateLimit
-from cropai.accounts import verify_password
+from api.errors import TooManyRequests
+from api.ratelimit import LoginLimits, RateLimit
+from cropai.accounts import end_sessions, verify_password
 from cropai.config import Settings
 from cropai.db import Analysis, ApiKey, FieldParcel, IngestRun, ModelVersion, Role, Scene, User
 from cropai.services import Services
 
 
 class AdminLogin(AuthenticationBackend):
-    def __init__(self, settings: Settings, services: Services, login_limit: RateLimit) -> None:
+    """The admin panel's login: a signed session cookie holding the admin's id and token version,
+    refused once the version is raised (password change, deactivation, logout everywhere)."""
+
+    def __init__(self, settings: Settings, services: Services, login_limits: LoginLimits) -> None:
         super().__init__(secret_key=settings.secret_key.get_secret_value(), same_site="strict",
                          https_only=settings.environment == "production", max_age=8 * 3600)  # fmt: skip
         self.services = services
-        self.login_limit = login_limit  # shared with POST /auth/token
+        self.login_limits = login_limits  # shared with POST /auth/token
 
-    async def login(self, request: Request) -> bool:
+    async def login(self, request: Request) -> Response | bool:
         form = await request.form()
         email, password = str(form.get("username", "")).strip().lower(), str(form.get("password", ""))
-        client = request.client.host if request.client else "unknown"
-        self.login_limit.hit(f"{client}|{email}")
-        user_id = await asyncio.to_thread(self._admin_with_password, email, password)
-        if user_id is None:
+        try:
+            self.login_limits.hit(request, email)
+        except TooManyRequests as exc:
+            # Answered here: an exception would leave sqladmin's sub-app as a 500.
+            return PlainTextResponse(f"too many {exc}; try again in {exc.retry_after_s} s", status_code=429,
+                                     headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
+        admin = await asyncio.to_thread(self._admin_with_password, email, password)
+        if admin is None:
             return False
-        request.session.update({"user_id": user_id})
+        user_id, token_version = admin
+        request.session.update({"user_id": user_id, "token_version": token_version})
         return True
 
-    def _admin_with_password(self, email: str, password: str) -> int | None:
+    def _admin_with_password(self, email: str, password: str) -> tuple[int, int] | None:
         with self.services.sessions() as session:
             user = session.scalar(select(User).where(func.lower(User.email) == email))
             ok = verify_password(password, user.hashed_password if user else None)
-            return user.id if ok and user.is_active and user.role == Role.admin else None
+            return (user.id, user.token_version) if ok and user.is_active and user.role == Role.admin else None
 
     async def logout(self, request: Request) -> bool:
         request.session.clear()
         return True
 
     async def authenticate(self, request: Request) -> bool:
-        user_id = request.session.get("user_id")
-        if user_id is None:
+        user_id, token_version = request.session.get("user_id"), request.session.get("token_version")
+        if user_id is None or token_version is None:
             return False
-        return await asyncio.to_thread(self._still_admin, int(user_id))
+        return await asyncio.to_thread(self._still_admin, int(user_id), int(token_version))
 
-    def _still_admin(self, user_id: int) -> bool:
+    def _still_admin(self, user_id: int, token_version: int) -> bool:
         with self.services.sessions() as session:
             user = session.get(User, user_id)
-            return user is not None and user.is_active and user.role == Role.admin
+            return (user is not None and user.is_active and user.role == Role.admin
+                    and user.token_version == token_version)  # fmt: skip
 
 
 class UserAdmin(ModelView, model=User):
@@ -69,6 +81,12 @@ class UserAdmin(ModelView, model=User):
     form_columns = [User.full_name, User.role, User.is_active]
     can_create = False  # accounts are made with a hashed password: POST /users or `cropai users create`
     icon = "fa-solid fa-user"
+
+    async def on_model_change(self, data: dict, model: User, is_created: bool, request: Request) -> None:
+        # As PATCH /users: a deactivation or reactivation ends the account's sessions (the API's
+        # user cache sees it within its TTL).
+        if "is_active" in data and bool(data["is_active"]) != model.is_active:
+            end_sessions(model)
 
 
 class ApiKeyAdmin(ModelView, model=ApiKey):
@@ -126,8 +144,12 @@ class IngestRunAdmin(ModelView, model=IngestRun):
 
 
 def mount_admin(app: FastAPI, settings: Settings, services: Services, login_limit: RateLimit) -> Admin:
+    """Mount the panel at ``/admin``. ``login_limit`` counts attempts per account; with a limit per
+    client it becomes ``app.state.login_limits``, which ``POST /auth/token`` shares."""
+    login_limits = LoginLimits.from_settings(settings, per_account=login_limit)
+    app.state.login_limits = login_limits
     admin = Admin(app, session_maker=services.sessions, title="Crop AI admin",
-                  authentication_backend=AdminLogin(settings, services, login_limit))  # fmt: skip
+                  authentication_backend=AdminLogin(settings, services, login_limits))  # fmt: skip
     for view in (UserAdmin, ApiKeyAdmin, AnalysisAdmin, FieldAdmin, SceneAdmin, ModelVersionAdmin, IngestRunAdmin):
         admin.add_view(view)
     return admin

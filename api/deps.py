@@ -14,7 +14,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.orchestrator import Orchestrator
-from api.security import InvalidToken, api_key_hash, api_key_prefix, read_token, same_secret
+from api.security import (
+    SESSION_ENDED,
+    STALE_API_KEY,
+    InvalidToken,
+    api_key_hash,
+    api_key_prefix,
+    read_token,
+    same_secret,
+)
 from api.ttlcache import TTLCache
 from cropai.config import Settings
 from cropai.db import ApiKey, Role, User, as_utc
@@ -80,21 +88,26 @@ async def get_current_user(
     """The active user behind an API key (``X-API-Key``, or as a bearer token) or a JWT access token.
 
     Users behind tokens come from a short-lived cache (``USER_CACHE_TTL_S``), so most requests
-    make no database round trip to authenticate."""
+    make no database round trip to authenticate. A token carries the user's token version it was
+    issued under; once the version is raised (password change, deactivation, reactivation, logout
+    everywhere) the token is refused: at once by the process that raised it, which forgets the
+    user, and by other replicas within ``USER_CACHE_TTL_S``."""
     if api_key is None and token is not None and api_key_prefix(token):
         api_key, token = token, None
     if api_key is not None:
         user = await run_in_threadpool(_user_of_api_key, services.sessions, api_key)
     elif token is not None:
         try:
-            user_id = read_token(settings, token, "access")
+            claims = read_token(settings, token, "access")
         except InvalidToken as exc:
             raise _unauthorized(str(exc)) from None
         users: TTLCache[int, User | None] = request.app.state.users
-        user = users.get(user_id)
-        if user is None:
-            user = await run_in_threadpool(_load_user, services.sessions, user_id)
-            users.put(user_id, user)
+        user = users.get(claims.user_id)
+        if user is None or user.token_version < claims.version:  # a token newer than the cached user: reload
+            user = await run_in_threadpool(_load_user, services.sessions, claims.user_id)
+            users.put(claims.user_id, user)
+        if user is not None and user.token_version != claims.version:
+            raise _unauthorized(SESSION_ENDED)
     else:
         raise _unauthorized("not authenticated: log in at POST /auth/token or send an X-API-Key header")
     if user is None or not user.is_active:
@@ -105,7 +118,7 @@ async def get_current_user(
 
 # Users behind access tokens, by id, for a few seconds. A change made through this API
 # process forgets the user at once; one made elsewhere (another replica, the admin panel)
-# is seen within the TTL.
+# is seen within the TTL: that is how late another replica refuses a revoked token.
 USER_CACHE_TTL_S = 5.0
 
 
@@ -119,6 +132,8 @@ def _load_user(sessions: sessionmaker[Session], user_id: int) -> User | None:
 
 
 def _user_of_api_key(sessions: sessionmaker[Session], key: str) -> User | None:
+    """The owner of ``key``, read afresh (keys are not cached): a key made under an older token
+    version than its owner's (before a password change or deactivation) is refused."""
     prefix = api_key_prefix(key)
     if prefix is None:
         raise _unauthorized("malformed API key")
@@ -132,10 +147,13 @@ def _user_of_api_key(sessions: sessionmaker[Session], key: str) -> User | None:
                 raise _unauthorized("API key revoked")
             if row.expires_at is not None and as_utc(row.expires_at) <= now:
                 raise _unauthorized("API key expired")
+            user = session.get(User, row.user_id)
+            if user is not None and row.token_version < user.token_version:
+                raise _unauthorized(STALE_API_KEY)
             if row.last_used_at is None or now - as_utc(row.last_used_at) > LAST_USED_RESOLUTION:
                 row.last_used_at = now
                 session.commit()
-            return session.get(User, row.user_id)
+            return user
     raise _unauthorized("unknown API key")
 
 

@@ -1,6 +1,6 @@
 """Sliding-window rate limits kept in the API process.
 
-One window per key (a client and account for logins, a user for submissions).
+One window per key (an account or a client address for logins, a user for submissions).
 Limits are per API process: behind several replicas, each allows the rate, which
 is what a per-instance guard against scripts and password guessing needs.
 """
@@ -12,7 +12,11 @@ import threading
 import time
 from collections import deque
 
+from starlette.requests import Request
+
 from api.errors import TooManyRequests
+from api.proxies import client_address, trusted_proxies
+from cropai.config import Settings
 
 WINDOW_S = 60.0
 MAX_KEYS = 100_000  # forget the oldest keys beyond this, so memory stays bounded
@@ -38,3 +42,25 @@ class RateLimit:
             hits.append(now)
             if len(self._hits) > MAX_KEYS:
                 del self._hits[next(iter(self._hits))]
+
+
+class LoginLimits:
+    """Login attempts, counted twice: per account from all clients (guessing one account's
+    password from many addresses) and per client for all accounts (one address trying a
+    password on many accounts). ``POST /auth/token`` and ``/admin/login`` share them."""
+
+    def __init__(self, per_account: RateLimit, per_client: RateLimit, trusted: frozenset[str]) -> None:
+        self.per_account = per_account
+        self.per_client = per_client
+        self.trusted = trusted
+
+    @classmethod
+    def from_settings(cls, settings: Settings, per_account: RateLimit | None = None) -> LoginLimits:
+        per_account = per_account or RateLimit("login attempts", settings.login_attempts_per_minute)
+        per_client = RateLimit("login attempts from your address", settings.login_attempts_per_client_per_minute)
+        return cls(per_account, per_client, trusted_proxies(settings))
+
+    def hit(self, request: Request, email: str) -> None:
+        """Count an attempt to log in as ``email``; raise :class:`TooManyRequests` past either limit."""
+        self.per_client.hit(client_address(request, self.trusted))
+        self.per_account.hit(email.strip().lower())

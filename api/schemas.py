@@ -30,7 +30,7 @@ class Page(BaseModel, Generic[T]):
 
 class TokenPair(BaseModel):
     access_token: str
-    refresh_token: str
+    refresh_token: str = Field(description="good for one POST /auth/refresh, which returns the next one: keep that")
     token_type: str = "bearer"
     expires_in: int = Field(description="seconds until the access token expires")
 
@@ -192,7 +192,8 @@ class AnalysisOut(BaseModel):
 class IngestRequest(BaseModel):
     source: str = Field(
         min_length=1, max_length=1000,
-        description="store:PREFIX (the object store's inbox), a STAC catalog or API URL, or a folder on the workers",
+        description="store:inbox/... (the object store's inbox), a STAC catalog or API URL on a public host, "
+        "or a folder or file on the workers inside CROPAI_INGEST_ROOTS",
     )  # fmt: skip
     band_mapping: list[Annotated[str, Field(max_length=16)] | None] | None = Field(
         default=None, max_length=32,

@@ -23,6 +23,12 @@ ISSUER = "cropai"
 API_KEY_PREFIX = "cak_"
 TokenType = Literal["access", "refresh"]
 
+# What a token, key or admin session issued before the user's token version was raised is told.
+SESSION_ENDED = ("your session was ended (password changed, account deactivated or reactivated, or logged out "
+                 "everywhere); log in again at POST /auth/token")  # fmt: skip
+STALE_API_KEY = "API key predates a password change or deactivation; create a new one"
+
+
 class InvalidToken(Exception):
     """A token that is malformed, expired, of the wrong type or not ours."""
 
@@ -30,30 +36,41 @@ class InvalidToken(Exception):
 @dataclass(frozen=True)
 class IssuedToken:
     token: str
+    jti: str  # the token's own id: a refresh token's row in ``refresh_tokens``
     expires_at: datetime
 
 
-def issue_token(settings: Settings, user_id: int, token_type: TokenType) -> IssuedToken:
+@dataclass(frozen=True)
+class TokenClaims:
+    user_id: int
+    version: int  # the user's token version when the token was issued
+    jti: str
+
+
+def issue_token(settings: Settings, user_id: int, token_type: TokenType, version: int) -> IssuedToken:
+    """A signed token for ``user_id``, good while the user's token version is still ``version``."""
     now = datetime.now(UTC)
     lifetime = (
         timedelta(minutes=settings.access_token_minutes)
         if token_type == "access"
         else timedelta(days=settings.refresh_token_days)
     )
+    jti = uuid.uuid4().hex
     claims = {
-        "iss": ISSUER, "sub": str(user_id), "typ": token_type, "iat": now, "nbf": now,
-        "exp": now + lifetime, "jti": uuid.uuid4().hex,
+        "iss": ISSUER, "sub": str(user_id), "typ": token_type, "ver": version, "iat": now, "nbf": now,
+        "exp": now + lifetime, "jti": jti,
     }  # fmt: skip
     token = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
-    return IssuedToken(token, now + lifetime)
+    return IssuedToken(token, jti, now + lifetime)
 
 
-def read_token(settings: Settings, token: str, token_type: TokenType) -> int:
-    """The user id a valid token of ``token_type`` was issued to."""
+def read_token(settings: Settings, token: str, token_type: TokenType) -> TokenClaims:
+    """The claims of a valid token of ``token_type``; whether its version is still current
+    is for the caller to check against the user."""
     try:
         claims = jwt.decode(
             token, settings.secret_key.get_secret_value(), algorithms=[ALGORITHM], issuer=ISSUER,
-            options={"require": ["exp", "iat", "sub", "iss", "typ"]},
+            options={"require": ["exp", "iat", "sub", "iss", "typ", "ver", "jti"]},
         )  # fmt: skip
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token expired") from None
@@ -62,9 +79,9 @@ def read_token(settings: Settings, token: str, token_type: TokenType) -> int:
     if claims["typ"] != token_type:
         raise InvalidToken(f"a {claims['typ']} token cannot be used as a {token_type} token")
     try:
-        return int(claims["sub"])
-    except ValueError:
-        raise InvalidToken("invalid token subject") from None
+        return TokenClaims(int(claims["sub"]), int(claims["ver"]), str(claims["jti"]))
+    except (TypeError, ValueError):
+        raise InvalidToken("invalid token subject or version") from None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,17 @@ DEFAULT_HOME = Path("~/.cropai")
 # A fixed development secret lets `cropai demo` run with no set-up; production refuses it.
 DEV_SECRET_KEY = "cropai-dev-secret-do-not-use-in-production"
 MIN_PRODUCTION_SECRET_CHARS = 32
+# A random 32-character hex secret has fewer than 10 distinct characters about once in 10,000
+# draws (fewer than 12: once in 60), so 10 refuses typed patterns without refusing real keys.
+MIN_PRODUCTION_SECRET_DISTINCT_CHARS = 10
+# Secrets anyone can read: the values .env.example ships (today's and earlier releases'), and
+# MinIO's own default. Production refuses them for every secret setting (compared case-blind).
+PLACEHOLDER_SECRETS = frozenset({
+    "REPLACE-ME-with-48-random-characters", "REPLACE-ME-postgres-password", "REPLACE-ME-minio-password",
+    "CHANGE-me-to-a-long-random-string-of-48-characters", "CHANGE-me-postgres", "CHANGE-me-minio-at-least-8",
+    "minioadmin",
+})  # fmt: skip
+GENERATE_SECRET_HINT = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
 
 # What each setting must look like, quoted in error messages.
 EXPECTED_FORMS = {
@@ -62,6 +73,8 @@ EXPECTED_FORMS = {
     "max_request_bytes": "the largest request body the API reads, in bytes",
     "max_field_vertices": "the most vertices one field parcel may have",
     "ingest_roots": "comma-separated server folders ingestion may read from (the store's inbox always); empty = none",
+    "stac_allow_private": "true or false: let STAC and asset URLs reach loopback and private-network hosts "
+    "(link-local, multicast and unspecified addresses never are)",
     "basemap_url": "empty for none, or an XYZ tile URL template, e.g. https://tile.openstreetmap.org/{z}/{x}/{y}.png",
     "basemap_attribution": "the credit line the base map's provider asks for",
 }
@@ -126,6 +139,7 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, ge=1024)
     max_field_vertices: int = Field(default=10_000, ge=4)
     ingest_roots: str = ""
+    stac_allow_private: bool = False
 
     # Web map viewer: the base map under the crop layer, fetched by the browser; optional.
     basemap_url: str = Field(default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -149,16 +163,29 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:
+        """In production, refuse secrets that anyone could know or guess; the message names the
+        variable and never the value."""
         if self.environment != "production":
             return self
-        secret = self.secret_key.get_secret_value()
-        if secret == DEV_SECRET_KEY or len(secret) < MIN_PRODUCTION_SECRET_CHARS:
-            raise ValueError(
-                f"{ENV_PREFIX}SECRET_KEY must be set to a random string of at least "
-                f"{MIN_PRODUCTION_SECRET_CHARS} characters when {ENV_PREFIX}ENVIRONMENT=production "
-                "(the development default is refused); generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
+        problems = []
+        if reason := _weak_signing_key(self.secret_key.get_secret_value()):
+            problems.append(
+                f"{ENV_PREFIX}SECRET_KEY is {reason}: set it to a random string of at least "
+                f"{MIN_PRODUCTION_SECRET_CHARS} characters when {ENV_PREFIX}ENVIRONMENT=production; {GENERATE_SECRET_HINT}"
             )
+        for name in ("s3_secret_key", "monitoring_token"):
+            if _is_placeholder(getattr(self, name).get_secret_value()):
+                problems.append(
+                    f"{ENV_PREFIX}{name.upper()} is a placeholder from .env.example or a well-known default: "
+                    f"set a secret of your own when {ENV_PREFIX}ENVIRONMENT=production"
+                )
+        if _is_placeholder(urlsplit(self.database_url).password or ""):
+            problems.append(
+                f"the password in {ENV_PREFIX}DATABASE_URL is a placeholder from .env.example: "
+                f"set a password of your own when {ENV_PREFIX}ENVIRONMENT=production"
+            )
+        if problems:
+            raise ValueError("\n  ".join(problems))
         return self
 
     # Plain properties, not cached: model_copy(update=...) would carry a cached value over.
@@ -187,6 +214,25 @@ class Settings(BaseSettings):
             f"{ENV_PREFIX}{name.upper()}": value.get_secret_value() if isinstance(value, SecretStr) else str(value)
             for name, value in self
         }
+
+
+def _is_placeholder(secret: str) -> bool:
+    return secret.casefold() in {placeholder.casefold() for placeholder in PLACEHOLDER_SECRETS}
+
+
+def _weak_signing_key(secret: str) -> str | None:
+    """Why ``secret`` cannot sign production tokens, or None when it can."""
+    if secret == DEV_SECRET_KEY:
+        return "the public development default"
+    if _is_placeholder(secret):
+        return "a placeholder from .env.example"
+    if len(secret) < MIN_PRODUCTION_SECRET_CHARS:
+        return f"shorter than {MIN_PRODUCTION_SECRET_CHARS} characters"
+    repeats_a_pattern = any(secret == secret[:period] * (len(secret) // period) + secret[: len(secret) % period]
+                            for period in range(1, len(secret) // 2 + 1))  # fmt: skip
+    if len(set(secret)) < MIN_PRODUCTION_SECRET_DISTINCT_CHARS or repeats_a_pattern:
+        return "too easy to guess (too few distinct characters, or a short pattern repeated)"
+    return None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -132,7 +132,7 @@ class User(Base):
     is_active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_login_at: Mapped[datetime | None]
-    # Raised when the account's password, role or activity changes: every token, refresh
+    # Raised when the account's password or activity changes: every token, refresh
     # token and admin-panel session carries the version it was issued under and dies with it.
     token_version: Mapped[int] = mapped_column(default=0, server_default="0")
 

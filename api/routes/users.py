@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from api.deps import AdminUser, Limit, Offset, RowId, ServicesDep, SessionDep
 from api.queries import paged
 from api.schemas import Page, UserCreate, UserOut, UserUpdate
-from cropai.accounts import create_user, hash_password
+from cropai.accounts import create_user, end_sessions, hash_password
 from cropai.db import Role, User
 from cropai.errors import InvalidInput
 
@@ -17,9 +17,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("", response_model=Page[UserOut], summary="List users")
-def list_users(
-    admin: AdminUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0
-) -> dict:
+def list_users(admin: AdminUser, session: SessionDep, limit: Limit = 50, offset: Offset = 0) -> dict:
     rows, total = paged(session, select(User), limit, offset, User.id)
     return {"items": rows, "total": total, "limit": limit, "offset": offset}
 
@@ -39,16 +37,22 @@ def read_user(user_id: RowId, admin: AdminUser, session: SessionDep) -> User:
 
 @router.patch("/{user_id}", response_model=UserOut, summary="Change a user's name, role, password or activity")
 def update_user(user_id: RowId, body: UserUpdate, admin: AdminUser, session: SessionDep, request: Request) -> User:
+    """A new password, a deactivation and a reactivation each end the user's sessions: every
+    token, refresh token, API key and admin-panel session issued before is refused."""
     user = _user(session, user_id)
     if user.id == admin.id and (body.role not in (None, Role.admin) or body.is_active is False):
         raise HTTPException(409, "you cannot demote or deactivate yourself; ask another admin")
+    # Reactivation ends sessions too, so that nothing issued before a deactivation comes back.
+    ends_sessions = body.password is not None or (body.is_active is not None and body.is_active != user.is_active)
     for name in ("full_name", "role", "is_active"):
         if (value := getattr(body, name)) is not None:
             setattr(user, name, value)
     if body.password is not None:
         user.hashed_password = hash_password(body.password)
-    session.commit()
-    request.app.state.users.forget(user.id)  # a deactivation or demotion counts from now
+    if ends_sessions:
+        end_sessions(user)
+    session.commit()  # one UPDATE: the change and the end of the sessions land together
+    request.app.state.users.forget(user.id)  # counts from now in this process; other replicas within the cache TTL
     return user
 
 

@@ -1,12 +1,18 @@
-"""Tokens, API keys and rate limits of the API, without a server."""
+"""Tokens, API keys, rate limits and client addresses of the API, without a server."""
 
+import logging
 import time
+from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
+from starlette.requests import Request
 
 from api.errors import TooManyRequests
-from api.ratelimit import RateLimit
+from api.proxies import client_address, trusted_proxies
+from api.ratelimit import LoginLimits, RateLimit
 from api.security import InvalidToken, api_key_hash, api_key_prefix, issue_token, new_api_key, read_token
+from api.serve import proxy_options, warn_if_signed_with_dev_key
 from cropai.accounts import hash_password, verify_password
 from cropai.config import Settings
 
@@ -16,18 +22,27 @@ def token_settings() -> Settings:
     return Settings(_env_file=None)
 
 
-def test_access_token_round_trip_gives_the_user(token_settings: Settings) -> None:
-    assert read_token(token_settings, issue_token(token_settings, 42, "access").token, "access") == 42
+def test_access_token_round_trip_gives_the_user_and_version(token_settings: Settings) -> None:
+    claims = read_token(token_settings, issue_token(token_settings, 42, "access", version=3).token, "access")
+    assert (claims.user_id, claims.version) == (42, 3)
+
+
+def test_a_token_without_a_version_is_invalid(token_settings: Settings) -> None:
+    now = datetime.now(UTC)
+    unversioned = jwt.encode({"iss": "cropai", "sub": "1", "typ": "access", "iat": now, "exp": now + timedelta(minutes=5),
+                              "jti": "x"}, token_settings.secret_key.get_secret_value(), algorithm="HS256")  # fmt: skip
+    with pytest.raises(InvalidToken, match="ver"):
+        read_token(token_settings, unversioned, "access")
 
 
 def test_a_token_is_only_good_for_its_own_type(token_settings: Settings) -> None:
-    refresh = issue_token(token_settings, 7, "refresh").token
+    refresh = issue_token(token_settings, 7, "refresh", version=0).token
     with pytest.raises(InvalidToken, match="refresh token cannot be used as a access token"):
         read_token(token_settings, refresh, "access")
 
 
 def test_tampered_and_garbage_tokens_are_invalid(token_settings: Settings) -> None:
-    token = issue_token(token_settings, 7, "access").token
+    token = issue_token(token_settings, 7, "access", version=0).token
     head, body, signature = token.split(".")
     with pytest.raises(InvalidToken):
         read_token(token_settings, f"{head}.{body}.{signature[::-1]}", "access")
@@ -36,8 +51,8 @@ def test_tampered_and_garbage_tokens_are_invalid(token_settings: Settings) -> No
 
 
 def test_refresh_tokens_outlive_access_tokens(token_settings: Settings) -> None:
-    access = issue_token(token_settings, 1, "access").expires_at
-    refresh = issue_token(token_settings, 1, "refresh").expires_at
+    access = issue_token(token_settings, 1, "access", version=0).expires_at
+    refresh = issue_token(token_settings, 1, "refresh", version=0).expires_at
     assert (refresh - access).days >= token_settings.refresh_token_days - 1
 
 
@@ -73,3 +88,51 @@ def test_rate_limit_window_slides(monkeypatch: pytest.MonkeyPatch) -> None:
     limit.hit("a")
     now[0] += 61
     limit.hit("a")  # the first hit has left the window
+
+
+def request_from(peer: str, forwarded_for: str | None = None) -> Request:
+    headers = [(b"x-forwarded-for", forwarded_for.encode())] if forwarded_for is not None else []
+    return Request({"type": "http", "method": "POST", "path": "/", "client": (peer, 40000), "headers": headers})
+
+
+def test_forwarded_for_is_ignored_from_an_untrusted_peer() -> None:
+    trusted = trusted_proxies(Settings(_env_file=None, trusted_proxies="10.0.0.5"))
+    assert client_address(request_from("127.0.0.1", "198.51.100.7"), trusted) == "127.0.0.1"
+    assert client_address(request_from("127.0.0.1", "198.51.100.7"), frozenset()) == "127.0.0.1"
+
+
+def test_forwarded_for_from_a_trusted_proxy_gives_the_address_it_was_called_from() -> None:
+    trusted = trusted_proxies(Settings(_env_file=None, trusted_proxies="10.0.0.5, 10.0.0.6"))
+    # The client sent a made-up address of its own; the proxies appended the real ones.
+    forged_then_real = request_from("10.0.0.6", "192.0.2.1, 203.0.113.9:51234, 10.0.0.5")
+    assert client_address(forged_then_real, trusted) == "203.0.113.9"
+    assert client_address(request_from("10.0.0.5"), trusted) == "10.0.0.5"
+
+
+def test_login_limits_count_each_account_from_every_client() -> None:
+    limits = LoginLimits.from_settings(Settings(_env_file=None, login_attempts_per_minute=2))
+    limits.hit(request_from("192.0.2.1"), "Ana@Example.org")
+    limits.hit(request_from("192.0.2.2"), "ana@example.org")
+    with pytest.raises(TooManyRequests, match="login attempts"):
+        limits.hit(request_from("192.0.2.3"), "ana@example.org ")
+
+
+def test_login_limits_count_each_client_across_accounts() -> None:
+    limits = LoginLimits.from_settings(Settings(_env_file=None, login_attempts_per_client_per_minute=3))
+    for n in range(3):
+        limits.hit(request_from("192.0.2.1"), f"user{n}@example.org")
+    with pytest.raises(TooManyRequests, match="from your address"):
+        limits.hit(request_from("192.0.2.1"), "user3@example.org")
+    limits.hit(request_from("192.0.2.2"), "user3@example.org")  # another client has its own count
+
+
+def test_uvicorn_reads_proxy_headers_only_from_the_trusted_proxies() -> None:
+    assert proxy_options(Settings(_env_file=None)) == {"proxy_headers": False}
+    behind_proxies = proxy_options(Settings(_env_file=None, trusted_proxies="10.0.0.6,10.0.0.5"))
+    assert behind_proxies == {"proxy_headers": True, "forwarded_allow_ips": ["10.0.0.5", "10.0.0.6"]}
+
+
+def test_serving_with_the_development_key_warns_loudly(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="cropai.serve"):
+        warn_if_signed_with_dev_key(Settings(_env_file=None))
+    assert "public development key" in caplog.text and "beyond this machine" in caplog.text

@@ -1,9 +1,13 @@
+import re
+import secrets
 from pathlib import Path
 
 import pytest
 
 from cropai.config import DEV_SECRET_KEY, Settings, load_settings
 from cropai.errors import SettingsError
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_defaults_keep_everything_under_home(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -47,21 +51,78 @@ def test_unknown_storage_scheme_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
 
 def test_production_refuses_the_default_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CROPAI_ENVIRONMENT", "production")
-    with pytest.raises(SettingsError, match="CROPAI_SECRET_KEY must be set"):
+    with pytest.raises(SettingsError, match="CROPAI_SECRET_KEY is the public development default"):
         load_settings()
 
 
-def test_production_refuses_a_short_secret_without_echoing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def env_example_secrets() -> dict[str, str]:
+    """The values .env.example gives to every variable named like a password, secret or key."""
+    pairs = re.findall(r"^(\w+)=(.*)$", (ROOT / ".env.example").read_text(), re.M)
+    return {name: value for name, value in pairs if re.search("PASSWORD|SECRET|KEY", name)}
+
+
+def test_env_example_has_secrets_to_check() -> None:
+    assert {"POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD", "CROPAI_SECRET_KEY"} <= set(env_example_secrets())
+
+
+@pytest.mark.parametrize("name", sorted(env_example_secrets()))
+def test_production_refuses_every_placeholder_of_env_example_as_the_secret_key(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    placeholder = env_example_secrets()[name]
     monkeypatch.setenv("CROPAI_ENVIRONMENT", "production")
-    monkeypatch.setenv("CROPAI_SECRET_KEY", "hunter2")
-    with pytest.raises(SettingsError) as caught:
+    monkeypatch.setenv("CROPAI_SECRET_KEY", placeholder)
+    with pytest.raises(SettingsError, match="CROPAI_SECRET_KEY is a placeholder") as caught:
         load_settings()
-    assert "hunter2" not in str(caught.value)
+    assert placeholder not in str(caught.value)
 
 
-def test_production_accepts_a_long_random_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("variable", ["CROPAI_S3_SECRET_KEY", "CROPAI_MONITORING_TOKEN"])
+@pytest.mark.parametrize("name", sorted(env_example_secrets()))
+def test_production_refuses_placeholders_for_the_other_secrets(
+    monkeypatch: pytest.MonkeyPatch, variable: str, name: str
+) -> None:
     monkeypatch.setenv("CROPAI_ENVIRONMENT", "production")
-    monkeypatch.setenv("CROPAI_SECRET_KEY", "x" * 48)
+    monkeypatch.setenv("CROPAI_SECRET_KEY", secrets.token_urlsafe(48))
+    monkeypatch.setenv(variable, env_example_secrets()[name])
+    with pytest.raises(SettingsError, match=f"{variable} is a placeholder"):
+        load_settings()
+
+
+def test_production_refuses_the_placeholder_database_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    password = env_example_secrets()["POSTGRES_PASSWORD"]
+    monkeypatch.setenv("CROPAI_ENVIRONMENT", "production")
+    monkeypatch.setenv("CROPAI_SECRET_KEY", secrets.token_urlsafe(48))
+    monkeypatch.setenv("CROPAI_DATABASE_URL", f"postgresql+psycopg://cropai:{password}@postgres:5432/cropai")
+    with pytest.raises(SettingsError, match="password in CROPAI_DATABASE_URL is a placeholder"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("secret", "reason"),
+    [
+        ("hunter2", "shorter than 32 characters"),
+        ("x" * 48, "too easy to guess"),
+        ("abcdefgh" * 6, "too easy to guess"),  # few distinct characters
+        ("0123456789abcdefghijklm" * 2 + "012", "too easy to guess"),  # many distinct, but a pattern repeated
+    ],
+    ids=["short", "one-character", "few-distinct", "repeated-pattern"],
+)
+def test_production_refuses_short_and_guessable_secrets_without_echoing_them(
+    monkeypatch: pytest.MonkeyPatch, secret: str, reason: str
+) -> None:
+    monkeypatch.setenv("CROPAI_ENVIRONMENT", "production")
+    monkeypatch.setenv("CROPAI_SECRET_KEY", secret)
+    with pytest.raises(SettingsError, match=f"CROPAI_SECRET_KEY is {reason}") as caught:
+        load_settings()
+    assert secret not in str(caught.value)
+
+
+@pytest.mark.parametrize("secret", [secrets.token_urlsafe(48), secrets.token_hex(32)], ids=["urlsafe", "hex"])
+def test_production_accepts_a_long_random_secret(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv("CROPAI_ENVIRONMENT", "production")
+    monkeypatch.setenv("CROPAI_SECRET_KEY", secret)
+    monkeypatch.setenv("CROPAI_S3_SECRET_KEY", secrets.token_urlsafe(24))
     assert load_settings().environment == "production"
 
 

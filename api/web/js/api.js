@@ -63,7 +63,18 @@ async function send(path, init, authorised, retried = false) {
   return response;
 }
 
-async function refreshed() {
+// A refresh token works once: requests that find the access token expired together share
+// one refresh instead of each spending the same token (which the API takes for a theft).
+let refreshing = null;
+
+function refreshed() {
+  refreshing ??= refreshOnce().finally(() => {
+    refreshing = null;
+  });
+  return refreshing;
+}
+
+async function refreshOnce() {
   const tokens = JSON.parse(sessionStorage.getItem(TOKENS) || "null");
   if (tokens === null) return false;
   const response = await fetch("/auth/refresh", {

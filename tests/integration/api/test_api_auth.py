@@ -50,11 +50,11 @@ def test_refresh_token_gives_new_tokens_but_is_not_an_access_token(client: TestC
 
 def test_expired_and_forged_tokens_are_refused(client: TestClient, api_app_settings: Settings) -> None:
     account = new_account(client, api_app_settings)
-    expired = issue_token(api_app_settings.model_copy(update={"access_token_minutes": -1}), account.id, "access")
+    expired = issue_token(api_app_settings.model_copy(update={"access_token_minutes": -1}), account.id, "access", 0)
     response = client.get("/auth/me", headers={"Authorization": f"Bearer {expired.token}"})
     assert response.status_code == 401 and "expired" in response.json()["detail"]
     other_secret = api_app_settings.model_copy(update={"secret_key": SecretStr("x" * 40)})
-    forged = issue_token(other_secret, account.id, "access")
+    forged = issue_token(other_secret, account.id, "access", 0)
     assert client.get("/auth/me", headers={"Authorization": f"Bearer {forged.token}"}).status_code == 401
 
 

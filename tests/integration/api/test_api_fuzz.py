@@ -17,6 +17,8 @@ def test_no_operation_answers_with_a_server_error(client: TestClient, api_app_se
     schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 20  # every router is in the schema
+    # Logging out everywhere ends the fuzzing admin's own token: that operation goes last.
+    operations.sort(key=lambda operation: operation.path == "/auth/logout")
     server_errors: list[str] = []
 
     for operation in operations:
@@ -25,8 +27,12 @@ def test_no_operation_answers_with_a_server_error(client: TestClient, api_app_se
         @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
                   suppress_health_check=list(HealthCheck))  # fmt: skip
         def answers_without_a_server_error(case: schemathesis.Case) -> None:
-            # The admin's own credentials win, so that the fuzzer reaches the handlers.
-            response = case.call(headers={**(case.headers or {}), **admin.headers})
+            # The admin's own credentials win (a fuzzed X-API-Key would too), so that the fuzzer
+            # reaches the handlers; a fuzzed password change of the admin is aimed elsewhere.
+            headers = {k: v for k, v in (case.headers or {}).items() if k.lower() != "x-api-key"}
+            if case.path_parameters and case.path_parameters.get("user_id") == admin.id:
+                return
+            response = case.call(headers={**headers, **admin.headers})
             if response.status_code >= 500:
                 server_errors.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
 
