@@ -19,7 +19,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cropai.config import Settings, load_settings
+from cropai.config import DEV_SECRET_KEY, Settings, load_settings
 from cropai.errors import CropAIError, InvalidInput
 
 app = typer.Typer(
@@ -545,15 +545,19 @@ def api(
 
 @app.command()
 def serve(
-    limit: Annotated[int | None, typer.Option(min=1, help="Most flow runs at once (default: no limit).")] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Most flow runs at once (default CROPAI_FLOW_CONCURRENCY).")
+    ] = None,
     schedules: Annotated[bool, typer.Option(help="Keep the ingestion's cron schedule active.")] = True,
 ) -> None:
     """Serve the deployments (analyze, ingest-scheduled, train) to the Prefect server in PREFECT_API_URL."""
+    limit = limit or _settings().flow_concurrency
     _quiet_prefect()
     os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
     from flows.serve import serve_deployments
 
-    errors.print("serving deployments analyze/analyze, ingest_scenes/ingest-scheduled, train/train", highlight=False)
+    errors.print(f"serving deployments analyze/analyze, ingest_scenes/ingest-scheduled, train/train "
+                 f"({limit} flow runs at once)", highlight=False)  # fmt: skip
     serve_deployments(limit=limit, schedule_ingest=schedules)
 
 
@@ -568,12 +572,12 @@ def up(
 ) -> None:
     """Run the whole stack on this machine until Ctrl-C: a Prefect server (SQLite), a Dask
     scheduler and workers, the deployment server and the API, on loopback."""
-    import signal
-
     from cropai.db import masked_url
     from cropai.stack import Ports, Stack, StackError, start_stack
 
     settings = _settings()
+    if settings.environment == "dev":
+        _warn_dev_mode(settings)
     ports = Ports(prefect_port, api_port or settings.api_port, scheduler_port, dashboard_port)
     if busy := ports.taken():
         raise InvalidInput(f"already in use on 127.0.0.1: {', '.join(busy)}; stop what listens there or pick "
@@ -582,12 +586,10 @@ def up(
     console.print(f"catalogue migrated, store ready, model {model.name}@{model.version} registered", highlight=False)
     count = workers or settings.dask_workers or os.cpu_count() or 1
     logs = settings.home / "logs"
-    # SIGTERM (systemd, docker stop, kill) stops the stack as Ctrl-C does; SIGINT too when a
-    # shell started this in the background with SIGINT ignored.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
     console.print(f"starting Crop AI on 127.0.0.1 ({count} Dask worker(s)); logs in {logs}", highlight=False)
     try:
+        # The stack turns Ctrl-C, SIGTERM (systemd, docker stop, kill) and SIGHUP into an
+        # orderly stop of every program; a second one kills them all at once.
         with Stack(logs, report=lambda line: console.print(line, highlight=False)) as stack:
             start_stack(stack, settings, ports, count, schedules)
             console.print(
@@ -605,6 +607,18 @@ def up(
     except StackError as exc:
         errors.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
+
+
+def _warn_dev_mode(settings: Settings) -> None:
+    signing = ("the API signs its tokens with the public development key: anyone who reaches the API can forge "
+               "a login as any user, admins included"
+               if settings.secret_key.get_secret_value() == DEV_SECRET_KEY
+               else "the admin panel's session cookie is sent over plain HTTP")  # fmt: skip
+    errors.print(
+        f"[bold red]WARNING: development mode (CROPAI_ENVIRONMENT=dev)[/]: {signing}. Keep this stack "
+        "unreachable from other machines (no port forwarding, no proxy in front of it); for anything else set "
+        "CROPAI_ENVIRONMENT=production and a CROPAI_SECRET_KEY of your own.", highlight=False, soft_wrap=True,
+    )  # fmt: skip
 
 
 def _prepare_catalogue() -> Any:

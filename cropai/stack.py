@@ -11,12 +11,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 
 from cropai.config import Settings
 from cropai.errors import CropAIError
@@ -27,25 +30,63 @@ PYTHON = sys.executable
 # The folder holding the cropai, flows and tasks packages: served flow runs import from it.
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 STOP_GRACE_S = 20.0
+GONE_WITHIN_S = 5.0  # after SIGKILL
 LOG_TAIL_LINES = 15
-# Like compose's `restart: unless-stopped`, but a program that keeps dying stops the stack.
-MAX_RESTARTS = 5
+# Like compose's `restart: unless-stopped`, but a program that keeps dying stops the stack:
+# one crash now and then (a Dask worker killed for memory) is survivable for days, five
+# within ten minutes is a program that cannot run. A program that dies within a minute of
+# starting waits before its next start, 1 s, then 2, 4, ... at most 30 s.
+RESTARTS_PER_WINDOW = 5
+RESTART_WINDOW_S = 600.0
+RESTART_BACKOFF_S = 1.0
+RESTART_BACKOFF_MAX_S = 30.0
+QUICK_EXIT_S = 60.0
+# Ctrl-C, `kill` or `docker stop`, and a closed terminal: each stops the stack in order.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# What `cropai serve` registers (flows/serve.py); the API 503s on a submission until they exist.
+SERVED_DEPLOYMENTS = ("analyze/analyze", "ingest_scenes/ingest-scheduled", "train/train")
 
 
 class StackError(CropAIError):
-    """A program of the stack did not start, or stopped on its own."""
+    """A program of the stack did not start, or stopped on its own too often."""
 
 
 @dataclass(frozen=True)
 class Program:
-    """One server: how to start it and the URL that answers 2xx once it is ready."""
+    """One server: how to start it and the URLs that all answer 2xx once it is ready."""
 
     name: str
     argv: list[str]
-    ready_url: str
+    ready_urls: tuple[str, ...]
     env: dict[str, str] = field(default_factory=dict)
     shown_url: str = ""  # what the operator is told to open; empty for internal programs
     ready_within_s: float = 90.0
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """How often a program that stops on its own is started again: at most ``budget``
+    restarts within any ``window_s`` seconds, after a back-off that doubles while it keeps
+    dying within ``quick_exit_s`` of its start."""
+
+    budget: int = RESTARTS_PER_WINDOW
+    window_s: float = RESTART_WINDOW_S
+    backoff_s: float = RESTART_BACKOFF_S
+    backoff_max_s: float = RESTART_BACKOFF_MAX_S
+    quick_exit_s: float = QUICK_EXIT_S
+
+    def recent(self, restarts: Sequence[float], now: float) -> tuple[float, ...]:
+        """The restart times (monotonic seconds) that still count against the budget at ``now``."""
+        return tuple(at for at in restarts if now - at < self.window_s)
+
+    def allows(self, restarts: Sequence[float], now: float) -> bool:
+        return len(self.recent(restarts, now)) < self.budget
+
+    def delay_s(self, restarts: Sequence[float], now: float, ran_s: float) -> float:
+        """Seconds to wait before the next start of a program that ran ``ran_s`` seconds."""
+        if ran_s >= self.quick_exit_s:
+            return 0.0
+        return min(self.backoff_max_s, self.backoff_s * 2 ** len(self.recent(restarts, now)))
 
 
 @dataclass
@@ -54,7 +95,8 @@ class Running:
     process: subprocess.Popen
     log: Path
     launched_at: float
-    restarts: int = 0
+    restarts: tuple[float, ...] = ()  # when the program was started again (monotonic), for the budget
+    restart_at: float | None = None  # once it has stopped: when to start it again
 
 
 @dataclass(frozen=True)
@@ -94,18 +136,62 @@ class Ports:
 
 
 class Stack:
-    """Processes started in order and stopped in reverse, as a context manager."""
+    """Processes started in order and stopped in reverse, as a context manager.
 
-    def __init__(self, logs: Path, report: Callable[[str], None] = lambda line: None) -> None:
+    Inside it (in the main thread), SIGINT, SIGTERM and SIGHUP never interrupt the stack
+    half-way: the first makes ``wait_ready`` and ``watch`` raise KeyboardInterrupt, so the
+    context stops every program in order; one more while stopping SIGKILLs every process
+    group left at once."""
+
+    def __init__(self, logs: Path, report: Callable[[str], None] = lambda line: None,
+                 restarts: RestartPolicy = RestartPolicy()) -> None:  # fmt: skip
         self.logs = logs
         self.report = report
+        self.restarts = restarts
         self.running: list[Running] = []
+        self._signals = 0
+        self._stopping = False
+        self._killing = False
+        self._previous_handlers: dict[int, object] = {}
 
     def __enter__(self) -> Stack:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                if signum == signal.SIGHUP and signal.getsignal(signum) == signal.SIG_IGN:
+                    continue  # started under nohup: a closed terminal must not stop the stack
+                self._previous_handlers[signum] = signal.signal(signum, self._on_signal)
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        try:
+            self.stop()
+        finally:
+            for signum, handler in self._previous_handlers.items():
+                if handler is not None:  # None: a handler not set from Python, which cannot be put back
+                    signal.signal(signum, handler)  # type: ignore[arg-type]  # what signal.signal returned
+        if exc_type is None and self._signals:
+            raise KeyboardInterrupt  # asked to stop while the body did not look
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        if self._stopping or self._signals > 1:
+            self._kill_all(signal.Signals(signum).name)
+
+    def _kill_all(self, why: str) -> None:
+        if not self._killing:
+            self._killing = True
+            self._tell(f"killing  every program at once ({why} while stopping)")
+        for running in self.running:
+            signal_group(running.process.pid, signal.SIGKILL)
+
+    def _raise_if_signalled(self) -> None:
+        if self._signals:
+            raise KeyboardInterrupt
+
+    def _tell(self, line: str) -> None:
+        # While stopping, the terminal may be gone (SIGHUP): stopping matters more than telling.
+        with suppress(OSError):
+            self.report(line)
 
     def launch(self, program: Program) -> Running:
         """Start ``program`` and add it to the stack, to be stopped after those started before it."""
@@ -126,56 +212,93 @@ class Stack:
         return Running(program, process, log, time.monotonic())
 
     def wait_ready(self, running: Running) -> None:
-        """Block until the program's ready URL answers 2xx; a StackError with its log if it
-        exits first or takes longer than it may."""
+        """Block until every ready URL of the program answers 2xx; a StackError with its log
+        if it exits first or takes longer than it may."""
         program = running.program
         deadline = running.launched_at + program.ready_within_s
-        while not _answers_ok(program.ready_url):
+        while problems := [problem for url in program.ready_urls if (problem := _probe(url))]:
+            self._raise_if_signalled()
             if running.process.poll() is not None:
                 raise StackError(f"{program.name} exited with status {running.process.returncode} while starting; "
                                  f"{_tail(running.log)}")  # fmt: skip
             if time.monotonic() > deadline:
                 raise StackError(f"{program.name} was not ready within {program.ready_within_s:.0f} s "
-                                 f"({program.ready_url}); {_tail(running.log)}")  # fmt: skip
+                                 f"({'; '.join(problems)}); {_tail(running.log)}")  # fmt: skip
             time.sleep(0.2)
         took = time.monotonic() - running.launched_at
         self.report(f"ready    {program.name:<16} {program.shown_url:<34} pid {running.process.pid:<7} {took:5.1f} s")
 
-    def watch(self, poll_s: float = 1.0) -> None:
+    def watch(self, poll_s: float = 0.5) -> None:
         """Block while the programs run, restarting one that stops on its own (a crashed Dask
-        worker, say); a StackError once one has needed more than MAX_RESTARTS restarts."""
+        worker, say) as the restart policy allows; a StackError once one has used its budget."""
         while True:
+            self._raise_if_signalled()
             for index, running in enumerate(self.running):
-                if running.process.poll() is None:
-                    continue
-                name, status = running.program.name, running.process.returncode
-                if running.restarts >= MAX_RESTARTS:
-                    raise StackError(f"{name} stopped with status {status} after {MAX_RESTARTS} restarts; "
-                                     f"{_tail(running.log)}")  # fmt: skip
-                self.report(f"exited   {name} with status {status}; restarting ({running.restarts + 1} of "
-                            f"{MAX_RESTARTS}); log {running.log}")  # fmt: skip
-                signal_group(running.process.pid, signal.SIGKILL)  # what the dead leader left behind
-                replacement = self._spawn(running.program)
-                replacement.restarts = running.restarts + 1
-                self.running[index] = replacement  # keeps its place in the stopping order
-                self.wait_ready(replacement)
+                if running.process.poll() is not None:
+                    self._restart_when_due(index, running)
             time.sleep(poll_s)
 
+    def _restart_when_due(self, index: int, running: Running) -> None:
+        now = time.monotonic()
+        if running.restart_at is None:
+            running.restart_at = now + self._plan_restart(running, now)
+        if now < running.restart_at:
+            return
+        replacement = self._spawn(running.program)
+        replacement.restarts = (*self.restarts.recent(running.restarts, now), now)
+        self.running[index] = replacement  # keeps its place in the stopping order
+        try:
+            self.wait_ready(replacement)
+        except StackError:
+            # Dead or hung again while starting: one more stop, counted against its budget.
+            self.report(f"failed   {running.program.name} while restarting; log {replacement.log}")
+            signal_group(replacement.process.pid, signal.SIGKILL)
+            replacement.process.wait()
+
+    def _plan_restart(self, running: Running, now: float) -> float:
+        """Seconds until a stopped program starts again; a StackError once its budget is spent."""
+        name, status, policy = running.program.name, running.process.returncode, self.restarts
+        signal_group(running.process.pid, signal.SIGKILL)  # what the dead leader left behind
+        if not policy.allows(running.restarts, now):
+            raise StackError(f"{name} stopped with status {status}, after {policy.budget} restarts within "
+                             f"{_span(policy.window_s)}; {_tail(running.log)}")  # fmt: skip
+        delay = policy.delay_s(running.restarts, now, now - running.launched_at)
+        count = len(policy.recent(running.restarts, now)) + 1
+        self.report(f"exited   {name} with status {status}; restarting ({count} of {policy.budget} within "
+                    f"{_span(policy.window_s)}) in {delay:.0f} s; log {running.log}")  # fmt: skip
+        return delay
+
     def stop(self) -> None:
-        """SIGTERM every process group, newest first, then SIGKILL what is left after the grace time."""
-        for running in reversed(self.running):
-            if running.process.poll() is None:
-                signal_group(running.process.pid, signal.SIGTERM)
-                try:
-                    running.process.wait(timeout=STOP_GRACE_S)
-                except subprocess.TimeoutExpired:
-                    self.report(f"killing  {running.program.name} (no exit {STOP_GRACE_S:.0f} s after SIGTERM)")
-                    signal_group(running.process.pid, signal.SIGKILL)
-                    running.process.wait()
-                self.report(f"stopped  {running.program.name}")
-            # Children that outlived their leader (a flow run, a Dask worker process) go too.
-            signal_group(running.process.pid, signal.SIGKILL)
-        self.running.clear()
+        """SIGTERM every process group, newest first, and SIGKILL one still there after the
+        grace time; a stop signal meanwhile SIGKILLs every group left at once. Every group
+        is killed before this returns, whatever is raised on the way."""
+        self._stopping = True
+        if self.running:
+            self._tell(f"stopping {len(self.running)} programs, newest first (Ctrl-C again kills them at once)")
+        try:
+            for running in reversed(self.running):
+                self._stop_one(running)
+        finally:
+            groups = [running.process.pid for running in self.running]
+            for group in groups:
+                # Children that outlived their leader (a flow run, a Dask worker process) go too.
+                signal_group(group, signal.SIGKILL)
+            self.running.clear()
+            if left := _wait_gone(groups):
+                self._tell(f"process groups {', '.join(map(str, left))} still there {GONE_WITHIN_S:.0f} s after SIGKILL")
+
+    def _stop_one(self, running: Running) -> None:
+        if running.process.poll() is None:
+            signal_group(running.process.pid, signal.SIGKILL if self._killing else signal.SIGTERM)
+            try:
+                running.process.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self._tell(f"killing  {running.program.name} (no exit {STOP_GRACE_S:.0f} s after SIGTERM)")
+                signal_group(running.process.pid, signal.SIGKILL)
+                running.process.wait()
+        elif not self._killing:
+            return  # it had stopped on its own, and was reported then
+        self._tell(f"stopped  {running.program.name}")
 
 
 def signal_group(leader_pid: int, signum: int) -> bool:
@@ -188,12 +311,28 @@ def signal_group(leader_pid: int, signum: int) -> bool:
     return True
 
 
-def _answers_ok(url: str) -> bool:
+def _wait_gone(groups: list[int]) -> list[int]:
+    """Wait, briefly, until the SIGKILLed groups are gone (init reaps their orphans a moment
+    after they die, and whoever runs the stack may look right after it exits); those left."""
+    deadline = time.monotonic() + GONE_WITHIN_S
+    while (left := [group for group in groups if signal_group(group, 0)]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
+def _probe(url: str) -> str | None:
+    """None when ``url`` answers 2xx, else what it did instead."""
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
-            return 200 <= response.status < 300
-    except (urllib.error.URLError, OSError):
-        return False
+            return None if 200 <= response.status < 300 else f"{url} answered {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"{url} answered {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"{url} did not answer ({getattr(exc, 'reason', exc)})"
+
+
+def _span(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
 
 
 def _tail(log: Path) -> str:
@@ -209,7 +348,7 @@ def prefect_server(ports: Ports, home: Path) -> Program:
     return Program(
         "prefect-server",
         [PYTHON, "-m", "prefect", "server", "start", "--host", LOOPBACK, "--port", str(ports.prefect)],
-        ready_url=f"{ports.prefect_api}/health",
+        ready_urls=(f"{ports.prefect_api}/health",),
         env={"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
              "PREFECT_UI_API_URL": ports.prefect_api},  # fmt: skip
         shown_url=f"http://{LOOPBACK}:{ports.prefect}",
@@ -222,7 +361,7 @@ def dask_scheduler(ports: Ports) -> Program:
         "dask-scheduler",
         [PYTHON, "-m", "dask", "scheduler", "--host", LOOPBACK, "--port", str(ports.scheduler),
          "--dashboard-address", f"{LOOPBACK}:{ports.dashboard}"],  # fmt: skip
-        ready_url=f"http://{LOOPBACK}:{ports.dashboard}/health",
+        ready_urls=(f"http://{LOOPBACK}:{ports.dashboard}/health",),
         shown_url=ports.scheduler_address,
     )
 
@@ -234,17 +373,19 @@ def dask_worker(index: int, ports: Ports, env: dict[str, str]) -> Program:
         f"dask-worker-{index}",
         [PYTHON, "-m", "dask", "worker", ports.scheduler_address, "--name", f"cropai-{index}", "--nthreads", "1",
          "--host", LOOPBACK, "--dashboard-address", f"{LOOPBACK}:{dashboard}"],  # fmt: skip
-        ready_url=f"http://{LOOPBACK}:{dashboard}/health",
+        ready_urls=(f"http://{LOOPBACK}:{dashboard}/health",),
         env=env,
     )
 
 
-def deployment_server(env: dict[str, str], schedules: bool = True) -> Program:
-    """`cropai serve`: runs flow runs of the deployments; ready once its runner polls Prefect."""
+def deployment_server(ports: Ports, env: dict[str, str], schedules: bool = True) -> Program:
+    """`cropai serve`: runs flow runs of the deployments; ready once its runner polls Prefect
+    and Prefect lists every deployment it serves (until then the API cannot start a run)."""
     port = free_port()
     argv = [PYTHON, "-m", "cropai.cli", "serve"] + ([] if schedules else ["--no-schedules"])
+    listed = tuple(f"{ports.prefect_api}/deployments/name/{name}" for name in SERVED_DEPLOYMENTS)
     return Program(
-        "deployments", argv, ready_url=f"http://{LOOPBACK}:{port}/health",
+        "deployments", argv, ready_urls=(f"http://{LOOPBACK}:{port}/health", *listed),
         env={**env, "PREFECT_RUNNER_SERVER_ENABLE": "true", "PREFECT_RUNNER_SERVER_HOST": LOOPBACK,
              "PREFECT_RUNNER_SERVER_PORT": str(port)},
     )  # fmt: skip
@@ -253,16 +394,25 @@ def deployment_server(env: dict[str, str], schedules: bool = True) -> Program:
 def api_server(ports: Ports, env: dict[str, str]) -> Program:
     return Program(
         "api", [PYTHON, "-m", "api.serve", "--host", LOOPBACK, "--port", str(ports.api)],
-        ready_url=f"{ports.api_url}/healthz", env=env, shown_url=ports.api_url,
+        ready_urls=(f"{ports.api_url}/healthz",), env=env, shown_url=ports.api_url,
     )  # fmt: skip
 
 
-def stack_environment(settings: Settings, ports: Ports) -> dict[str, str]:
+def machine_bounds(cores: int) -> dict[str, int]:
+    """How much work the stack runs at once on a machine of ``cores`` cores: flow runs of
+    the deployment server, and analyses among them (each flow run is a process of ~350 MB;
+    an analysis also keeps the Dask workers busy)."""
+    return {"flow_concurrency": max(2, cores), "analysis_concurrency": max(1, cores // 2)}
+
+
+def stack_environment(settings: Settings, ports: Ports, cores: int) -> dict[str, str]:
     """What every Crop AI process of the stack is started with: the same settings, pointed at
-    this stack's Prefect server and Dask scheduler."""
+    this stack's Prefect server and Dask scheduler, with the concurrency bounds sized to
+    ``cores`` unless the settings set them."""
+    bounds = {name: value for name, value in machine_bounds(cores).items() if name not in settings.model_fields_set}
     pointed = settings.model_copy(update={
         "prefect_api_url": ports.prefect_api, "dask_address": ports.scheduler_address,
-        "api_host": LOOPBACK, "api_port": ports.api,
+        "api_host": LOOPBACK, "api_port": ports.api, **bounds,
     })  # fmt: skip
     return {**pointed.as_environment(), "PREFECT_API_URL": ports.prefect_api,
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
@@ -271,13 +421,13 @@ def stack_environment(settings: Settings, ports: Ports) -> dict[str, str]:
 def start_stack(stack: Stack, settings: Settings, ports: Ports, workers: int, schedules: bool = True) -> None:
     """Prefect server, Dask scheduler, ``workers`` Dask workers and the API start together;
     the deployment server once Prefect answers (it registers the deployments there)."""
-    env = stack_environment(settings, ports)
+    env = stack_environment(settings, ports, os.cpu_count() or 1)
     prefect = stack.launch(prefect_server(ports, settings.home / "prefect"))
     scheduler = stack.launch(dask_scheduler(ports))
     api = stack.launch(api_server(ports, env))
     stack.wait_ready(scheduler)
     dask_workers = [stack.launch(dask_worker(i, ports, env)) for i in range(1, workers + 1)]
     stack.wait_ready(prefect)
-    deployments = stack.launch(deployment_server(env, schedules))
+    deployments = stack.launch(deployment_server(ports, env, schedules))
     for running in (*dask_workers, api, deployments):
         stack.wait_ready(running)

@@ -68,7 +68,9 @@ def system(postgres_server: str, s3_endpoint: str, tmp_path_factory: pytest.Temp
     with postgres_schema(postgres_server) as database_url:
         # A base map the browser cannot reach: the viewer must fall back to a plain background.
         nowhere = f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png"
-        settings = s3_settings(Settings(home=home, basemap_url=nowhere, _env_file=None), s3_endpoint, bucket)
+        # Faults are noticed within seconds here: a silent run is dead after 20 s, Prefect gets 3 s.
+        quick = {"stale_run_after_s": 20, "reconcile_after_s": 5, "orchestrator_deadline_s": 3, "orchestrator_cooldown_s": 5}
+        settings = s3_settings(Settings(home=home, basemap_url=nowhere, _env_file=None, **quick), s3_endpoint, bucket)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CROPAI_", "PREFECT_"))}
         env.update(settings.model_copy(update={"database_url": database_url}).as_environment())
         env.update(COLUMNS="200", PREFECT_RUNNER_POLL_FREQUENCY="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")

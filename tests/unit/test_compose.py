@@ -85,6 +85,41 @@ def test_images_run_as_a_non_root_user_and_pin_torch(dockerfile: str) -> None:
         assert (ROOT / copied).exists(), f"{dockerfile} copies {copied}, which is not in the repository"
 
 
+def published_addresses(service: dict) -> list[str]:
+    """The host address of each published port ('' for every address of the host)."""
+    addresses = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            addresses.append(port.get("host_ip", ""))
+        else:  # [HOST_IP:]HOST_PORT:CONTAINER_PORT, the ports maybe ${VARIABLE:-default}
+            parts = re.sub(r"\$\{[^}]*\}", "PORT", str(port)).split(":")
+            addresses.append(parts[0] if len(parts) == 3 else "")
+    return addresses
+
+
+@pytest.mark.parametrize("name", [n for n, s in SERVICES.items() if s.get("ports") and n != "api"])
+def test_no_service_but_the_api_is_published_beyond_the_host_loopback(name: str) -> None:
+    # The Prefect API starts and cancels any flow run and reads every AOI; operators tunnel to it.
+    assert published_addresses(SERVICES[name]) == ["127.0.0.1"] * len(SERVICES[name]["ports"]), name
+
+
+def test_the_prefect_api_requires_the_auth_string_every_client_sends() -> None:
+    required = "${PREFECT_AUTH_STRING:?set PREFECT_AUTH_STRING in .env}"
+    assert SERVICES["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"] == required
+    clients = [name for name, service in SERVICES.items() if "PREFECT_API_URL" in (service.get("environment") or {})]
+    assert {"api", "prefect-worker", "prefect-deploy", "dask-worker", "dask-cuda-worker"} <= set(clients)
+    for name in clients:
+        assert SERVICES[name]["environment"].get("PREFECT_API_AUTH_STRING") == required, name
+
+
+def test_the_worker_and_the_analyze_deployment_bound_how_much_runs_at_once() -> None:
+    worker = argv(SERVICES["prefect-worker"])
+    assert int(worker[worker.index("--limit") + 1]) >= 1
+    deployments = yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]
+    [analyze] = [d for d in deployments if d["name"] == "analyze"]
+    assert analyze["concurrency_limit"] >= 1
+
+
 def compose_client() -> list[str]:
     """`docker compose` (the v2 plugin) where it is installed, else Debian's `docker-compose`."""
     if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
@@ -113,3 +148,11 @@ def test_the_compose_client_refuses_to_start_without_the_secrets(tmp_path: Path)
     result = compose_config(tmp_path / "empty.env")
     assert result.returncode != 0
     assert "set CROPAI_SECRET_KEY in .env" in result.stderr or "set POSTGRES_USER in .env" in result.stderr
+
+
+def test_the_compose_client_refuses_to_start_without_the_prefect_auth_string(tmp_path: Path) -> None:
+    example = (ROOT / ".env.example").read_text()
+    (tmp_path / "no-auth.env").write_text(re.sub(r"^PREFECT_AUTH_STRING=.*$", "", example, flags=re.M))
+    result = compose_config(tmp_path / "no-auth.env")
+    assert result.returncode != 0
+    assert "set PREFECT_AUTH_STRING in .env" in result.stderr
