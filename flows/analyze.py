@@ -44,7 +44,7 @@ def analyze(analysis_id: str, attempt: int = 1) -> Any:
     if not claim(sessions, analysis_id, attempt, uuid.UUID(flow_run.get_id()), retried=flow_run.get_run_count() > 1):
         return Cancelled(message=f"analysis {analysis_id} is not queued for attempt {attempt} (finished, cancelled "
                                  "or started again since): nothing to do")  # fmt: skip
-    with heartbeat(sessions, Analysis, analysis_id, heartbeat_interval_s(settings)):
+    with heartbeat(sessions, Analysis, uuid.UUID(analysis_id), heartbeat_interval_s(settings)):
         return _map_crops(analysis_id)
 
 
