@@ -60,7 +60,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (health, auth, users, scenes, fields, models, analyses, ingest):
         app.include_router(module.router)
-    app.add_route("/metrics", app.state.metrics.exposition, include_in_schema=False)
     install_error_handlers(app)
     mount_admin(app, settings, app.state.services, app.state.login_limit)
     mount_web_app(app, settings)

@@ -13,7 +13,6 @@ import uuid
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -34,7 +33,8 @@ class Metrics:
         )  # fmt: skip
         self.analyses_submitted = Counter("cropai_api_analyses_submitted", "Analyses submitted", registry=self.registry)
 
-    def exposition(self, request: Request) -> Response:
+    def exposition(self) -> Response:
+        """The metrics in Prometheus' text format (served at /metrics, to monitoring only)."""
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

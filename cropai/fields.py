@@ -5,24 +5,69 @@ from __future__ import annotations
 from typing import Any
 
 import shapely
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.analysis_records import aoi_geometry, area_ha
-from cropai.db import FieldParcel, session_scope
+from cropai.db import FieldParcel, FieldUpload, session_scope
 from cropai.errors import InvalidInput
 
 NAME_PROPERTIES = ("name", "field_name", "parcel_id", "id")
 
 
 def add_fields(
-    sessions: sessionmaker[Session], collection: dict[str, Any], owner_id: int | None = None
+    sessions: sessionmaker[Session],
+    collection: dict[str, Any],
+    owner_id: int | None = None,
+    *,
+    max_vertices: int | None = None,
+    idempotency_key: str | None = None,
 ) -> list[int]:
     """Store every feature of a GeoJSON FeatureCollection (EPSG:4326 polygons) as the owner's
-    fields; all or nothing: one bad feature refuses the whole upload, naming it."""
+    fields and return their ids; all or nothing: one bad feature refuses the whole upload, naming it.
+
+    With an ``idempotency_key`` the upload happens once per owner and key: a repeat (even one
+    racing the first) stores nothing and returns the first upload's ids."""
+    parcels = field_parcels(collection, owner_id, max_vertices)
+    try:
+        with session_scope(sessions) as session:
+            session.add_all(parcels)
+            session.flush()
+            ids = [parcel.id for parcel in parcels]
+            if idempotency_key is not None:
+                session.add(FieldUpload(owner_id=owner_id, idempotency_key=idempotency_key, field_ids=ids))
+                session.flush()
+        return ids
+    except IntegrityError:
+        earlier = None if idempotency_key is None else uploaded_fields(sessions, owner_id, idempotency_key)
+        if earlier is None:
+            raise
+        return earlier  # another request with this key committed first; this one's fields were rolled back
+
+
+def uploaded_fields(sessions: sessionmaker[Session], owner_id: int | None, idempotency_key: str) -> list[int] | None:
+    """The field ids an earlier upload with this key stored for the owner; None if there was none."""
+    with sessions() as session:
+        return session.scalar(
+            select(FieldUpload.field_ids)
+            .where(FieldUpload.owner_id == owner_id, FieldUpload.idempotency_key == idempotency_key)
+        )  # fmt: skip
+
+
+def field_parcels(
+    collection: dict[str, Any], owner_id: int | None, max_vertices: int | None = None
+) -> list[FieldParcel]:
+    """The checked, unsaved parcels of a GeoJSON FeatureCollection; InvalidInput names the first bad feature."""
     if collection.get("type") != "FeatureCollection":
         raise InvalidInput(f"fields must be a GeoJSON FeatureCollection, got type {collection.get('type')!r}")
     parcels = []
     for number, feature in enumerate(collection.get("features") or []):
+        # Counted before shapely sees the geometry: checking a huge polygon is the cost the cap avoids.
+        vertices = vertex_count(feature)
+        if max_vertices is not None and vertices > max_vertices:
+            raise InvalidInput(f"feature {number} has {vertices} vertices: at most {max_vertices} per field "
+                               "(CROPAI_MAX_FIELD_VERTICES); simplify its outline")  # fmt: skip
         try:
             geometry = aoi_geometry(feature)
         except InvalidInput as exc:
@@ -35,7 +80,26 @@ def add_fields(
             properties=properties, geometry_geojson=geometry, area_ha=round(area_ha(geometry), 4),
             minx=minx, miny=miny, maxx=maxx, maxy=maxy,
         ))  # fmt: skip
-    with session_scope(sessions) as session:
-        session.add_all(parcels)
-        session.flush()
-        return [parcel.id for parcel in parcels]
+    return parcels
+
+
+def vertex_count(geojson: Any) -> int:
+    """The positions in a GeoJSON Feature's or geometry's coordinates (closing positions included)."""
+    if not isinstance(geojson, dict):
+        return 0
+    if geojson.get("type") == "Feature":
+        return vertex_count(geojson.get("geometry"))
+    parts = geojson.get("geometries")
+    count = sum(vertex_count(part) for part in parts) if isinstance(parts, list) else 0
+    pending = [geojson.get("coordinates")]
+    while pending:
+        item = pending.pop()
+        if not isinstance(item, list) or not item:
+            continue
+        if not isinstance(item[0], list):
+            count += 1  # one position
+        elif item[0] and isinstance(item[0][0], list):
+            pending.extend(item)  # rings or polygons: look inside
+        else:
+            count += len(item)  # a ring (or line) of positions
+    return count

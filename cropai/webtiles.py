@@ -6,6 +6,10 @@ reprojected with nearest neighbour so class ids stay class ids, and coloured wit
 COG's own colour table. Class 0 (no data, and everything outside the AOI) is
 transparent, so a tile beside or around the AOI shows the base map through.
 
+Tiles are served, rendered and cached only at the zooms that show the map usefully
+(``ZoomRange``), and at most ``MAX_CACHED_TILES`` per analysis are cached: beyond it
+tiles are rendered on every request, so no viewer can fill the store.
+
 rasterio is imported when a tile is rendered, not with this module: the API process
 imports it and stays small until a map is viewed.
 """
@@ -14,7 +18,10 @@ from __future__ import annotations
 
 import io
 import math
-from dataclasses import dataclass
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,6 +40,13 @@ MAX_ZOOM = 22  # ~4 cm per pixel at the equator: far finer than any 10 m map nee
 WEB_MERCATOR = "EPSG:3857"
 # Half the width of the Web Mercator world, metres: pi x the WGS 84 semi-major axis.
 HALF_WORLD_M = math.pi * 6378137.0
+# Zooms shown around a map: this many out from the one where it fits in one tile, this many
+# in beyond the one where a tile pixel is as fine as a map pixel.
+ZOOMS_OUT = 2
+ZOOMS_IN = 3
+# The most tiles cached per analysis (a few KB each): every tile, at every zoom, of a map
+# about 15 km across; a larger map caches the tiles viewed first.
+MAX_CACHED_TILES = 20_000
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,30 @@ class TileId:
     def resolution_m(self) -> float:
         """Width of one tile pixel in EPSG:3857 metres."""
         return 2 * HALF_WORLD_M / 2**self.z / TILE_PX
+
+
+@dataclass(frozen=True)
+class ZoomRange:
+    """The zooms a map is tiled at, both included."""
+
+    min_zoom: int
+    max_zoom: int
+
+    def __contains__(self, z: int) -> bool:
+        return self.min_zoom <= z <= self.max_zoom
+
+
+def zoom_range(src: rasterio.DatasetReader) -> ZoomRange:
+    """From ``ZOOMS_OUT`` out from the zoom at which the whole of ``src`` fits in one tile to
+    ``ZOOMS_IN`` in from the first zoom whose tile pixels are as fine as its pixels, within 0..22."""
+    from rasterio.warp import transform_bounds
+
+    left, bottom, right, top = transform_bounds(src.crs, WEB_MERCATOR, *src.bounds, densify_pts=21)
+    extent_m = max(right - left, top - bottom)
+    fits = math.floor(math.log2(2 * HALF_WORLD_M / extent_m))
+    pixel_m = min((right - left) / src.width, (top - bottom) / src.height)  # EPSG:3857 metres, as on the tiles
+    native = math.ceil(math.log2(2 * HALF_WORLD_M / TILE_PX / pixel_m))
+    return ZoomRange(max(0, min(fits - ZOOMS_OUT, MAX_ZOOM)), max(0, min(native + ZOOMS_IN, MAX_ZOOM)))
 
 
 def tiles_prefix(analysis_id: str) -> str:
@@ -134,12 +172,20 @@ def png(rgba: np.ndarray) -> bytes:
 TRANSPARENT_PNG = png(np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8))
 
 
-def map_tile(store: ObjectStore, map_key: str, analysis_id: str, tile: TileId) -> bytes:
-    """The tile as PNG: from the store's cache, or rendered from the COG at ``map_key`` and cached.
+def map_tile(
+    store: ObjectStore, map_key: str, analysis_id: str, tile: TileId, max_cached: int = MAX_CACHED_TILES
+) -> bytes:
+    """The tile as PNG: from the store's cache, or rendered from the COG at ``map_key`` and cached
+    while the analysis has fewer than ``max_cached`` tiles cached.
 
-    Tiles that miss the map are answered without reading its pixels, and are not cached."""
+    Tiles that miss the map are answered without reading its pixels, and are not cached. A zoom
+    outside the map's ``ZoomRange`` is an ObjectNotFound naming the range."""
     import rasterio
 
+    tiles = _tiled_map(store, map_key, analysis_id)
+    if tile.z not in tiles.zooms:
+        raise ObjectNotFound(f"no tile at zoom {tile.z}: this map is tiled at zooms {tiles.zooms.min_zoom} to "
+                             f"{tiles.zooms.max_zoom}")  # fmt: skip
     key = tile_key(analysis_id, tile)
     try:
         return store.get(key)
@@ -150,5 +196,55 @@ def map_tile(store: ObjectStore, map_key: str, analysis_id: str, tile: TileId) -
         if source is None:
             return TRANSPARENT_PNG
         body = png(_paint(src, tile, *source))
-    store.put(key, body, content_type="image/png")
+    if tiles.take_cache_slot(max_cached):
+        store.put(key, body, content_type="image/png")
     return body
+
+
+# Each process remembers the maps it has served tiles of: their zoom range (read from the COG
+# once) and how many tiles they have cached (listed from the store once, then counted; listed
+# again after a while, as a rerun of the analysis empties its cache).
+RECOUNT_AFTER_S = 600.0
+REMEMBERED_MAPS = 1024
+
+
+@dataclass
+class _TiledMap:
+    zooms: ZoomRange
+    cached: int
+    counted_at: float  # time.monotonic() of the store listing
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def take_cache_slot(self, max_cached: int) -> bool:
+        with self.lock:
+            if self.cached >= max_cached:
+                return False
+            self.cached += 1
+            return True
+
+
+_tiled_maps: OrderedDict[str, _TiledMap] = OrderedDict()
+_tiled_maps_lock = threading.Lock()
+
+
+def _tiled_map(store: ObjectStore, map_key: str, analysis_id: str) -> _TiledMap:
+    import rasterio
+
+    where = store.gdal_path(map_key)  # the map's address in this store: unique across stores
+    with _tiled_maps_lock:
+        known = _tiled_maps.get(where)
+        if known is not None:
+            _tiled_maps.move_to_end(where)
+    if known is not None and time.monotonic() - known.counted_at < RECOUNT_AFTER_S:
+        return known
+    if known is None:
+        with store.gdal_env(), rasterio.open(where) as src:
+            zooms = zoom_range(src)
+    else:
+        zooms = known.zooms
+    tiled = _TiledMap(zooms, len(store.list(tiles_prefix(analysis_id))), time.monotonic())
+    with _tiled_maps_lock:
+        _tiled_maps[where] = tiled
+        while len(_tiled_maps) > REMEMBERED_MAPS:
+            _tiled_maps.popitem(last=False)
+    return tiled

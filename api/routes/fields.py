@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy import select, true
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import (
     CurrentUser,
@@ -23,9 +26,11 @@ from api.deps import (
 from api.errors import field_error
 from api.queries import intersecting, paged
 from api.schemas import FeatureCollection, FieldsCreated
+from cropai.config import Settings
 from cropai.db import FieldParcel, User
 from cropai.errors import InvalidInput
-from cropai.fields import add_fields
+from cropai.fields import add_fields, uploaded_fields
+from cropai.services import Services
 
 router = APIRouter(prefix="/fields", tags=["fields"])
 
@@ -38,21 +43,56 @@ def field_feature(row: FieldParcel, **extra: Any) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@router.post("", response_model=FieldsCreated, status_code=status.HTTP_201_CREATED, summary="Upload field parcels")
-def upload_fields(body: FeatureCollection, user: Submitter, services: ServicesDep, settings: SettingsDep) -> dict:
+# The body is parsed here, in the thread pool, not by FastAPI on the event loop: a large upload
+# would otherwise hold every other request up while it is read. This documents what it takes.
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": FeatureCollection.model_json_schema(),
+}}}}  # fmt: skip
+IdempotencyKey = Annotated[str | None, Header(
+    min_length=1, max_length=200,
+    description="any unique string, e.g. a UUID: repeating an upload with the same key stores nothing new "
+                "and answers with the fields the first one stored",
+)]  # fmt: skip
+
+
+@router.post("", response_model=FieldsCreated, status_code=status.HTTP_201_CREATED, summary="Upload field parcels",
+             openapi_extra=UPLOAD_BODY)  # fmt: skip
+async def upload_fields(
+    request: Request, user: Submitter, services: ServicesDep, settings: SettingsDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict:  # fmt: skip
     """All or nothing: one invalid feature refuses the upload, naming the feature."""
-    if body.type != "FeatureCollection":
-        raise field_error(("body", "type"), f'expected "FeatureCollection", got {body.type!r}')
-    if not body.features:
+    if idempotency_key is not None:
+        earlier = await run_in_threadpool(uploaded_fields, services.sessions, user.id, idempotency_key)
+        if earlier is not None:
+            return {"ids": earlier, "count": len(earlier)}
+    body = await request.body()  # at most CROPAI_MAX_REQUEST_BYTES: the body limit stops longer ones
+    ids = await run_in_threadpool(_store_upload, body, services, settings, user.id, idempotency_key)
+    return {"ids": ids, "count": len(ids)}
+
+
+def _store_upload(
+    body: bytes, services: Services, settings: Settings, owner_id: int, idempotency_key: str | None
+) -> list[int]:
+    try:
+        collection = FeatureCollection.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors(include_url=False, include_input=False)]
+        ) from None
+    if collection.type != "FeatureCollection":
+        raise field_error(("body", "type"), f'expected "FeatureCollection", got {collection.type!r}')
+    if not collection.features:
         raise field_error(("body", "features"), "the FeatureCollection has no features")
-    if len(body.features) > settings.max_fields_per_upload:
-        raise field_error(("body", "features"), f"{len(body.features)} features: at most "
+    if len(collection.features) > settings.max_fields_per_upload:
+        raise field_error(("body", "features"), f"{len(collection.features)} features: at most "
                           f"{settings.max_fields_per_upload} per upload (CROPAI_MAX_FIELDS_PER_UPLOAD)")  # fmt: skip
     try:
-        ids = add_fields(services.sessions, body.model_dump(), user.id)
+        features = {"type": collection.type, "features": collection.features}  # no copy of a large body
+        return add_fields(services.sessions, features, owner_id, max_vertices=settings.max_field_vertices,
+                          idempotency_key=idempotency_key)  # fmt: skip
     except InvalidInput as exc:
         raise field_error(("body", "features"), str(exc)) from None
-    return {"ids": ids, "count": len(ids)}
 
 
 def _visible(user: User):  # noqa: ANN202 - a SQL condition

@@ -9,9 +9,19 @@ import shapely
 from PIL import Image
 from rasterio.warp import transform, transform_geom
 
-from cropai.errors import InvalidInput
+from cropai.errors import InvalidInput, ObjectNotFound
 from cropai.storage import LocalStore
-from cropai.webtiles import TILE_PX, TRANSPARENT_PNG, TileId, map_tile, render_tile, tile_key
+from cropai.webtiles import (
+    TILE_PX,
+    TRANSPARENT_PNG,
+    TileId,
+    ZoomRange,
+    map_tile,
+    render_tile,
+    tile_key,
+    tiles_prefix,
+    zoom_range,
+)
 from tests.crop_maps import AOI, AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
 
 
@@ -105,3 +115,45 @@ def test_tiles_inside_the_aoi_have_no_transparent_seams(crop_map: Path) -> None:
     with rasterio.open(crop_map) as src:
         for tile in inside:
             assert (render_tile(src, tile)[..., 3] == 255).all(), tile
+
+
+@pytest.fixture
+def stored_map(crop_map: Path, tmp_path: Path) -> LocalStore:
+    store = LocalStore(tmp_path / "store")
+    store.put("analyses/a/cropmap.tif", crop_map)
+    return store
+
+
+def test_a_map_is_tiled_from_two_zooms_out_of_its_extent_to_three_in_from_its_pixels(crop_map: Path) -> None:
+    # 3 km wide at 48.2 deg N, 4.5 km in Web Mercator: one zoom-13 tile (4.9 km) holds it. Its 10 m
+    # pixels are 15 m in Web Mercator: zoom-14 tile pixels (9.6 m) are the first as fine.
+    with rasterio.open(crop_map) as src:
+        assert zoom_range(src) == ZoomRange(13 - 2, 14 + 3)
+
+
+@pytest.mark.parametrize("z", [10, 18, 22])
+def test_tiles_outside_the_zoom_range_are_refused_naming_it(stored_map: LocalStore, z: int) -> None:
+    with pytest.raises(ObjectNotFound, match="tiled at zooms 11 to 17"):
+        map_tile(stored_map, "analyses/a/cropmap.tif", "a", tile_of(1.606, 48.204, z))
+    assert stored_map.list(tiles_prefix("a")) == []
+
+
+def inside_tiles(z: int) -> list[TileId]:
+    west, south, east, north = shapely.geometry.shape(AOI).buffer(-0.0005).bounds
+    first, last = tile_of(west, north, z), tile_of(east, south, z)
+    return [TileId(z, x, y) for x in range(first.x, last.x + 1) for y in range(first.y, last.y + 1)]
+
+
+def test_beyond_the_cache_limit_tiles_are_rendered_but_not_cached(stored_map: LocalStore) -> None:
+    first, second, third = inside_tiles(16)[:3]
+    bodies = [map_tile(stored_map, "analyses/a/cropmap.tif", "a", tile, max_cached=2) for tile in (first, second, third)]
+    assert stored_map.exists(tile_key("a", first)) and stored_map.exists(tile_key("a", second))
+    assert not stored_map.exists(tile_key("a", third))
+    assert np.asarray(Image.open(io.BytesIO(bodies[2])))[..., 3].any()  # painted all the same
+
+
+def test_tiles_cached_before_count_towards_the_limit(stored_map: LocalStore) -> None:
+    earlier, later = inside_tiles(16)[:2]
+    stored_map.put(tile_key("a", earlier), TRANSPARENT_PNG)  # cached by another process, or before a restart
+    map_tile(stored_map, "analyses/a/cropmap.tif", "a", later, max_cached=1)
+    assert not stored_map.exists(tile_key("a", later))

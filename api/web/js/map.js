@@ -72,8 +72,9 @@ const ApiTiles = L.GridLayer.extend({
 });
 
 export function cropLayer(analysisId) {
-  // Beyond zoom 18 a 10 m pixel is larger than a tile pixel: the browser enlarges zoom-18 tiles.
-  return new ApiTiles({ path: `/analyses/${analysisId}/tiles`, maxNativeZoom: 18, maxZoom: 20, opacity: 0.85,
+  // The API tiles a map down to three zooms past its pixels' own (zoom 17 for 10 m pixels below
+  // about 60° of latitude); beyond that the browser enlarges zoom-17 tiles.
+  return new ApiTiles({ path: `/analyses/${analysisId}/tiles`, maxNativeZoom: 17, maxZoom: 20, opacity: 0.85,
                         className: "crop-layer" }); // prettier-ignore
 }
 

@@ -105,6 +105,47 @@ def test_field_upload_limit(api_app_settings: Settings, tmp_path: Path) -> None:
         assert response.status_code == 422 and "at most 1 per upload" in response.json()["detail"][0]["msg"]
 
 
+def ten_parcels() -> dict:
+    return collection(*(parcel(1.60 + 0.003 * i, 48.20, f"p{i}") for i in range(10)))
+
+
+def test_an_upload_repeated_with_its_idempotency_key_stores_nothing_new(client: TestClient, api_app_settings: Settings) -> None:
+    analyst = new_account(client, api_app_settings)
+    keyed = {**analyst.headers, "Idempotency-Key": "parcels-2025-04"}
+    first = client.post("/fields", json=ten_parcels(), headers=keyed)
+    again = client.post("/fields", json=ten_parcels(), headers=keyed)
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json() and first.json()["count"] == 10
+    assert client.get("/fields", headers=analyst.headers).json()["total"] == 10
+
+
+def test_idempotency_keys_belong_to_their_owner(client: TestClient, api_app_settings: Settings) -> None:
+    alice, bob = new_account(client, api_app_settings), new_account(client, api_app_settings)
+    mine = client.post("/fields", json=ten_parcels(), headers={**alice.headers, "Idempotency-Key": "k"}).json()
+    theirs = client.post("/fields", json=ten_parcels(), headers={**bob.headers, "Idempotency-Key": "k"}).json()
+    assert set(mine["ids"]).isdisjoint(theirs["ids"])
+    assert client.get("/fields", headers=bob.headers).json()["total"] == 10
+
+
+def test_racing_uploads_with_one_idempotency_key_store_one_set(client: TestClient, api_app_settings: Settings) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    analyst = new_account(client, api_app_settings)
+    keyed = {**analyst.headers, "Idempotency-Key": "retried-by-a-flaky-network"}
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: client.post("/fields", json=ten_parcels(), headers=keyed), range(4)))
+    assert {a.status_code for a in answers} == {201}
+    assert len({tuple(a.json()["ids"]) for a in answers}) == 1
+    assert client.get("/fields", headers=analyst.headers).json()["total"] == 10
+
+
+def test_uploads_without_a_key_are_each_stored(client: TestClient, api_app_settings: Settings) -> None:
+    analyst = new_account(client, api_app_settings)
+    for _ in range(2):
+        assert client.post("/fields", json=ten_parcels(), headers=analyst.headers).status_code == 201
+    assert client.get("/fields", headers=analyst.headers).json()["total"] == 20
+
+
 def test_admins_start_ingestion_runs_and_others_may_not(client: TestClient, api_app_settings: Settings) -> None:
     import uuid
 

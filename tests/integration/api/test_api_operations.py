@@ -1,10 +1,14 @@
 """What an operator relies on: health and readiness, metrics, request ids, CORS, the
 admin panel, and a light process."""
 
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from cropai.config import Settings
 from cropai.db import Role
@@ -16,25 +20,79 @@ def test_healthz_answers_without_credentials(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
-def test_readyz_checks_database_store_and_prefect(client: TestClient) -> None:
+MONITORING_TOKEN = "a-monitoring-token-for-tests"
+
+
+@pytest.fixture
+def monitored(api_app_settings: Settings) -> Iterator[TestClient]:
+    """The API with a monitoring token set."""
+    with make_client(api_app_settings.model_copy(update={"monitoring_token": SecretStr(MONITORING_TOKEN)})) as client:
+        yield client
+
+
+MONITOR = {"Authorization": f"Bearer {MONITORING_TOKEN}"}
+
+
+def test_readyz_tells_anonymous_callers_only_whether_it_is_ready(client: TestClient) -> None:
     response = client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json()["checks"] == {"database": "ok", "store": "ok", "prefect": "ok"}
+    assert response.status_code == 200 and response.json() == {"status": "ready"}
 
 
-def test_readyz_names_what_is_down(api_app_settings: Settings) -> None:
-    down = api_app_settings.model_copy(update={"prefect_api_url": f"http://127.0.0.1:{free_port()}/api"})
+def test_readyz_shows_its_checks_to_the_monitoring_token_and_admins(monitored: TestClient, api_app_settings: Settings) -> None:
+    admin, analyst = new_account(monitored, api_app_settings, Role.admin), new_account(monitored, api_app_settings)
+    every_check_ok = {"database": "ok", "store": "ok", "prefect": "ok", "deployments": "ok"}
+    assert monitored.get("/readyz", headers=MONITOR).json() == {"status": "ready", "checks": every_check_ok}
+    assert monitored.get("/readyz", headers=admin.headers).json()["checks"] == every_check_ok
+    assert monitored.get("/readyz", headers=analyst.headers).json() == {"status": "ready"}
+    assert monitored.get("/readyz", headers={"Authorization": "Bearer not-the-token"}).status_code == 401
+
+
+def test_readyz_names_what_is_down_to_monitoring_only(api_app_settings: Settings) -> None:
+    down = api_app_settings.model_copy(update={"prefect_api_url": f"http://127.0.0.1:{free_port()}/api",
+                                              "monitoring_token": SecretStr(MONITORING_TOKEN)})  # fmt: skip
     with make_client(down) as client:
-        response = client.get("/readyz")
-    assert response.status_code == 503
-    checks = response.json()["checks"]
+        anonymous = client.get("/readyz")
+        detailed = client.get("/readyz", headers=MONITOR)
+    assert anonymous.status_code == 503 and anonymous.json() == {"status": "not ready"}
+    assert detailed.status_code == 503
+    checks = detailed.json()["checks"]
     assert checks["database"] == "ok" and "cannot reach the Prefect API" in checks["prefect"]
 
 
-def test_metrics_count_requests_by_route_and_status(client: TestClient) -> None:
-    client.get("/healthz")
-    client.get("/analyses")  # 401
-    text = client.get("/metrics").text
+def test_readyz_is_not_ready_when_prefect_hangs(api_app_settings: Settings) -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        hung = api_app_settings.model_copy(update={
+            "prefect_api_url": f"http://127.0.0.1:{silent.getsockname()[1]}/api", "connect_timeout_s": 0.5,
+            "orchestrator_deadline_s": 3.0, "monitoring_token": SecretStr(MONITORING_TOKEN),
+        })  # fmt: skip
+        with make_client(hung) as client:
+            response = client.get("/readyz", headers=MONITOR)
+    assert response.status_code == 503
+    assert response.json()["checks"]["prefect"] == "timed out after 0.5 s"
+    assert response.json()["checks"]["database"] == "ok"
+
+
+def test_metrics_need_the_monitoring_token_or_an_admin(monitored: TestClient, api_app_settings: Settings) -> None:
+    admin, analyst = new_account(monitored, api_app_settings, Role.admin), new_account(monitored, api_app_settings)
+    assert monitored.get("/metrics").status_code == 401
+    assert monitored.get("/metrics", headers=analyst.headers).status_code == 403
+    assert monitored.get("/metrics", headers={"Authorization": "Bearer not-the-token"}).status_code == 401
+    assert monitored.get("/metrics", headers=MONITOR).status_code == 200
+    assert monitored.get("/metrics", headers=admin.headers).status_code == 200
+
+
+def test_without_a_monitoring_token_only_admins_read_metrics(client: TestClient, api_app_settings: Settings) -> None:
+    admin = new_account(client, api_app_settings, Role.admin)
+    assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
+    assert client.get("/metrics", headers=admin.headers).status_code == 200
+
+
+def test_metrics_count_requests_by_route_and_status(monitored: TestClient) -> None:
+    monitored.get("/healthz")
+    monitored.get("/analyses")  # 401
+    text = monitored.get("/metrics", headers=MONITOR).text
     assert 'cropai_api_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert 'cropai_api_requests_total{method="GET",route="/analyses",status="401"}' in text
     assert "cropai_api_request_duration_seconds_bucket" in text

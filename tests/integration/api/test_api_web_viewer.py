@@ -15,10 +15,10 @@ from cropai.analysis_records import create_analysis, set_status
 from cropai.config import Settings
 from cropai.db import AnalysisStatus
 from cropai.services import services
-from cropai.webtiles import TILE_PX, tile_key
+from cropai.webtiles import TILE_PX, tile_key, tiles_prefix
 from tests.api_fixtures import SQUARE, make_client, new_account
 from tests.conftest import s3_settings
-from tests.crop_maps import AWAY, CORNER, MAIZE, WHEAT, write_two_class_map
+from tests.crop_maps import AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
 
 
 @pytest.fixture
@@ -67,6 +67,16 @@ def test_tiles_need_a_completed_analysis_one_may_see(client: TestClient, api_app
     assert refused.status_code == 409 and "is running" in refused.json()["detail"]
     beyond = client.get(tile_url(done, 3, 8, 0), headers=analyst.headers)
     assert beyond.status_code == 404 and "x and y run 0..7" in beyond.json()["detail"]
+
+
+def test_tiles_beyond_the_maps_zooms_are_refused_and_never_cached(client: TestClient, api_app_settings: Settings,
+                                                                    tmp_path: Path) -> None:  # fmt: skip
+    analyst = new_account(client, api_app_settings)
+    done = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.completed)
+    deepest = tile_of(1.606, 48.204, 22)
+    refused = client.get(tile_url(done, deepest.z, deepest.x, deepest.y), headers=analyst.headers)
+    assert refused.status_code == 404 and "tiled at zooms 11 to 17" in refused.json()["detail"]
+    assert services(api_app_settings).store.list(tiles_prefix(str(done))) == []
 
 
 def test_the_viewer_pages_are_served_under_app_with_a_content_security_policy(client: TestClient) -> None:
