@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from api.admin import mount_admin
 from api.body_limit import BodyLimit
@@ -21,6 +22,7 @@ from api.routes import analyses, auth, fields, health, ingest, models, scenes, u
 from api.routes.analyses import finished_analyses
 from api.webapp import mount_web_app
 from cropai.config import Settings, load_settings
+from cropai.db import retry_budget
 from cropai.services import services as services_for
 
 DESCRIPTION = """Crop-type maps from satellite scenes.
@@ -30,6 +32,23 @@ Submit an analysis with `POST /analyses`, poll the `Location` it returns until t
 status is `completed`, then fetch `/map`, `/quicklook.png` and `/fields`.
 The web map viewer is at [/app](/app/).
 """
+
+
+# A request waits this long for an unreachable catalogue, then answers 503 (a flow run's
+# bookkeeping waits up to a minute; a client with a request open should not).
+REQUEST_DATABASE_WAIT_S = 5.0
+
+
+class DatabaseWait:
+    """Pure ASGI middleware: the request's routes (and the threads sync routes run in, which
+    inherit the context) retry database writes for at most ``REQUEST_DATABASE_WAIT_S``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        with retry_budget(REQUEST_DATABASE_WAIT_S):
+            await self.app(scope, receive, send)
 
 
 @asynccontextmanager
@@ -65,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     mount_web_app(app, settings)
     # Innermost middleware, outside every route: 413s still carry CORS headers and are logged.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(DatabaseWait)
     if settings.cors_origin_list:
         app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=True,
                            allow_methods=["*"], allow_headers=["*"], expose_headers=["Location", "X-Request-ID"])  # fmt: skip
