@@ -7,8 +7,9 @@ Scene row. The object key holds the content hash, so two different files with
 the same scene id never overwrite each other: the second becomes version 2.
 
 A scene that cannot be used is copied to ``quarantine/{run}/`` with a JSON note
-of the reason and reported as rejected; I/O errors propagate so that the caller
-can retry them.
+of the reason and reported as rejected; a file outside the bounds its source was
+listed under is rejected without being read, so nothing of it is kept. I/O errors
+propagate so that the caller can retry them.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.db import IngestRun, RunStatus, Scene, as_utc, session_scope, utcnow
-from cropai.errors import InvalidScene
+from cropai.db import IngestRun, RunStatus, Scene, as_utc, retry_transient, session_scope, utcnow
+from cropai.errors import InvalidInput, InvalidScene
 from cropai.raster import (
     DATETIME_TAGS,
     SceneLayout,
@@ -38,7 +39,8 @@ from cropai.raster import (
     plan_layout,
     write_cog,
 )
-from cropai.sources import STORE_PREFIX, SceneAsset, SceneCandidate
+from cropai.source_bounds import STORE_PREFIX, SourceBounds, open_url
+from cropai.sources import OPEN, SceneAsset, SceneCandidate
 from cropai.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -72,20 +74,12 @@ def ingest_candidate(
     """Bring one scene into the store and the catalogue (see the module docstring)."""
     with tempfile.TemporaryDirectory(prefix="cropai-ingest-") as temp:
         work = Path(temp)
-        paths = [fetch(asset, store, work / str(i)) for i, asset in enumerate(candidate.assets)]
-        content_hash = hash_files(paths)
-        with sessions() as session:
-            duplicate = session.scalar(select(Scene).where(Scene.content_hash == content_hash))
-        if duplicate is not None:
-            outcome = IngestOutcome(
-                candidate.source_uri, "skipped", duplicate.scene_id, duplicate.version,
-                duplicate.object_key, f"same content as {duplicate.scene_id} v{duplicate.version}",
-            )  # fmt: skip
+        try:
+            paths = [fetch(asset, store, work / str(i), candidate.bounds) for i, asset in enumerate(candidate.assets)]
+        except InvalidInput as exc:  # outside the bounds: nothing was read, so nothing is quarantined
+            outcome = IngestOutcome(candidate.source_uri, "rejected", reason=str(exc))
         else:
-            try:
-                outcome = _land(candidate, paths, content_hash, work, store, sessions, run_id, band_mapping)
-            except InvalidScene as exc:
-                outcome = quarantine(candidate, paths, str(exc), store, run_id)
+            outcome = _ingest_files(candidate, paths, work, store, sessions, run_id, band_mapping)
     if candidate.from_inbox:
         store.delete(candidate.assets[0].href.removeprefix(STORE_PREFIX))
     _count(sessions, run_id, outcome.status)
@@ -93,23 +87,49 @@ def ingest_candidate(
     return outcome
 
 
-def fetch(asset: SceneAsset, store: ObjectStore, folder: Path) -> Path:
-    """A local file with the asset's bytes: the file itself, or a download into ``folder``."""
+def _ingest_files(
+    candidate: SceneCandidate,
+    paths: list[Path],
+    work: Path,
+    store: ObjectStore,
+    sessions: sessionmaker[Session],
+    run_id: int | None,
+    band_mapping: Sequence[str | None] | None,
+) -> IngestOutcome:
+    """Skip, land or quarantine a scene whose files are fetched into ``paths``."""
+    content_hash = hash_files(paths)
+    with sessions() as session:
+        duplicate = session.scalar(select(Scene).where(Scene.content_hash == content_hash))
+    if duplicate is not None:
+        return IngestOutcome(
+            candidate.source_uri, "skipped", duplicate.scene_id, duplicate.version,
+            duplicate.object_key, f"same content as {duplicate.scene_id} v{duplicate.version}",
+        )  # fmt: skip
+    try:
+        return _land(candidate, paths, content_hash, work, store, sessions, run_id, band_mapping)
+    except InvalidScene as exc:
+        return quarantine(candidate, paths, str(exc), store, run_id)
+
+
+def fetch(asset: SceneAsset, store: ObjectStore, folder: Path, bounds: SourceBounds = OPEN) -> Path:
+    """A local file with the asset's bytes: the file itself (its real path when ``bounds`` has
+    roots), or a download into ``folder``. An asset outside ``bounds`` raises
+    :class:`InvalidInput` before any of it is read."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / (Path(asset.href.split("?")[0]).name or "asset")
     if asset.href.startswith(STORE_PREFIX):
-        store.download(asset.href.removeprefix(STORE_PREFIX), target)
+        key = asset.href.removeprefix(STORE_PREFIX)
+        bounds.store_key(key)
+        store.download(key, target)
         return target
     if asset.href.startswith(("http://", "https://")):
-        import httpx
-
-        with httpx.stream("GET", asset.href, follow_redirects=True, timeout=60) as response:
+        with open_url(asset.href, bounds) as response:
             response.raise_for_status()
             with target.open("wb") as out:
                 for chunk in response.iter_bytes(HASH_CHUNK):
                     out.write(chunk)
         return target
-    path = Path(asset.href.removeprefix("file://"))
+    path = bounds.local_path(asset.href.removeprefix("file://"))
     if not path.is_file():
         raise FileNotFoundError(f"{path} disappeared before it could be ingested")
     return path
@@ -228,8 +248,10 @@ def quarantine(
 
 
 # --- the run ----------------------------------------------------------------------------
+# The ingest_runs bookkeeping waits out a short database outage (``retry_transient``).
 
 
+@retry_transient
 def start_run(sessions: sessionmaker[Session], source: str, flow_run_id: object = None) -> int:
     with session_scope(sessions) as session:
         run = IngestRun(source=source, flow_run_id=flow_run_id)
@@ -238,13 +260,17 @@ def start_run(sessions: sessionmaker[Session], source: str, flow_run_id: object 
         return run.id
 
 
+@retry_transient
 def set_found(sessions: sessionmaker[Session], run_id: int, found: int) -> None:
     with session_scope(sessions) as session:
         session.execute(update(IngestRun).where(IngestRun.id == run_id).values(found=found))
 
 
+@retry_transient
 def _count(sessions: sessionmaker[Session], run_id: int | None, status: Status) -> None:
-    """Live counters, so operators (and the CLI's progress bar) see a run move."""
+    """Live counters, so operators (and the CLI's progress bar) see a run move.
+
+    A retry after a lost commit may count a scene twice; ``finish_run`` recounts from the outcomes."""
     if run_id is None:
         return
     column = {"ingested": IngestRun.ingested, "skipped": IngestRun.skipped, "rejected": IngestRun.rejected}[status]
@@ -252,6 +278,7 @@ def _count(sessions: sessionmaker[Session], run_id: int | None, status: Status) 
         session.execute(update(IngestRun).where(IngestRun.id == run_id).values({column: column + 1}))
 
 
+@retry_transient
 def finish_run(
     sessions: sessionmaker[Session], run_id: int, outcomes: Sequence[IngestOutcome], error: str | None = None
 ) -> IngestRun:

@@ -2,24 +2,38 @@
 static STAC catalog (on disk or over HTTP) or a STAC API search. Each source is
 listed into :class:`SceneCandidate` records; after that every scene follows the
 same path (see :mod:`cropai.ingest`).
+
+What a source may lead to is bounded by a :class:`SourceBounds` (see
+:mod:`cropai.source_bounds`): every file, store key, URL, redirect and STAC link is
+checked before it is read, and the candidates carry the bounds on to their ingestion.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+import pystac
 from pydantic import BaseModel, Field
+from pystac.link import Link
+from pystac.stac_io import DefaultStacIO
+from pystac_client import Client
+from pystac_client.exceptions import APIError
+from pystac_client.stac_api_io import StacApiIO
 
 from cropai import sentinel2
-from cropai.errors import SourceUnreadable
+from cropai.errors import InvalidInput, SourceUnreadable
 from cropai.raster import canonical_band
+from cropai.source_bounds import STORE_PREFIX, SourceBounds, check_source, open_url
 from cropai.storage import ObjectStore
 
-STORE_PREFIX = "store:"  # "store:inbox/" = the inbox/ prefix of the configured object store
+# What code that lists a source without saying its bounds may read: any local path, and
+# hosts on any address the address rule ever lets through.
+OPEN = SourceBounds(roots=None, allow_private=True)
 # Files next to rasters that are not scenes themselves.
 SIDECAR_SUFFIXES = (".aux.xml", ".ovr", ".msk", ".vrt.aux.xml")
 CANONICAL_BANDS = (*sentinel2.BANDS, sentinel2.SCL_BAND)
@@ -69,23 +83,31 @@ class SceneCandidate:
     cloud_fraction: float | None = None
     from_inbox: bool = False  # inbox objects are removed once landed or quarantined
     stac_item: dict[str, Any] | None = None
+    bounds: SourceBounds = OPEN  # what fetching its assets may read
 
 
-def discover(source: str, store: ObjectStore, search: StacSearch | None = None) -> list[SceneCandidate]:
-    """List the scenes of ``source``; raise :class:`SourceUnreadable` if it cannot be listed."""
+def discover(
+    source: str, store: ObjectStore, search: StacSearch | None = None, bounds: SourceBounds = OPEN
+) -> list[SceneCandidate]:
+    """List the scenes of ``source`` within ``bounds``; raise :class:`InvalidInput` if the
+    source or a link it leads to lies outside them, :class:`SourceUnreadable` if it cannot
+    be listed."""
+    check_source(source, bounds)
+    is_url = urlsplit(source).scheme in ("http", "https")
     if source.startswith(STORE_PREFIX):
-        return _inbox(store, source.removeprefix(STORE_PREFIX))
-    scheme = urlsplit(source).scheme
-    if search is not None:
-        return _stac_api(source, search)
-    if source.endswith(".json"):
-        return _stac_catalog(source)
-    if scheme in ("http", "https"):
+        candidates = _inbox(store, source.removeprefix(STORE_PREFIX))
+    elif search is not None:
+        candidates = _stac_api(source, search, bounds)
+    elif (urlsplit(source).path if is_url else source).endswith(".json"):
+        candidates = _stac_catalog(source, bounds)
+    elif is_url:
         raise SourceUnreadable(
-            f"{source}: an http(s) source is a STAC catalog (a URL ending in .json) or a STAC API "
+            f"{source}: an http(s) source is a STAC catalog (a URL whose path ends in .json) or a STAC API "
             "(give a search: collections, bbox, dates, max cloud cover)"
         )
-    return _folder(Path(source.removeprefix("file://")).expanduser())
+    else:
+        candidates = _folder(bounds.local_path(source.removeprefix("file://")))
+    return [replace(candidate, bounds=bounds) for candidate in candidates]
 
 
 def _folder(root: Path) -> list[SceneCandidate]:
@@ -120,30 +142,24 @@ def _inbox(store: ObjectStore, prefix: str) -> list[SceneCandidate]:
     ]
 
 
-def _stac_catalog(href: str) -> list[SceneCandidate]:
-    import pystac
-
+def _stac_catalog(href: str, bounds: SourceBounds) -> list[SceneCandidate]:
     try:
-        root = pystac.read_file(href)
+        root = pystac.read_file(href, stac_io=BoundedStacIO(bounds))
+        items = list(root.get_items(recursive=True)) if isinstance(root, pystac.Catalog) else [root]
     except Exception as exc:  # noqa: BLE001 - unreadable, not JSON, not STAC: all mean the same here
+        _raise_refusal(exc)
         raise SourceUnreadable(f"cannot read the STAC catalog {href}: {exc}") from None
-    if isinstance(root, pystac.Item):
-        items = [root]
-    elif isinstance(root, pystac.Catalog):
-        items = list(root.get_items(recursive=True))
-    else:
+    if not all(isinstance(item, pystac.Item) for item in items):
         raise SourceUnreadable(f"{href} is a STAC {type(root).__name__}, expected a catalog, collection or item")
     return [_from_item(item) for item in items]
 
 
-def _stac_api(url: str, search: StacSearch) -> list[SceneCandidate]:
-    from pystac_client import Client
-
+def _stac_api(url: str, search: StacSearch, bounds: SourceBounds) -> list[SceneCandidate]:
     query = None
     if search.max_cloud_cover is not None:
         query = {"eo:cloud_cover": {"lte": search.max_cloud_cover}}
     try:
-        client = Client.open(url)
+        client = Client.open(url, stac_io=BoundedApiIO(bounds))
         results = client.search(
             collections=search.collections,
             bbox=search.bbox,
@@ -153,8 +169,61 @@ def _stac_api(url: str, search: StacSearch) -> list[SceneCandidate]:
         )
         items = list(results.items())
     except Exception as exc:  # noqa: BLE001 - network, HTTP and API errors all mean "unreadable"
+        _raise_refusal(exc)
         raise SourceUnreadable(f"STAC API search at {url} failed: {exc}") from None
     return [_from_item(item) for item in items]
+
+
+def _raise_refusal(exc: BaseException) -> None:
+    """Re-raise the bounds' refusal behind ``exc``: pystac wraps what reading a link raised."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, InvalidInput):
+            raise seen from None
+        seen = seen.__cause__ or seen.__context__
+
+
+class BoundedStacIO(DefaultStacIO):
+    """pystac's reader of static catalogs, reading every document (so every link) within bounds."""
+
+    def __init__(self, bounds: SourceBounds) -> None:
+        super().__init__()
+        self.bounds = bounds
+
+    def read_text_from_href(self, href: str) -> str:
+        if urlsplit(href).scheme in ("http", "https"):
+            with open_url(href, self.bounds) as response:
+                response.raise_for_status()
+                response.read()
+                return response.text
+        return self.bounds.local_path(href.removeprefix("file://")).read_text(encoding="utf-8")
+
+
+class BoundedApiIO(StacApiIO):
+    """pystac-client's reader of STAC APIs, sending every request (pages, links) within bounds."""
+
+    def __init__(self, bounds: SourceBounds) -> None:
+        super().__init__()
+        self.bounds = bounds
+
+    def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+        href = source.to_dict()["href"] if isinstance(source, Link) else str(source)
+        if urlsplit(href).scheme not in ("http", "https"):  # StacApiIO would open it as a local file
+            raise InvalidInput(f"{href}: a STAC API and its links are read over http(s) only")
+        return super().read_text(source, *args, **kwargs)
+
+    def request(self, href: str, method: str | None = None, headers: dict[str, str] | None = None,
+                parameters: dict[str, Any] | None = None) -> str:  # fmt: skip
+        method = (method or "GET").upper()
+        payload = {"json": parameters} if method in ("POST", "PUT", "PATCH") else {"params": parameters}
+        try:
+            with open_url(href, self.bounds, method, headers=headers, **payload) as response:
+                response.read()
+        except httpx.HTTPError as exc:
+            raise APIError(f"{method} {href}: {exc}") from None
+        if not response.is_success:  # the answer's body is not repeated: it could be anything
+            raise APIError(f"{method} {href} answered HTTP {response.status_code}")
+        return response.text
 
 
 def _from_item(item: Any) -> SceneCandidate:

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, runtime
 from prefect.logging import get_run_logger
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from cropai.config import load_settings
+from cropai.config import Settings, load_settings
 from cropai.db import IngestRun
 from cropai.heartbeat import heartbeat, heartbeat_interval_s
 from cropai.services import services
+from cropai.source_bounds import SourceBounds
 from cropai.sources import StacSearch
 from flows.reasons import failure_reason
 from tasks.ingest import close_ingest_run, discover_scenes, ingest_scene, open_ingest_run
@@ -28,7 +29,9 @@ def ingest_scenes(
 
     Bad scenes are quarantined with their reason and the run still completes; it
     fails only when the source cannot be listed or scenes could not be stored after
-    retries.
+    retries. A run of a deployment reads only inside CROPAI_INGEST_ROOTS and the
+    store's inbox; every run reads only http(s) hosts with public addresses
+    (CROPAI_STAC_ALLOW_PRIVATE adds loopback and private networks).
 
     Args:
         source: a folder or one file; `store:PREFIX` for an inbox prefix of the object
@@ -41,17 +44,28 @@ def ingest_scenes(
     run_id = open_ingest_run(source)
     settings = load_settings()
     with heartbeat(services(settings).sessions, IngestRun, run_id, heartbeat_interval_s(settings)):
-        return _ingest(source, search, band_mapping, run_id)
+        return _ingest(source, search, band_mapping, run_id, _bounds_of_this_run(settings))
 
 
-def _ingest(source: str, search: StacSearch | None, band_mapping: list[str | None] | None, run_id: int) -> Any:
+def _bounds_of_this_run(settings: Settings) -> SourceBounds:
+    """A run of a deployment (started by the API, the schedule or the Prefect UI) reads only
+    within the configured roots; a direct call (``cropai ingest``, run by the operator on
+    their own machine) reads any local path the operator gives."""
+    if runtime.deployment.id is not None:
+        return SourceBounds.for_server(settings)
+    return SourceBounds.for_operator(settings)
+
+
+def _ingest(
+    source: str, search: StacSearch | None, band_mapping: list[str | None] | None, run_id: int, bounds: SourceBounds
+) -> Any:
     logger = get_run_logger()
-    discovered = discover_scenes(source, search, run_id, return_state=True)
+    discovered = discover_scenes(source, search, run_id, bounds, return_state=True)
     if discovered.is_failed():
         reason = failure_reason(discovered)
         close_ingest_run(run_id, [], reason)
         return Failed(message=f"cannot read source {source}: {reason}")
-    candidates = discovered.result()
+    candidates = discovered.result()  # each carries the run's bounds on to its ingestion
 
     # Scenes run in parallel threads (GDAL and hashing release the GIL), as many as the setting allows.
     with ThreadPoolTaskRunner(max_workers=load_settings().ingest_concurrency) as runner:

@@ -19,6 +19,7 @@ from cropai.db import is_unreachable
 from cropai.errors import ServiceUnavailable
 from cropai.ingest import IngestOutcome, finish_run, ingest_candidate, set_found, start_run
 from cropai.services import services
+from cropai.source_bounds import SourceBounds
 from cropai.sources import SceneCandidate, StacSearch, discover
 
 # Transient failures worth another try; anything else (a bug, a bad setting) fails at once.
@@ -46,10 +47,13 @@ def open_ingest_run(source: str) -> int:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_is_transient)
-def discover_scenes(source: str, search: StacSearch | None, run_id: int) -> list[SceneCandidate]:
-    """List the scenes of a source; a source that cannot be listed fails the flow."""
+def discover_scenes(
+    source: str, search: StacSearch | None, run_id: int, bounds: SourceBounds
+) -> list[SceneCandidate]:
+    """List the scenes of a source within the run's bounds; a source that cannot be listed, or
+    that leads outside the bounds, fails the flow."""
     svc = services(load_settings())
-    candidates = discover(source, svc.store, search)
+    candidates = discover(source, svc.store, search, bounds)
     set_found(svc.sessions, run_id, len(candidates))
     get_run_logger().info("found %d scene(s) in %s", len(candidates), source)
     return candidates

@@ -6,9 +6,12 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 
 from api.deps import AdminUser, Limit, Offset, OrchestratorDep, SessionDep, SettingsDep
+from api.errors import field_error
 from api.queries import paged
 from api.schemas import FlowRunStarted, IngestRequest, IngestRunOut, Page
 from cropai.db import IngestRun
+from cropai.errors import InvalidInput
+from cropai.source_bounds import SourceBounds, check_source
 
 router = APIRouter(prefix="/ingest", tags=["ingest"])
 
@@ -17,8 +20,16 @@ router = APIRouter(prefix="/ingest", tags=["ingest"])
 def start_ingest(
     body: IngestRequest, admin: AdminUser, orchestrator: OrchestratorDep, settings: SettingsDep
 ) -> FlowRunStarted:
-    """Runs the scheduled ingestion's deployment now, on ``source``; follow it in GET /ingest/runs or the Prefect UI."""
-    flow_run_id = orchestrator.start_ingest(body.source.strip(), body.band_mapping, ["api", f"user:{admin.id}"])
+    """Runs the scheduled ingestion's deployment now, on ``source``; follow it in GET /ingest/runs or the Prefect UI.
+
+    A source outside CROPAI_INGEST_ROOTS, the store's inbox or public http(s) hosts is refused
+    here, before a run starts; the run checks it again, with everything it leads to."""
+    source = body.source.strip()
+    try:
+        check_source(source, SourceBounds.for_server(settings))
+    except InvalidInput as exc:
+        raise field_error(("body", "source"), str(exc)) from None
+    flow_run_id = orchestrator.start_ingest(source, body.band_mapping, ["api", f"user:{admin.id}"])
     return FlowRunStarted(flow_run_id=flow_run_id, deployment=settings.ingest_deployment)
 
 

@@ -1,5 +1,6 @@
 """The ingest_scenes flow under Prefect's test harness, on SQLite and PostgreSQL:
-what operators see (states, artifacts, ingest_runs rows) and every kind of source."""
+what operators see (states, artifacts, ingest_runs rows), every kind of source, and
+what a run of the deployment may read compared with a direct call (`cropai ingest`)."""
 
 import json
 import uuid
@@ -10,6 +11,8 @@ import pytest
 import rasterio
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+from prefect.client.schemas.objects import State
+from prefect.flow_engine import run_flow
 from sqlalchemy import select
 
 from cropai.config import Settings
@@ -19,7 +22,7 @@ from cropai.sources import StacSearch
 from flows.ingest import ingest_scenes
 from tests.conftest import free_port
 from tests.scene_files import band_assets, corrupt_file, small_scene_set, stac_item
-from tests.stac_api import serve_stac_api
+from tests.stac_api import PUBLIC, catalog_answer, item_document, public_hosts, serve_stac_api
 
 
 def run_record(settings: Settings, flow_run_id: uuid.UUID) -> IngestRun:
@@ -30,6 +33,22 @@ def run_record(settings: Settings, flow_run_id: uuid.UUID) -> IngestRun:
 def catalogued(settings: Settings) -> list[Scene]:
     with services(settings).sessions() as session:
         return list(session.scalars(select(Scene).order_by(Scene.scene_id)))
+
+
+@pytest.fixture
+def loopback_stac(flow_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Flow settings that let STAC sources on loopback through, for the test STAC API."""
+    monkeypatch.setenv("CROPAI_STAC_ALLOW_PRIVATE", "true")
+    return flow_settings.model_copy(update={"stac_allow_private": True})
+
+
+def run_of_the_deployment(source: str) -> State:
+    """Run the flow as a worker runs a flow run of its deployment (one the API, the schedule
+    or the Prefect UI created)."""
+    deployment_id = ingest_scenes.to_deployment(name="bounds-tests").apply()
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(deployment_id, parameters={"source": source})
+    return run_flow(ingest_scenes, flow_run=flow_run, return_type="state")
 
 
 def test_run_with_a_bad_file_completes_with_a_summary_and_artifact(flow_settings: Settings, tmp_path: Path) -> None:
@@ -120,7 +139,7 @@ def _served_items(tmp_path: Path, port: int) -> tuple[list[dict], list]:
     return items, made.scenes
 
 
-def test_stac_api_search_ingests_only_matching_items(flow_settings: Settings, tmp_path: Path) -> None:
+def test_stac_api_search_ingests_only_matching_items(loopback_stac: Settings, tmp_path: Path) -> None:
     port = free_port()
     items, made = _served_items(tmp_path, port)
     clearest = min(made, key=lambda s: s.cloud_fraction)
@@ -136,11 +155,11 @@ def test_stac_api_search_ingests_only_matching_items(flow_settings: Settings, tm
         # Another day's window finds nothing.
         later = search.model_copy(update={"start": made[-1].acquired_at.date().replace(year=2026), "end": None})
         assert ingest_scenes(url, search=later)["found"] == 0
-    assert [r.scene_id for r in catalogued(flow_settings)] == [clearest.scene_id]
-    assert catalogued(flow_settings)[0].source_uri  # traceable to the item
+    assert [r.scene_id for r in catalogued(loopback_stac)] == [clearest.scene_id]
+    assert catalogued(loopback_stac)[0].source_uri  # traceable to the item
 
 
-def test_static_catalog_over_http(flow_settings: Settings, tmp_path: Path) -> None:
+def test_static_catalog_over_http(loopback_stac: Settings, tmp_path: Path) -> None:
     port = free_port()
     items, made = _served_items(tmp_path, port)
     catalog = {
@@ -155,6 +174,85 @@ def test_static_catalog_over_http(flow_settings: Settings, tmp_path: Path) -> No
     assert summary["ingested"] == 3
 
 
-def test_stac_api_that_does_not_answer_fails_the_run(flow_settings: Settings) -> None:
+def test_stac_api_that_does_not_answer_fails_the_run(loopback_stac: Settings) -> None:
     state = ingest_scenes(f"http://127.0.0.1:{free_port()}", search=StacSearch(), return_state=True)
     assert state.is_failed() and "STAC API search" in state.message
+
+
+def test_a_stac_source_on_loopback_is_refused_unless_private_hosts_are_allowed(
+    flow_settings: Settings, tmp_path: Path
+) -> None:
+    port = free_port()
+    items, _ = _served_items(tmp_path, port)
+    with serve_stac_api(port, items, tmp_path / "files") as url:
+        state = ingest_scenes(url, search=StacSearch(), return_state=True)
+    assert state.is_failed() and "a loopback address" in state.message
+    assert "CROPAI_STAC_ALLOW_PRIVATE=true" in state.message and catalogued(flow_settings) == []
+
+
+# --- a run of the deployment reads only inside the roots ------------------------------------
+
+
+@pytest.fixture
+def root(flow_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The one folder CROPAI_INGEST_ROOTS names, as the flow run reads it."""
+    (tmp_path / "root").mkdir()
+    monkeypatch.setenv("CROPAI_INGEST_ROOTS", str(tmp_path / "root"))
+    return tmp_path / "root"
+
+
+def test_a_deployment_run_refuses_a_server_file_and_keeps_nothing_of_it(flow_settings: Settings, root: Path) -> None:
+    state = run_of_the_deployment("/proc/self/environ")
+    assert state.is_failed() and "CROPAI_INGEST_ROOTS" in state.message and str(root) in state.message
+    run = run_record(flow_settings, state.state_details.flow_run_id)
+    assert run.status == RunStatus.failed and "CROPAI_SECRET_KEY" not in run.error
+    assert services(flow_settings).store.list("") == []
+
+
+def test_a_deployment_run_rejects_a_link_out_of_its_root_without_reading_it(
+    flow_settings: Settings, root: Path, tmp_path: Path
+) -> None:
+    small_scene_set(root / "set", scenes=1)
+    (root / "set" / "scenes" / "environ.tif").symlink_to("/proc/self/environ")
+    state = run_of_the_deployment(str(root / "set" / "scenes"))
+    assert state.is_completed()
+    run = run_record(flow_settings, state.state_details.flow_run_id)
+    assert (run.ingested, run.rejected) == (1, 1)
+    [rejection] = run.rejections
+    assert rejection["file"].endswith("environ.tif") and "outside the folders ingestion may read" in rejection["reason"]
+    assert rejection["note"] is None and services(flow_settings).store.list("quarantine/") == []
+
+
+def test_a_deployment_run_ingests_a_folder_inside_its_root(flow_settings: Settings, root: Path) -> None:
+    small_scene_set(root / "set", scenes=2)
+    state = run_of_the_deployment(str(root / "set" / "scenes"))
+    assert state.is_completed() and len(catalogued(flow_settings)) == 2
+
+
+def test_a_direct_call_as_cropai_ingest_makes_reads_a_folder_outside_the_roots(
+    flow_settings: Settings, root: Path, tmp_path: Path
+) -> None:
+    small_scene_set(tmp_path / "elsewhere", scenes=1)
+    summary = ingest_scenes(str(tmp_path / "elsewhere" / "scenes"))
+    assert summary["ingested"] == 1
+
+
+def test_a_run_never_follows_a_catalog_link_to_a_private_address(
+    flow_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    link = {"rel": "item", "href": "http://10.0.0.1/S2_1.json", "type": "application/json"}
+    with public_hosts(monkeypatch, {f"{PUBLIC}/catalog.json": catalog_answer(link)}) as proxy:
+        state = ingest_scenes(f"{PUBLIC}/catalog.json", return_state=True)
+    assert state.is_failed() and "10.0.0.1, a private address" in state.message
+    assert proxy.asked == [f"{PUBLIC}/catalog.json"]
+
+
+def test_a_deployment_run_never_reads_a_catalog_link_out_of_its_root(
+    flow_settings: Settings, root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "S2_1.json"
+    outside.write_text(json.dumps(item_document("S2_1", {"blue": str(tmp_path / "B02.tif")})))
+    link = {"rel": "item", "href": str(outside), "type": "application/json"}
+    (root / "catalog.json").write_bytes(catalog_answer(link).body)
+    state = run_of_the_deployment(str(root / "catalog.json"))
+    assert state.is_failed() and "outside the folders ingestion may read" in state.message
