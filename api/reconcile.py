@@ -70,6 +70,17 @@ def _end_dead_run(orchestrator: Orchestrator, flow_run_id: uuid.UUID, run: FlowR
     return "failed", reason
 
 
+def _settle(orchestrator: Orchestrator, flow_run_id: uuid.UUID, settings: Settings,
+            silent_s: float) -> tuple[tuple[str, str] | None, FlowRunStatus | None]:  # fmt: skip
+    """How a silent row's flow run ended ((outcome, reason), or None while it lives) and its status;
+    a ServiceUnavailable when Prefect cannot tell."""
+    run = orchestrator.flow_run_status(flow_run_id)
+    ended = _run_ended(run, flow_run_id)
+    if ended is None and run is not None:
+        ended = _end_dead_run(orchestrator, flow_run_id, run, settings, silent_s)
+    return ended, run
+
+
 def reconcile_analysis(analysis: Analysis, orchestrator: Orchestrator, settings: Settings,
                        sessions: sessionmaker[Session]) -> bool:  # fmt: skip
     """Settle one queued or running analysis against its flow run; True when the row changed."""
@@ -79,10 +90,7 @@ def reconcile_analysis(analysis: Analysis, orchestrator: Orchestrator, settings:
     if silent_s < settings.reconcile_after_s:
         return False
     try:
-        run = orchestrator.flow_run_status(analysis.flow_run_id)
-        ended = _run_ended(run, analysis.flow_run_id)
-        if ended is None and run is not None:
-            ended = _end_dead_run(orchestrator, analysis.flow_run_id, run, settings, silent_s)
+        ended, run = _settle(orchestrator, analysis.flow_run_id, settings, silent_s)
     except ServiceUnavailable as exc:
         logger.warning("cannot reconcile analysis %s: %s", analysis.id, exc)
         return False
@@ -109,10 +117,7 @@ def reconcile_ingest_run(run_row: IngestRun, orchestrator: Orchestrator, setting
     reason = f"no heartbeat from its process for {silent_s:.0f} s (the runner or its machine died)"
     if run_row.flow_run_id is not None:
         try:
-            run = orchestrator.flow_run_status(run_row.flow_run_id)
-            ended = _run_ended(run, run_row.flow_run_id)
-            if ended is None and run is not None:
-                ended = _end_dead_run(orchestrator, run_row.flow_run_id, run, settings, silent_s)
+            ended, _ = _settle(orchestrator, run_row.flow_run_id, settings, silent_s)
         except ServiceUnavailable as exc:
             logger.warning("cannot reconcile ingest run %s: %s", run_row.id, exc)
             return False

@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, make_url, text
 from cropai.config import Settings
 from cropai.loopback import free_port, wait_for_http
 from cropai.storage import LocalStore, ObjectStore, S3Store, open_store
+from tests.tcp_proxy import TcpProxy
 
 TESTS = Path(__file__).parent
 POSTGRES_URL = os.environ.get(
@@ -104,6 +105,14 @@ def database_settings(request: pytest.FixtureRequest, settings: Settings) -> Set
         return settings
     url = request.getfixturevalue("postgres_url")
     return settings.model_copy(update={"database_url": url})
+
+
+@pytest.fixture
+def postgres_proxy(postgres_server: str) -> Iterator[TcpProxy]:
+    """A TCP proxy in front of PostgreSQL that a test can cut and restore (a database outage)."""
+    server = make_url(postgres_server)
+    with TcpProxy(server.host or "127.0.0.1", server.port or 5432) as running:
+        yield running
 
 
 # --- S3 ---------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import date
 
 import pytest
-from sqlalchemy import make_url
 from sqlalchemy.exc import IntegrityError
 
 from cropai.accounts import create_user
@@ -29,17 +28,10 @@ SHORT_OUTAGE_S = 3.0
 
 
 @pytest.fixture
-def proxy(postgres_server: str) -> Iterator[TcpProxy]:
-    server = make_url(postgres_server)
-    with TcpProxy(server.host or "127.0.0.1", server.port or 5432) as running:
-        yield running
-
-
-@pytest.fixture
-def catalogue(settings: Settings, postgres_server: str, proxy: TcpProxy) -> Iterator[Services]:
+def catalogue(settings: Settings, postgres_server: str, postgres_proxy: TcpProxy) -> Iterator[Services]:
     """A migrated PostgreSQL catalogue, reached only through the proxy."""
     with postgres_schema(postgres_server) as url:
-        svc = services(settings.model_copy(update={"database_url": proxy.route(url)}))
+        svc = services(settings.model_copy(update={"database_url": postgres_proxy.route(url)}))
         upgrade_database(svc.engine)
         yield svc
 
@@ -48,25 +40,25 @@ def queued_analysis(svc: Services) -> uuid.UUID:
     return create_analysis(svc.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest")
 
 
-def test_progress_write_lands_once_a_short_outage_ends(catalogue: Services, proxy: TcpProxy) -> None:
+def test_progress_write_lands_once_a_short_outage_ends(catalogue: Services, postgres_proxy: TcpProxy) -> None:
     analysis_id = queued_analysis(catalogue)  # leaves a pooled connection that the cut kills
-    with proxy.outage(SHORT_OUTAGE_S):
+    with postgres_proxy.outage(SHORT_OUTAGE_S):
         set_status(catalogue.sessions, analysis_id, AnalysisStatus.running, batches_done=7)
     with catalogue.sessions() as session:
         assert session.get_one(Analysis, analysis_id).batches_done == 7
 
 
-def test_write_gives_up_after_its_retry_budget_naming_the_database(catalogue: Services, proxy: TcpProxy) -> None:
+def test_write_gives_up_after_its_retry_budget_naming_the_database(catalogue: Services, postgres_proxy: TcpProxy) -> None:
     analysis_id = queued_analysis(catalogue)
-    with proxy.outage(60.0), retry_budget(1.0), pytest.raises(ServiceUnavailable) as raised:
+    with postgres_proxy.outage(60.0), retry_budget(1.0), pytest.raises(ServiceUnavailable) as raised:
         set_status(catalogue.sessions, analysis_id, AnalysisStatus.running, batches_done=7)
     message = str(raised.value)
-    assert f"127.0.0.1:{proxy.port}" in message and "CROPAI_DATABASE_URL" in message, message
+    assert f"127.0.0.1:{postgres_proxy.port}" in message and "CROPAI_DATABASE_URL" in message, message
 
 
-def test_ingest_run_is_closed_once_a_short_outage_ends(catalogue: Services, proxy: TcpProxy) -> None:
+def test_ingest_run_is_closed_once_a_short_outage_ends(catalogue: Services, postgres_proxy: TcpProxy) -> None:
     run_id = start_run(catalogue.sessions, "store:inbox/")
-    with proxy.outage(SHORT_OUTAGE_S):
+    with postgres_proxy.outage(SHORT_OUTAGE_S):
         finish_run(catalogue.sessions, run_id, [])
     with catalogue.sessions() as session:
         assert session.get_one(IngestRun, run_id).status == RunStatus.completed

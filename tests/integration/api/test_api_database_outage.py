@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import make_url
 
 from cropai.config import Settings
 from cropai.loopback import free_port
@@ -17,17 +16,10 @@ from tests.tcp_proxy import TcpProxy
 
 
 @pytest.fixture
-def proxy(postgres_server: str) -> Iterator[TcpProxy]:
-    server = make_url(postgres_server)
-    with TcpProxy(server.host or "127.0.0.1", server.port or 5432) as running:
-        yield running
-
-
-@pytest.fixture
-def proxied_settings(settings: Settings, postgres_server: str, proxy: TcpProxy) -> Iterator[Settings]:
+def proxied_settings(settings: Settings, postgres_server: str, postgres_proxy: TcpProxy) -> Iterator[Settings]:
     """The API's settings with its catalogue reached only through the proxy (no Prefect needed)."""
     with postgres_schema(postgres_server) as url:
-        yield api_settings(settings, proxy.route(url))
+        yield api_settings(settings, postgres_proxy.route(url))
 
 
 @pytest.fixture
@@ -41,8 +33,8 @@ def analyst(client: TestClient, proxied_settings: Settings) -> Account:
     return new_account(client, proxied_settings)
 
 
-def test_unreachable_catalogue_is_a_503_asking_to_retry(client: TestClient, analyst: Account, proxy: TcpProxy) -> None:
-    proxy.cut()
+def test_unreachable_catalogue_is_a_503_asking_to_retry(client: TestClient, analyst: Account, postgres_proxy: TcpProxy) -> None:
+    postgres_proxy.cut()
     response = client.get("/analyses", headers=analyst.headers)
     assert response.status_code == 503, response.text
     assert response.headers["Retry-After"] == "5"
@@ -50,10 +42,10 @@ def test_unreachable_catalogue_is_a_503_asking_to_retry(client: TestClient, anal
     assert "Traceback" not in response.text
 
 
-def test_api_answers_again_once_the_catalogue_is_back(client: TestClient, analyst: Account, proxy: TcpProxy) -> None:
-    proxy.cut()
+def test_api_answers_again_once_the_catalogue_is_back(client: TestClient, analyst: Account, postgres_proxy: TcpProxy) -> None:
+    postgres_proxy.cut()
     assert client.get("/analyses", headers=analyst.headers).status_code == 503
-    proxy.restore()
+    postgres_proxy.restore()
     assert client.get("/analyses", headers=analyst.headers).status_code == 200
 
 
