@@ -104,3 +104,8 @@ def test_a_frozen_prefect_gets_quick_503s_and_no_abandoned_submission_runs_later
     again = post(keys[0])  # the client retries with its key once Prefect is back
     assert again.status_code == 202, again.text
     assert final(http, analyst, again.json()["id"], system)["status"] == "completed"
+
+
+def test_the_analyze_deployment_is_served_with_its_concurrency_limit(system: System) -> None:
+    served = httpx.get(f"{system.ports.prefect_api}/deployments/name/analyze/analyze", timeout=30).json()
+    assert served["global_concurrency_limit"]["limit"] == int(system.env["CROPAI_ANALYSIS_CONCURRENCY"])
