@@ -32,8 +32,16 @@ def program_pid(system: System, name: str) -> int:
 
 
 def prefect_state(system: System, flow_run_id: str) -> str:
-    run = httpx.get(f"{system.ports.prefect_api}/flow_runs/{flow_run_id}", timeout=30).json()
-    return run["state"]["type"]
+    return prefect_get(system, f"/flow_runs/{flow_run_id}")["state"]["type"]
+
+
+def prefect_get(system: System, path: str) -> dict:
+    """A read of Prefect's API, asked again while its busy SQLite database makes it answer 503."""
+    deadline = time.monotonic() + 60
+    while (response := httpx.get(f"{system.ports.prefect_api}{path}", timeout=30)).status_code == 503:
+        assert time.monotonic() < deadline, response.text
+        time.sleep(0.5)
+    return response.raise_for_status().json()
 
 
 def poll(condition: object, what: str, system: System) -> None:
@@ -107,5 +115,5 @@ def test_a_frozen_prefect_gets_quick_503s_and_no_abandoned_submission_runs_later
 
 
 def test_the_analyze_deployment_is_served_with_its_concurrency_limit(system: System) -> None:
-    served = httpx.get(f"{system.ports.prefect_api}/deployments/name/analyze/analyze", timeout=30).json()
+    served = prefect_get(system, "/deployments/name/analyze/analyze")
     assert served["global_concurrency_limit"]["limit"] == int(system.env["CROPAI_ANALYSIS_CONCURRENCY"])

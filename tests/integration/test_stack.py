@@ -172,17 +172,24 @@ def register_deployments(prefect_api: str, names: list[str]) -> None:
     """Create the flows and deployments ``flow/deployment`` on a Prefect server, as `cropai serve` does."""
     for name in names:
         flow, deployment = name.split("/")
-        created = httpx.post(f"{prefect_api}/flows/", json={"name": flow}, timeout=30)
-        created.raise_for_status()
-        httpx.post(f"{prefect_api}/deployments/", json={"name": deployment, "flow_id": created.json()["id"]},
-                   timeout=30).raise_for_status()  # fmt: skip
+        created = _post(f"{prefect_api}/flows/", {"name": flow})
+        _post(f"{prefect_api}/deployments/", {"name": deployment, "flow_id": created.json()["id"]})
 
 
-def runner_stand_in(ports: Ports, runner_files: Path) -> Program:
+def _post(url: str, body: dict) -> httpx.Response:
+    """POST, asking again while a Prefect server that has just started answers 503 (its SQLite
+    database busy with its own services), as Prefect's client does."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (response := httpx.post(url, json=body, timeout=30)).status_code == 503 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return response.raise_for_status()
+
+
+def runner_stand_in(ports: Ports, runner_files: Path, ready_within_s: float) -> Program:
     """The deployment server's readiness with, in place of `cropai serve`, a runner whose health answers at once."""
     served = deployment_server(ports, {})
     port = served.env["PREFECT_RUNNER_SERVER_PORT"]
-    return replace(served, ready_within_s=5,
+    return replace(served, ready_within_s=ready_within_s,
                    argv=[PYTHON, "-m", "http.server", port, "--bind", LOOPBACK, "--directory", str(runner_files)])  # fmt: skip
 
 
@@ -194,9 +201,9 @@ def test_the_deployment_server_is_ready_only_once_prefect_lists_every_deployment
         stack.wait_ready(stack.launch(prefect_server(ports, tmp_path / "prefect")))
         register_deployments(ports.prefect_api, ["ingest_scenes/ingest-scheduled", "train/train"])
         with pytest.raises(StackError, match="deployments/name/analyze/analyze answered 404"):
-            stack.wait_ready(stack.launch(runner_stand_in(ports, tmp_path / "runner")))
+            stack.wait_ready(stack.launch(runner_stand_in(ports, tmp_path / "runner", ready_within_s=5)))
         register_deployments(ports.prefect_api, ["analyze/analyze"])
-        stack.wait_ready(stack.launch(runner_stand_in(ports, tmp_path / "runner")))
+        stack.wait_ready(stack.launch(runner_stand_in(ports, tmp_path / "runner", ready_within_s=DEADLINE_S)))
 
 
 def test_the_stack_waits_for_every_deployment_prefect_yaml_declares() -> None:
