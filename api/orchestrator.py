@@ -1,6 +1,7 @@
 """The one place the API talks to Prefect: start deployments, read, cancel and end flow runs.
 
-Every call goes to Prefect's REST API by plain HTTP under one deadline
+Every call goes to Prefect's REST API by plain HTTP (httpx, imported on first use: the
+read-only request path never needs it) under one deadline
 (``orchestrator_deadline_s`` for the whole call, however many requests it makes) and
 with no retry loop: a request thread never waits on Prefect longer than that. After a
 call fails to get an answer, a circuit breaker answers "unavailable" at once for
@@ -15,12 +16,13 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from cropai.config import Settings
 from cropai.errors import InvalidInput, ServiceUnavailable
+
+if TYPE_CHECKING:
+    import httpx
 
 # Prefect state types after which a flow run will not change by itself.
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
@@ -93,11 +95,8 @@ class Orchestrator:
         return url.rstrip("/")
 
     def _headers(self) -> dict[str, str]:
-        """Basic auth when the Prefect server is protected (PREFECT_API_AUTH_STRING, as Prefect's own clients)."""
-        from prefect.settings import PREFECT_API_AUTH_STRING
-
-        secret = PREFECT_API_AUTH_STRING.value()
-        auth = secret.get_secret_value() if secret is not None and hasattr(secret, "get_secret_value") else secret
+        """Basic auth when the Prefect server is protected (its PREFECT_SERVER_API_AUTH_STRING)."""
+        auth = self.settings.prefect_auth_string.get_secret_value()
         return {"Authorization": f"Basic {base64.b64encode(auth.encode()).decode()}"} if auth else {}
 
     def _call(self, requests: list[tuple[str, str, dict[str, Any] | None]]) -> list[httpx.Response]:
@@ -107,6 +106,8 @@ class Orchestrator:
     def _session(self, body: Any) -> Any:
         """Run ``body(send)`` where ``send(method, path, json)`` returns a response; the whole of it
         has ``orchestrator_deadline_s``. Transport failures and 5xx trip the breaker."""
+        import httpx
+
         self.breaker.check()
         url = self.api_url
         deadline = time.monotonic() + self.settings.orchestrator_deadline_s

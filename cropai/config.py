@@ -28,7 +28,7 @@ MIN_PRODUCTION_SECRET_DISTINCT_CHARS = 10
 PLACEHOLDER_SECRETS = frozenset({
     "REPLACE-ME-with-48-random-characters", "REPLACE-ME-postgres-password", "REPLACE-ME-minio-password",
     "CHANGE-me-to-a-long-random-string-of-48-characters", "CHANGE-me-postgres", "CHANGE-me-minio-at-least-8",
-    "minioadmin",
+    "minioadmin", "admin:REPLACE-ME-prefect-password",
 })  # fmt: skip
 GENERATE_SECRET_HINT = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
 
@@ -49,6 +49,8 @@ EXPECTED_FORMS = {
     "prefect_api_url": "empty to use PREFECT_API_URL, or the Prefect server's API URL, e.g. http://127.0.0.1:4200/api",
     "analyze_deployment": "flow-name/deployment-name of the analysis deployment, e.g. analyze/analyze",
     "ingest_deployment": "flow-name/deployment-name of the ingestion deployment, e.g. ingest_scenes/ingest-scheduled",
+    "prefect_auth_string": "user:password of the Prefect server's basic auth (its PREFECT_SERVER_API_AUTH_STRING); "
+    "empty when it has none",
     "api_host": "the address the API listens on, e.g. 127.0.0.1 or 0.0.0.0",
     "api_port": "a TCP port, e.g. 8000",
     "cors_origins": "comma-separated origins allowed to call the API from a browser, e.g. https://maps.example.org",
@@ -110,6 +112,7 @@ class Settings(BaseSettings):
     prefect_api_url: str = ""
     analyze_deployment: str = Field(default="analyze/analyze", pattern=r"^[^/]+/[^/]+$")
     ingest_deployment: str = Field(default="ingest_scenes/ingest-scheduled", pattern=r"^[^/]+/[^/]+$")
+    prefect_auth_string: SecretStr = SecretStr("")
 
     # API: serving, tokens, limits.
     api_host: str = "127.0.0.1"
@@ -173,7 +176,7 @@ class Settings(BaseSettings):
                 f"{ENV_PREFIX}SECRET_KEY is {reason}: set it to a random string of at least "
                 f"{MIN_PRODUCTION_SECRET_CHARS} characters when {ENV_PREFIX}ENVIRONMENT=production; {GENERATE_SECRET_HINT}"
             )
-        for name in ("s3_secret_key", "monitoring_token"):
+        for name in ("s3_secret_key", "monitoring_token", "prefect_auth_string"):
             if _is_placeholder(getattr(self, name).get_secret_value()):
                 problems.append(
                     f"{ENV_PREFIX}{name.upper()} is a placeholder from .env.example or a well-known default: "

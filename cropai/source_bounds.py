@@ -16,13 +16,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from cropai.config import ENV_PREFIX, Settings
 from cropai.errors import InvalidInput
+
+if TYPE_CHECKING:  # loaded on first use: the API checks sources without fetching any
+    import httpx
 
 STORE_PREFIX = "store:"  # "store:inbox/" = the inbox/ prefix of the configured object store
 INBOX_PREFIX = "inbox/"
@@ -157,6 +158,8 @@ def open_url(url: str, bounds: SourceBounds, method: str = "GET", **request: Any
     Redirects are followed here, at most :data:`MAX_REDIRECTS`, each target checked against
     ``bounds`` before it is requested; the client never follows one by itself.
     """
+    import httpx
+
     with httpx.Client(timeout=HTTP_TIMEOUT_S, follow_redirects=False) as client:
         pending = client.build_request(method, url, **request)
         for _ in range(MAX_REDIRECTS + 1):

@@ -17,7 +17,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
+from api.orchestrator import Orchestrator
+from cropai.config import Settings
+from cropai.errors import ServiceUnavailable
 from cropai.loopback import free_port
 from cropai.stack import (
     LOOPBACK,
@@ -234,6 +238,13 @@ def test_a_prefect_server_with_an_auth_string_refuses_clients_without_it(tmp_pat
         with temporary_settings({PREFECT_API_URL: ports.prefect_api, PREFECT_API_AUTH_STRING: auth}):
             with get_client(sync_client=True) as client:
                 assert client.read_work_pools() == []
+        # The API's orchestrator, given the same string as CROPAI_PREFECT_AUTH_STRING.
+        api_settings = Settings(_env_file=None, prefect_api_url=ports.prefect_api)
+        with pytest.raises(ServiceUnavailable, match="refused the API's credentials"):
+            Orchestrator(api_settings).check_deployments()
+        authorised = api_settings.model_copy(update={"prefect_auth_string": SecretStr(auth)})
+        with pytest.raises(ServiceUnavailable, match="not registered"):  # let in, and told what is missing
+            Orchestrator(authorised).check_deployments()
 
 
 @pytest.mark.parametrize(("environment", "warned"), [("dev", True), ("production", False)])
