@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import zarr
@@ -17,7 +18,9 @@ import zarr
 from cropai.analysis import AnalysisPlan, batch_input
 from cropai.storage import ObjectStore
 from cropai.zarr_store import ObjectZarrStore
-from models.predict import Predictor
+
+if TYPE_CHECKING:  # torch loads where batches run (Dask workers), not in the flow's process
+    from models.predict import Predictor
 
 CONFIDENCE_SCALE = 255  # confidence is stored as uint8: probability x 255
 

@@ -20,8 +20,7 @@ from cropai.db import Analysis, AnalysisStatus, is_unreachable
 from cropai.errors import ServiceUnavailable
 from cropai.services import services
 from models.infer import BatchResult, create_outputs, run_batch
-from models.predict import load_predictor
-from models.registry import resolve
+from models.versions import resolve
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
@@ -59,6 +58,8 @@ def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
       task_run_name="predict batch {batch_index}")  # fmt: skip
 def predict_batch(plan: AnalysisPlan, batch_index: int) -> BatchResult:
     """Read, composite and predict one batch of tiles; write their cores into the Zarr."""
+    from models.predict import load_predictor  # torch: loaded on the workers, not in the flow's process
+
     _one_torch_thread_per_dask_thread()
     svc = services(load_settings())
     predictor = load_predictor(svc.store, svc.sessions, plan.model)
