@@ -24,6 +24,9 @@ from cropai.errors import InvalidInput, ServiceUnavailable
 if TYPE_CHECKING:
     import httpx
 
+# Answers of a Prefect server that is up but busy, and the pause before asking again.
+BUSY_STATUSES = (429, 502, 503)
+BUSY_PAUSE_S = 0.3
 # Prefect state types after which a flow run will not change by itself.
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
@@ -105,7 +108,8 @@ class Orchestrator:
 
     def _session(self, body: Any) -> Any:
         """Run ``body(send)`` where ``send(method, path, json)`` returns a response; the whole of it
-        has ``orchestrator_deadline_s``. Transport failures and 5xx trip the breaker."""
+        has ``orchestrator_deadline_s``. Transport failures and 5xx (a busy answer still busy at
+        the deadline included) trip the breaker."""
         import httpx
 
         self.breaker.check()
@@ -120,9 +124,16 @@ class Orchestrator:
                 raise httpx.TimeoutException("deadline passed")
             sent = sent or method != "GET"
             response = client.request(method, f"{url}{path}", json=json, timeout=httpx.Timeout(left))
+            # A busy Prefect (its database locked for a moment) says so: ask again within the deadline.
+            # Every request here is safe to repeat (reads, idempotency keys, state proposals).
+            while response.status_code in BUSY_STATUSES and deadline - time.monotonic() > BUSY_PAUSE_S:
+                time.sleep(BUSY_PAUSE_S)
+                response = client.request(method, f"{url}{path}", json=json,
+                                          timeout=httpx.Timeout(max(0.1, deadline - time.monotonic())))  # fmt: skip
             if response.status_code in (401, 403):
                 raise ServiceUnavailable(f"the Prefect API at {url} refused the API's credentials (HTTP "
-                                         f"{response.status_code}): set PREFECT_API_AUTH_STRING as on its server")  # fmt: skip
+                                         f"{response.status_code}): set CROPAI_PREFECT_AUTH_STRING to its "
+                                         "PREFECT_SERVER_API_AUTH_STRING")  # fmt: skip
             if response.status_code >= 500:
                 raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
             return response

@@ -16,7 +16,7 @@ from prefect.client.orchestration import get_client
 from prefect.states import Crashed, Running
 from sqlalchemy import func, select, update
 
-from api.orchestrator import Orchestrator
+from api.orchestrator import Orchestrator, PrefectUnreachable
 from api.reconcile import sweep
 from cropai.analysis_runs import claim
 from cropai.config import Settings
@@ -159,3 +159,38 @@ def test_a_frozen_prefect_gets_a_503_at_its_deadline_then_at_once(
         assert client.get("/healthz").status_code == 200
     with services(frozen).sessions() as session:  # the first request never reached a deployment
         assert session.scalar(select(func.count()).select_from(Analysis)) == 0
+
+
+@pytest.fixture
+def busy_prefect() -> Iterator[tuple[str, list[int]]]:
+    """A stand-in Prefect that answers 503 (its database busy) until told otherwise; its URL and
+    the statuses it will give, first to last (then 200)."""
+    import http.server
+    import threading
+
+    answers: list[int] = []
+
+    class Busy(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the handler's protocol
+            self.send_response(answers.pop(0) if answers else 200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Busy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/api", answers
+    finally:
+        server.shutdown()
+
+
+def test_a_busy_prefect_is_asked_again_within_the_deadline(settings: Settings, busy_prefect: tuple[str, list[int]]) -> None:
+    url, answers = busy_prefect
+    orchestrator = Orchestrator(settings.model_copy(update={"prefect_api_url": url, "orchestrator_deadline_s": 5.0}))
+    answers.extend([503, 503, 429])
+    orchestrator.check()  # answered on the fourth try
+    answers.extend([503] * 1000)
+    with pytest.raises(PrefectUnreachable, match="HTTP 503"):
+        orchestrator.check()
