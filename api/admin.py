@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from api.errors import TooManyRequests
-from api.ratelimit import LoginLimits, RateLimit
+from api.ratelimit import LoginLimits
 from cropai.accounts import end_sessions, verify_password
 from cropai.config import Settings
 from cropai.db import Analysis, ApiKey, FieldParcel, IngestRun, ModelVersion, Role, Scene, User
@@ -143,11 +143,8 @@ class IngestRunAdmin(ModelView, model=IngestRun):
     icon = "fa-solid fa-inbox"
 
 
-def mount_admin(app: FastAPI, settings: Settings, services: Services, login_limit: RateLimit) -> Admin:
-    """Mount the panel at ``/admin``. ``login_limit`` counts attempts per account; with a limit per
-    client it becomes ``app.state.login_limits``, which ``POST /auth/token`` shares."""
-    login_limits = LoginLimits.from_settings(settings, per_account=login_limit)
-    app.state.login_limits = login_limits
+def mount_admin(app: FastAPI, settings: Settings, services: Services, login_limits: LoginLimits) -> Admin:
+    """Mount the panel at ``/admin``; its logins count against ``login_limits`` with ``POST /auth/token``'s."""
     admin = Admin(app, session_maker=services.sessions, title="Crop AI admin",
                   authentication_backend=AdminLogin(settings, services, login_limits))  # fmt: skip
     for view in (UserAdmin, ApiKeyAdmin, AnalysisAdmin, FieldAdmin, SceneAdmin, ModelVersionAdmin, IngestRunAdmin):

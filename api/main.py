@@ -16,7 +16,7 @@ from api.deps import active_users
 from api.errors import install_error_handlers
 from api.observability import Metrics, RequestObservation
 from api.orchestrator import Orchestrator
-from api.ratelimit import RateLimit
+from api.ratelimit import LoginLimits, RateLimit
 from api.reconcile import Sweeper
 from api.routes import analyses, auth, fields, health, ingest, models, scenes, users
 from api.routes.analyses import finished_analyses
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.services = services_for(settings)
     app.state.orchestrator = Orchestrator(settings)
-    app.state.login_limit = RateLimit("login attempts", settings.login_attempts_per_minute)
+    app.state.login_limits = LoginLimits.from_settings(settings)  # POST /auth/token and /admin/login
     app.state.submit_limit = RateLimit("analysis submissions", settings.submissions_per_minute)
     app.state.metrics = Metrics()
     app.state.users = active_users()
@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, auth, users, scenes, fields, models, analyses, ingest):
         app.include_router(module.router)
     install_error_handlers(app)
-    mount_admin(app, settings, app.state.services, app.state.login_limit)
+    mount_admin(app, settings, app.state.services, app.state.login_limits)
     mount_web_app(app, settings)
     # Innermost middleware, outside every route: 413s still carry CORS headers and are logged.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

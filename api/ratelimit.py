@@ -55,8 +55,8 @@ class LoginLimits:
         self.trusted = trusted
 
     @classmethod
-    def from_settings(cls, settings: Settings, per_account: RateLimit | None = None) -> LoginLimits:
-        per_account = per_account or RateLimit("login attempts", settings.login_attempts_per_minute)
+    def from_settings(cls, settings: Settings) -> LoginLimits:
+        per_account = RateLimit("login attempts", settings.login_attempts_per_minute)
         per_client = RateLimit("login attempts from your address", settings.login_attempts_per_client_per_minute)
         return cls(per_account, per_client, trusted_proxies(settings))
 
