@@ -111,18 +111,16 @@ def set_status(
     analysis_id: uuid.UUID | str,
     status: AnalysisStatus,
     reason: str | None = None,
-    *,
-    reopen: bool = False,
     **values: Any,
 ) -> bool:
     """Move an analysis to ``status`` (and set ``values``); False when it had finished already.
 
     A finished analysis (completed, failed, cancelled) stays as it is: a late state hook, a
     progress write or a flow run that outlived its cancellation cannot revive it. Only a rerun
-    (``reopen=True``) takes it back to queued."""
+    (``cropai.analysis_runs.reopen``) takes it back to queued."""
     with session_scope(sessions) as session:
         analysis = session.get_one(Analysis, uuid.UUID(str(analysis_id)))
-        if analysis.status in FINISHED and not reopen:
+        if analysis.status in FINISHED:
             return False
         analysis.status = status
         analysis.status_reason = reason
