@@ -30,8 +30,12 @@ class AdminLogin(AuthenticationBackend):
     refused once the version is raised (password change, deactivation, logout everywhere)."""
 
     def __init__(self, settings: Settings, services: Services, login_limits: LoginLimits) -> None:
-        super().__init__(secret_key=settings.secret_key.get_secret_value(), same_site="strict",
-                         https_only=settings.environment == "production", max_age=8 * 3600)  # fmt: skip
+        super().__init__(
+            secret_key=settings.secret_key.get_secret_value(),
+            same_site="strict",
+            https_only=settings.environment == "production",
+            max_age=8 * 3600,
+        )
         self.services = services
         self.login_limits = login_limits  # shared with POST /auth/token
 
@@ -42,8 +46,11 @@ class AdminLogin(AuthenticationBackend):
             self.login_limits.hit(request, email)
         except TooManyRequests as exc:
             # Answered here: an exception would leave sqladmin's sub-app as a 500.
-            return PlainTextResponse(f"too many {exc}; try again in {exc.retry_after_s} s", status_code=429,
-                                     headers={"Retry-After": str(exc.retry_after_s)})  # fmt: skip
+            return PlainTextResponse(
+                f"too many {exc}; try again in {exc.retry_after_s} s",
+                status_code=429,
+                headers={"Retry-After": str(exc.retry_after_s)},
+            )
         admin = await asyncio.to_thread(self._admin_with_password, email, password)
         if admin is None:
             return False
@@ -70,8 +77,9 @@ class AdminLogin(AuthenticationBackend):
     def _still_admin(self, user_id: int, token_version: int) -> bool:
         with self.services.sessions() as session:
             user = session.get(User, user_id)
-            return (user is not None and user.is_active and user.role == Role.admin
-                    and user.token_version == token_version)  # fmt: skip
+            return (
+                user is not None and user.is_active and user.role == Role.admin and user.token_version == token_version
+            )
 
 
 class UserAdmin(ModelView, model=User):
@@ -91,8 +99,16 @@ class UserAdmin(ModelView, model=User):
 
 class ApiKeyAdmin(ModelView, model=ApiKey):
     name_plural = "API keys"
-    column_list = [ApiKey.id, ApiKey.user_id, ApiKey.name, ApiKey.prefix, ApiKey.created_at, ApiKey.last_used_at,
-                   ApiKey.expires_at, ApiKey.revoked_at]  # fmt: skip
+    column_list = [
+        ApiKey.id,
+        ApiKey.user_id,
+        ApiKey.name,
+        ApiKey.prefix,
+        ApiKey.created_at,
+        ApiKey.last_used_at,
+        ApiKey.expires_at,
+        ApiKey.revoked_at,
+    ]
     column_details_exclude_list = [ApiKey.key_hash]
     form_columns = [ApiKey.revoked_at]
     can_create = False
@@ -101,8 +117,17 @@ class ApiKeyAdmin(ModelView, model=ApiKey):
 
 class AnalysisAdmin(ModelView, model=Analysis):
     name_plural = "Analyses"
-    column_list = [Analysis.id, Analysis.name, Analysis.owner_id, Analysis.status, Analysis.model_ref,
-                   Analysis.start_date, Analysis.end_date, Analysis.aoi_area_ha, Analysis.created_at]  # fmt: skip
+    column_list = [
+        Analysis.id,
+        Analysis.name,
+        Analysis.owner_id,
+        Analysis.status,
+        Analysis.model_ref,
+        Analysis.start_date,
+        Analysis.end_date,
+        Analysis.aoi_area_ha,
+        Analysis.created_at,
+    ]
     column_searchable_list = [Analysis.name]
     column_sortable_list = [Analysis.created_at, Analysis.status]
     column_details_exclude_list = [Analysis.aoi_geojson]
@@ -121,8 +146,15 @@ class FieldAdmin(ModelView, model=FieldParcel):
 
 
 class SceneAdmin(ModelView, model=Scene):
-    column_list = [Scene.id, Scene.scene_id, Scene.version, Scene.platform, Scene.acquired_at, Scene.cloud_fraction,
-                   Scene.crs]  # fmt: skip
+    column_list = [
+        Scene.id,
+        Scene.scene_id,
+        Scene.version,
+        Scene.platform,
+        Scene.acquired_at,
+        Scene.cloud_fraction,
+        Scene.crs,
+    ]
     column_searchable_list = [Scene.scene_id]
     column_sortable_list = [Scene.acquired_at, Scene.cloud_fraction]
     column_details_exclude_list = [Scene.footprint_geojson]
@@ -131,22 +163,39 @@ class SceneAdmin(ModelView, model=Scene):
 
 
 class ModelVersionAdmin(ModelView, model=ModelVersion):
-    column_list = [ModelVersion.id, ModelVersion.name, ModelVersion.version, ModelVersion.format, ModelVersion.created_at]
+    column_list = [
+        ModelVersion.id,
+        ModelVersion.name,
+        ModelVersion.version,
+        ModelVersion.format,
+        ModelVersion.created_at,
+    ]
     can_create = can_edit = can_delete = False  # versions are immutable; register them with `cropai models register`
     icon = "fa-solid fa-brain"
 
 
 class IngestRunAdmin(ModelView, model=IngestRun):
-    column_list = [IngestRun.id, IngestRun.source, IngestRun.status, IngestRun.started_at, IngestRun.ingested,
-                   IngestRun.skipped, IngestRun.rejected]  # fmt: skip
+    column_list = [
+        IngestRun.id,
+        IngestRun.source,
+        IngestRun.status,
+        IngestRun.started_at,
+        IngestRun.ingested,
+        IngestRun.skipped,
+        IngestRun.rejected,
+    ]
     can_create = can_edit = can_delete = False
     icon = "fa-solid fa-inbox"
 
 
 def mount_admin(app: FastAPI, settings: Settings, services: Services, login_limits: LoginLimits) -> Admin:
     """Mount the panel at ``/admin``; its logins count against ``login_limits`` with ``POST /auth/token``'s."""
-    admin = Admin(app, session_maker=services.sessions, title="Crop AI admin",
-                  authentication_backend=AdminLogin(settings, services, login_limits))  # fmt: skip
+    admin = Admin(
+        app,
+        session_maker=services.sessions,
+        title="Crop AI admin",
+        authentication_backend=AdminLogin(settings, services, login_limits),
+    )
     for view in (UserAdmin, ApiKeyAdmin, AnalysisAdmin, FieldAdmin, SceneAdmin, ModelVersionAdmin, IngestRunAdmin):
         admin.add_view(view)
     return admin

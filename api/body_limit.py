@@ -23,8 +23,10 @@ class BodyTooLarge(HTTPException):
 
 
 def too_large_message(max_bytes: int) -> str:
-    return (f"the request body is larger than the limit of {max_bytes} bytes ({max_bytes / 2**20:.1f} MiB, "
-            "CROPAI_MAX_REQUEST_BYTES); send less, e.g. split an upload in parts")  # fmt: skip
+    return (
+        f"the request body is larger than the limit of {max_bytes} bytes ({max_bytes / 2**20:.1f} MiB, "
+        "CROPAI_MAX_REQUEST_BYTES); send less, e.g. split an upload in parts"
+    )
 
 
 class BodyLimit:

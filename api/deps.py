@@ -160,7 +160,7 @@ def _user_of_api_key(sessions: sessionmaker[Session], key: str) -> User | None:
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def require_role(*roles: Role):  # noqa: ANN201 - a FastAPI dependency factory
+def require_role(*roles: Role):
     async def check(user: CurrentUser) -> User:
         if user.role not in roles:
             allowed = " or ".join(role.value for role in roles)

@@ -64,8 +64,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(title="Crop AI", version="0.1.0", description=DESCRIPTION, lifespan=lifespan,
-                  swagger_ui_parameters={"persistAuthorization": True})  # fmt: skip
+    app = FastAPI(
+        title="Crop AI",
+        version="0.1.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
     app.state.settings = settings
     app.state.services = services_for(settings)
     app.state.orchestrator = Orchestrator(settings)
@@ -86,7 +91,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
     app.add_middleware(DatabaseWait)
     if settings.cors_origin_list:
-        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origin_list, allow_credentials=True,
-                           allow_methods=["*"], allow_headers=["*"], expose_headers=["Location", "X-Request-ID"])  # fmt: skip
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origin_list,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["Location", "X-Request-ID"],
+        )
     app.add_middleware(RequestObservation, metrics=app.state.metrics)
     return app

@@ -25,12 +25,16 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("cropai_api_requests", "HTTP requests handled", ["method", "route", "status"],
-                                registry=self.registry)  # fmt: skip
+        self.requests = Counter(
+            "cropai_api_requests", "HTTP requests handled", ["method", "route", "status"], registry=self.registry
+        )
         self.latency = Histogram(
-            "cropai_api_request_duration_seconds", "Time to answer a request", ["method", "route"],
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10), registry=self.registry,
-        )  # fmt: skip
+            "cropai_api_request_duration_seconds",
+            "Time to answer a request",
+            ["method", "route"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry,
+        )
         self.analyses_submitted = Counter("cropai_api_analyses_submitted", "Analyses submitted", registry=self.registry)
 
     def exposition(self) -> Response:
@@ -42,8 +46,10 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage(),
-        }  # fmt: skip
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         line.update(getattr(record, "fields", {}))
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
@@ -92,10 +98,20 @@ class RequestObservation:
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(scope["method"], route).observe(elapsed)
             access_log.info(
-                "%s %s %d", scope["method"], scope["path"], status,
-                extra={"fields": {
-                    "request_id": request_id, "method": scope["method"], "path": scope["path"], "route": route,
-                    "status": status, "duration_ms": round(elapsed * 1000, 2),
-                    "client": (scope.get("client") or ("", 0))[0], "user_id": scope["state"].get("user_id"),
-                }},
-            )  # fmt: skip
+                "%s %s %d",
+                scope["method"],
+                scope["path"],
+                status,
+                extra={
+                    "fields": {
+                        "request_id": request_id,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "client": (scope.get("client") or ("", 0))[0],
+                        "user_id": scope["state"].get("user_id"),
+                    }
+                },
+            )

@@ -128,12 +128,15 @@ class Orchestrator:
             # Every request here is safe to repeat (reads, idempotency keys, state proposals).
             while response.status_code in BUSY_STATUSES and deadline - time.monotonic() > BUSY_PAUSE_S:
                 time.sleep(BUSY_PAUSE_S)
-                response = client.request(method, f"{url}{path}", json=json,
-                                          timeout=httpx.Timeout(max(0.1, deadline - time.monotonic())))  # fmt: skip
+                response = client.request(
+                    method, f"{url}{path}", json=json, timeout=httpx.Timeout(max(0.1, deadline - time.monotonic()))
+                )
             if response.status_code in (401, 403):
-                raise ServiceUnavailable(f"the Prefect API at {url} refused the API's credentials (HTTP "
-                                         f"{response.status_code}): set CROPAI_PREFECT_AUTH_STRING to its "
-                                         "PREFECT_SERVER_API_AUTH_STRING")  # fmt: skip
+                raise ServiceUnavailable(
+                    f"the Prefect API at {url} refused the API's credentials (HTTP "
+                    f"{response.status_code}): set CROPAI_PREFECT_AUTH_STRING to its "
+                    "PREFECT_SERVER_API_AUTH_STRING"
+                )
             if response.status_code >= 500:
                 raise httpx.HTTPStatusError(f"HTTP {response.status_code}", request=response.request, response=response)
             return response
@@ -167,9 +170,12 @@ class Orchestrator:
     def start_analysis(self, analysis_id: uuid.UUID, attempt: int, name: str, tags: list[str]) -> uuid.UUID:
         """Create a flow run of the analysis deployment; idempotent per analysis and attempt."""
         return self._run_deployment(
-            self.settings.analyze_deployment, {"analysis_id": str(analysis_id), "attempt": attempt}, name, tags,
+            self.settings.analyze_deployment,
+            {"analysis_id": str(analysis_id), "attempt": attempt},
+            name,
+            tags,
             idempotency_key=f"analysis-{analysis_id}-{attempt}",
-        )  # fmt: skip
+        )
 
     def start_ingest(self, source: str, band_mapping: list[str | None] | None, tags: list[str]) -> uuid.UUID:
         parameters: dict[str, Any] = {"source": source}
@@ -178,16 +184,25 @@ class Orchestrator:
         return self._run_deployment(self.settings.ingest_deployment, parameters, None, tags)
 
     def _run_deployment(
-        self, deployment: str, parameters: dict[str, Any], name: str | None, tags: list[str],
+        self,
+        deployment: str,
+        parameters: dict[str, Any],
+        name: str | None,
+        tags: list[str],
         idempotency_key: str | None = None,
-    ) -> uuid.UUID:  # fmt: skip
+    ) -> uuid.UUID:
         def create(send: Any) -> httpx.Response:
             found = send("GET", f"/deployments/name/{deployment}")
             if found.status_code == 404:
                 raise ServiceUnavailable(_not_registered([deployment], self.api_url))
             found.raise_for_status()
-            run = {"parameters": parameters, "tags": tags, "state": {"type": "SCHEDULED"},
-                   **({"name": name} if name else {}), **({"idempotency_key": idempotency_key} if idempotency_key else {})}  # fmt: skip
+            run = {
+                "parameters": parameters,
+                "tags": tags,
+                "state": {"type": "SCHEDULED"},
+                **({"name": name} if name else {}),
+                **({"idempotency_key": idempotency_key} if idempotency_key else {}),
+            }
             return send("POST", f"/deployments/{found.json()['id']}/create_flow_run", run)
 
         created = self._session(create)
@@ -210,8 +225,9 @@ class Orchestrator:
             return FlowRunStatus(run["name"], "PENDING", "Pending", None)
         entered = datetime.fromisoformat(state["timestamp"]) if state.get("timestamp") else None
         age = (datetime.now(UTC) - entered).total_seconds() if entered else 0.0
-        return FlowRunStatus(run["name"], state["type"], state.get("name") or state["type"].title(),
-                             state.get("message"), age)  # fmt: skip
+        return FlowRunStatus(
+            run["name"], state["type"], state.get("name") or state["type"].title(), state.get("message"), age
+        )
 
     def cancel(self, flow_run_id: uuid.UUID, reason: str) -> None:
         """Cancel a flow run as Prefect intends: propose Cancelling; the server makes a run that
@@ -223,8 +239,15 @@ class Orchestrator:
         self._set_state(flow_run_id, state_type, reason, force=True)
 
     def _set_state(self, flow_run_id: uuid.UUID, state_type: str, message: str, force: bool) -> None:
-        response = self._call([("POST", f"/flow_runs/{flow_run_id}/set_state",
-                                {"state": {"type": state_type, "message": message}, "force": force})])[0]  # fmt: skip
+        response = self._call(
+            [
+                (
+                    "POST",
+                    f"/flow_runs/{flow_run_id}/set_state",
+                    {"state": {"type": state_type, "message": message}, "force": force},
+                )
+            ]
+        )[0]
         if response.status_code != 404:  # a run Prefect forgot needs nothing more
             response.raise_for_status()
 

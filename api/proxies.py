@@ -22,8 +22,12 @@ def client_address(request: Request, trusted: frozenset[str]) -> str:
     peer = _normal(request.client.host) if request.client else "unknown"
     if peer not in trusted:
         return peer
-    forwarded = [_normal(address) for value in request.headers.getlist("x-forwarded-for")
-                 for address in value.split(",") if address.strip()]  # fmt: skip
+    forwarded = [
+        _normal(address)
+        for value in request.headers.getlist("x-forwarded-for")
+        for address in value.split(",")
+        if address.strip()
+    ]
     for address in reversed(forwarded):
         if address not in trusted:
             return address

@@ -17,7 +17,9 @@ def parse_bbox(text: str | None, name: str = "bbox") -> tuple[float, float, floa
     try:
         minx, miny, maxx, maxy = (float(part) for part in text.split(","))
     except ValueError:
-        raise field_error(("query", name), "expected minx,miny,maxx,maxy in degrees, e.g. 1.6,48.2,1.64,48.22") from None
+        raise field_error(
+            ("query", name), "expected minx,miny,maxx,maxy in degrees, e.g. 1.6,48.2,1.64,48.22"
+        ) from None
     if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
         raise field_error(("query", name), "expected -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90")
     return minx, miny, maxx, maxy

@@ -56,8 +56,9 @@ def _run_ended(run: FlowRunStatus | None, flow_run_id: object) -> tuple[str, str
     return None
 
 
-def _end_dead_run(orchestrator: Orchestrator, flow_run_id: uuid.UUID, run: FlowRunStatus, settings: Settings,
-                  silent_s: float) -> tuple[str, str] | None:  # fmt: skip
+def _end_dead_run(
+    orchestrator: Orchestrator, flow_run_id: uuid.UUID, run: FlowRunStatus, settings: Settings, silent_s: float
+) -> tuple[str, str] | None:
     """End a run whose process stopped beating; (outcome, reason) for its row, else None."""
     if run.state_type not in LIVE_STATES or min(silent_s, run.state_age_s) < settings.stale_run_after_s:
         return None
@@ -65,13 +66,17 @@ def _end_dead_run(orchestrator: Orchestrator, flow_run_id: uuid.UUID, run: FlowR
         reason = "cancelled (its runner stopped before confirming it)"
         orchestrator.end(flow_run_id, "CANCELLED", reason)
         return "cancelled", reason
-    reason = f"flow run {run.name} stopped: no heartbeat from its process for {silent_s:.0f} s (the runner or its machine died)"
+    reason = (
+        f"flow run {run.name} stopped: no heartbeat from its process for {silent_s:.0f} s "
+        "(the runner or its machine died)"
+    )
     orchestrator.end(flow_run_id, "CRASHED", reason)
     return "failed", reason
 
 
-def _settle(orchestrator: Orchestrator, flow_run_id: uuid.UUID, settings: Settings,
-            silent_s: float) -> tuple[tuple[str, str] | None, FlowRunStatus | None]:  # fmt: skip
+def _settle(
+    orchestrator: Orchestrator, flow_run_id: uuid.UUID, settings: Settings, silent_s: float
+) -> tuple[tuple[str, str] | None, FlowRunStatus | None]:
     """How a silent row's flow run ended ((outcome, reason), or None while it lives) and its status;
     a ServiceUnavailable when Prefect cannot tell."""
     run = orchestrator.flow_run_status(flow_run_id)
@@ -81,8 +86,9 @@ def _settle(orchestrator: Orchestrator, flow_run_id: uuid.UUID, settings: Settin
     return ended, run
 
 
-def reconcile_analysis(analysis: Analysis, orchestrator: Orchestrator, settings: Settings,
-                       sessions: sessionmaker[Session]) -> bool:  # fmt: skip
+def reconcile_analysis(
+    analysis: Analysis, orchestrator: Orchestrator, settings: Settings, sessions: sessionmaker[Session]
+) -> bool:
     """Settle one queued or running analysis against its flow run; True when the row changed."""
     if analysis.status in FINISHED or analysis.flow_run_id is None:
         return False
@@ -100,14 +106,18 @@ def reconcile_analysis(analysis: Analysis, orchestrator: Orchestrator, settings:
     if outcome == "completed":
         if run is None or run.state_age_s <= COMPLETION_GRACE_S:
             return False
-        outcome, reason = "failed", f"flow run {run.name} completed {run.state_age_s:.0f} s ago without recording the results"
+        outcome, reason = (
+            "failed",
+            f"flow run {run.name} completed {run.state_age_s:.0f} s ago without recording the results",
+        )
     if outcome == "failed":
         reason += f"; rerun it with POST /analyses/{analysis.id}/rerun"
     return set_status(sessions, analysis.id, AnalysisStatus(outcome), reason)
 
 
-def reconcile_ingest_run(run_row: IngestRun, orchestrator: Orchestrator, settings: Settings,
-                         sessions: sessionmaker[Session]) -> bool:  # fmt: skip
+def reconcile_ingest_run(
+    run_row: IngestRun, orchestrator: Orchestrator, settings: Settings, sessions: sessionmaker[Session]
+) -> bool:
     """Settle one running ingest run whose process has gone quiet; True when the row changed."""
     if run_row.status != RunStatus.running:
         return False
@@ -136,8 +146,9 @@ def sweep(orchestrator: Orchestrator, settings: Settings, sessions: sessionmaker
     """Reconcile every unfinished analysis and ingest run; how many rows changed."""
     quiet_since = utcnow() - timedelta(seconds=min(settings.reconcile_after_s, settings.stale_run_after_s))
     with sessions() as session:
-        analyses = session.scalars(select(Analysis).where(Analysis.status.not_in(FINISHED),
-                                                          Analysis.updated_at < quiet_since)).all()  # fmt: skip
+        analyses = session.scalars(
+            select(Analysis).where(Analysis.status.not_in(FINISHED), Analysis.updated_at < quiet_since)
+        ).all()
         ingest_runs = session.scalars(select(IngestRun).where(IngestRun.status == RunStatus.running)).all()
     changed = sum(reconcile_analysis(a, orchestrator, settings, sessions) for a in analyses)
     return changed + sum(reconcile_ingest_run(r, orchestrator, settings, sessions) for r in ingest_runs)

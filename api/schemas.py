@@ -143,8 +143,12 @@ class AnalysisCreate(BaseModel):
     name: str = Field(default="", max_length=200)
     aoi: dict[str, Any] = Field(
         description="the area of interest: a GeoJSON Polygon or MultiPolygon (EPSG:4326), or a Feature of one",
-        examples=[{"type": "Polygon", "coordinates": [[[1.60, 48.20], [1.64, 48.20], [1.64, 48.22], [1.60, 48.22],
-                                                        [1.60, 48.20]]]}],  # fmt: skip
+        examples=[
+            {
+                "type": "Polygon",
+                "coordinates": [[[1.60, 48.20], [1.64, 48.20], [1.64, 48.22], [1.60, 48.22], [1.60, 48.20]]],
+            }
+        ],
     )
     start_date: date
     end_date: date
@@ -191,15 +195,17 @@ class AnalysisOut(BaseModel):
 
 class IngestRequest(BaseModel):
     source: str = Field(
-        min_length=1, max_length=1000,
+        min_length=1,
+        max_length=1000,
         description="store:inbox/... (the object store's inbox), a STAC catalog or API URL on a public host, "
         "or a folder or file on the workers inside CROPAI_INGEST_ROOTS",
-    )  # fmt: skip
+    )
     band_mapping: list[Annotated[str, Field(max_length=16)] | None] | None = Field(
-        default=None, max_length=32,
+        default=None,
+        max_length=32,
         description="names of a file's bands in order when the file does not describe them, e.g. "
         '["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL"] (null to skip one)',
-    )  # fmt: skip
+    )
 
 
 class FlowRunStarted(BaseModel):

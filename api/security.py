@@ -24,8 +24,10 @@ API_KEY_PREFIX = "cak_"
 TokenType = Literal["access", "refresh"]
 
 # What a token, key or admin session issued before the user's token version was raised is told.
-SESSION_ENDED = ("your session was ended (password changed, account deactivated or reactivated, or logged out "
-                 "everywhere); log in again at POST /auth/token")  # fmt: skip
+SESSION_ENDED = (
+    "your session was ended (password changed, account deactivated or reactivated, or logged out "
+    "everywhere); log in again at POST /auth/token"
+)
 STALE_API_KEY = "API key predates a password change or deactivation; create a new one"
 
 
@@ -57,9 +59,15 @@ def issue_token(settings: Settings, user_id: int, token_type: TokenType, version
     )
     jti = uuid.uuid4().hex
     claims = {
-        "iss": ISSUER, "sub": str(user_id), "typ": token_type, "ver": version, "iat": now, "nbf": now,
-        "exp": now + lifetime, "jti": jti,
-    }  # fmt: skip
+        "iss": ISSUER,
+        "sub": str(user_id),
+        "typ": token_type,
+        "ver": version,
+        "iat": now,
+        "nbf": now,
+        "exp": now + lifetime,
+        "jti": jti,
+    }
     token = jwt.encode(claims, settings.secret_key.get_secret_value(), algorithm=ALGORITHM)
     return IssuedToken(token, jti, now + lifetime)
 
@@ -69,9 +77,12 @@ def read_token(settings: Settings, token: str, token_type: TokenType) -> TokenCl
     is for the caller to check against the user."""
     try:
         claims = jwt.decode(
-            token, settings.secret_key.get_secret_value(), algorithms=[ALGORITHM], issuer=ISSUER,
+            token,
+            settings.secret_key.get_secret_value(),
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
             options={"require": ["exp", "iat", "sub", "iss", "typ", "ver", "jti"]},
-        )  # fmt: skip
+        )
     except jwt.ExpiredSignatureError:
         raise InvalidToken("token expired") from None
     except jwt.PyJWTError as exc:

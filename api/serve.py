@@ -49,8 +49,16 @@ def main() -> None:
     except SettingsError as exc:
         raise SystemExit(str(exc)) from None
     warn_if_signed_with_dev_key(settings)
-    uvicorn.run("api.main:create_app", factory=True, host=args.host, port=args.port, workers=args.workers,
-                access_log=False, log_level="warning", **proxy_options(settings))  # fmt: skip
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+        log_level="warning",
+        **proxy_options(settings),
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,11 @@ def content_security_policy(settings: Settings) -> str:
         parts = urlsplit(settings.basemap_url)
         host = parts.netloc.replace("{s}", "*")  # subdomain templates, e.g. {s}.tile.example.org
         images.append(f"{parts.scheme}://{host}")
-    return ("default-src 'self'; img-src " + " ".join(images)
-            + "; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
+    return (
+        "default-src 'self'; img-src "
+        + " ".join(images)
+        + "; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 class SecurityHeaders:
@@ -50,8 +53,11 @@ class SecurityHeaders:
 
     def __init__(self, app: ASGIApp, policy: str) -> None:
         self.app = app
-        self.headers = [(b"content-security-policy", policy.encode()), (b"x-content-type-options", b"nosniff"),
-                        (b"referrer-policy", b"same-origin")]  # fmt: skip
+        self.headers = [
+            (b"content-security-policy", policy.encode()),
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"same-origin"),
+        ]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         async def with_headers(message: Message) -> None:

@@ -47,9 +47,12 @@ def generate(folder: Path, scenes: int, size_px: int) -> list[Path]:
     width_deg = height_deg / 0.666  # cos(48.2 degrees)
     spec = SynthSpec(
         (1.5, lat, 1.5 + width_deg * 0.995, lat + height_deg * 0.995),
-        date(2025, 4, 1), date(2025, 4, 1) + timedelta(days=5 * (scenes - 1)),
-        seed=11, file_format="gtiff", partial_swath_probability=0.0,
-    )  # fmt: skip
+        date(2025, 4, 1),
+        date(2025, 4, 1) + timedelta(days=5 * (scenes - 1)),
+        seed=11,
+        file_format="gtiff",
+        partial_swath_probability=0.0,
+    )
     return [s.path for s in synthesize(spec, folder).scenes]
 
 
@@ -61,9 +64,12 @@ def measure(store_kind: str, scenes_dir: Path, endpoint: str | None) -> dict[str
     env = {"CROPAI_HOME": str(work / "home")}
     if store_kind == "s3":
         env.update(
-            CROPAI_STORAGE_URL="s3://bench", CROPAI_S3_ENDPOINT=endpoint or "", CROPAI_S3_SECURE="false",
-            CROPAI_S3_ACCESS_KEY="bench", CROPAI_S3_SECRET_KEY="bench-secret",
-        )  # fmt: skip
+            CROPAI_STORAGE_URL="s3://bench",
+            CROPAI_S3_ENDPOINT=endpoint or "",
+            CROPAI_S3_SECURE="false",
+            CROPAI_S3_ACCESS_KEY="bench",
+            CROPAI_S3_SECRET_KEY="bench-secret",
+        )
     os.environ.update(env)
 
     from cropai.config import load_settings
@@ -119,8 +125,9 @@ def start_s3_server() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     wait_for_http(f"http://127.0.0.1:{port}/")
     return server, f"127.0.0.1:{port}"
 
@@ -142,16 +149,21 @@ def main() -> None:
     files = generate(args.workdir, args.scenes, args.size_px)
     total_gb = sum(f.stat().st_size for f in files) / 1e9
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"data: {len(files)} non-COG GeoTIFF scenes, {args.size_px} x {args.size_px} px x 11 bands, "
-          f"{total_gb:.2f} GB (generated or reused in {time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(
+        f"data: {len(files)} non-COG GeoTIFF scenes, {args.size_px} x {args.size_px} px x 11 bands, "
+        f"{total_gb:.2f} GB (generated or reused in {time.perf_counter() - started:.0f} s)"
+    )
     server, endpoint = start_s3_server()
     try:
         print(f"{'store':<6} {'copy MB/s':>10} {'ingest MB/s':>12} {'ratio':>6} {'ingest s':>9} {'peak RSS':>9}")
         for store_kind in args.stores.split(","):
             child = subprocess.run(
                 [sys.executable, __file__, "--child", store_kind, str(files[0].parent), endpoint],
-                capture_output=True, text=True, cwd=ROOT, check=True,
-            )  # fmt: skip
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
+                check=True,
+            )
             figures = json.loads(child.stdout.strip().splitlines()[-1])
             ratio = figures["ingest_mb_s"] / figures["copy_mb_s"]
             print(

@@ -28,16 +28,26 @@ def default_model():
 
     metadata = json.loads((DEFAULT_MODEL / "metadata.json").read_text())
     contract = ModelContract(**metadata["contract"])
-    model = build(contract.architecture, len(contract.bands), contract.time_bins_count, len(contract.classes),
-                  **contract.architecture_params)  # fmt: skip
+    model = build(
+        contract.architecture,
+        len(contract.bands),
+        contract.time_bins_count,
+        len(contract.classes),
+        **contract.architecture_params,
+    )
     model.load_state_dict(torch.load(DEFAULT_MODEL / WEIGHTS_FILE, map_location="cpu", weights_only=True))
-    return LoadedModel(model.eval(), contract, metadata["name"], metadata["version"], metadata["checksum_sha256"]), metadata
+    return LoadedModel(
+        model.eval(), contract, metadata["name"], metadata["version"], metadata["checksum_sha256"]
+    ), metadata
 
 
 def measure(predictor, batch: int, seconds: float) -> tuple[float, float]:
     tile = predictor.contract.tile_size
-    cubes = np.random.default_rng(0).uniform(0.0, 0.5, (batch, predictor.contract.time_bins_count,
-                                                        len(predictor.contract.bands), tile, tile)).astype(np.float32)  # fmt: skip
+    cubes = (
+        np.random.default_rng(0)
+        .uniform(0.0, 0.5, (batch, predictor.contract.time_bins_count, len(predictor.contract.bands), tile, tile))
+        .astype(np.float32)
+    )
     predictor.predict(cubes)  # warm-up
     if predictor.device.type == "cuda":
         torch.cuda.synchronize()
@@ -63,9 +73,11 @@ def main() -> None:
     loaded, metadata = default_model()
     metrics = metadata["metrics"]
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
-    print(f"model: {loaded.name}@{loaded.version}, tile {loaded.contract.tile_size} px, "
-          f"held-out overall accuracy {metrics['overall_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f} "
-          "(synthetic scenes)")  # fmt: skip
+    print(
+        f"model: {loaded.name}@{loaded.version}, tile {loaded.contract.tile_size} px, "
+        f"held-out overall accuracy {metrics['overall_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f} "
+        "(synthetic scenes)"
+    )
 
     torch.set_num_threads(args.threads)
     cpu = Predictor(loaded, device="cpu", max_batch=args.batch)

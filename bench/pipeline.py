@@ -38,8 +38,10 @@ def aoi_for(size_km: float) -> dict:
     height = size_km * 1000 / METRES_PER_DEGREE
     width = height / 0.6665  # cos(48.2 degrees)
     x0, y0 = 1.5, LAT
-    return {"type": "Polygon", "coordinates": [[[x0, y0], [x0 + width, y0], [x0 + width, y0 + height],
-                                                [x0, y0 + height], [x0, y0]]]}  # fmt: skip
+    return {
+        "type": "Polygon",
+        "coordinates": [[[x0, y0], [x0 + width, y0], [x0 + width, y0 + height], [x0, y0 + height], [x0, y0]]],
+    }
 
 
 def prepare(workdir: Path, size_km: float) -> None:
@@ -69,8 +71,12 @@ def prepare(workdir: Path, size_km: float) -> None:
 
 
 def run_child(mode: str, workdir: Path, size_km: float) -> dict:
-    os.environ.update(CROPAI_HOME=str(workdir / "home"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
-                      PREFECT_LOGGING_LEVEL="WARNING", DASK_LOGGING__DISTRIBUTED="warning")  # fmt: skip
+    os.environ.update(
+        CROPAI_HOME=str(workdir / "home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_LOGGING_LEVEL="WARNING",
+        DASK_LOGGING__DISTRIBUTED="warning",
+    )
     from cropai.analysis_records import create_analysis
     from cropai.config import load_settings
     from cropai.services import services
@@ -106,8 +112,15 @@ def run_child(mode: str, workdir: Path, size_km: float) -> dict:
 
         with get_client(sync_client=True) as client:  # starts the ephemeral API before the clock
             api = str(client.api_url).rstrip("/")
-        with LocalCluster(n_workers=os.cpu_count() or 1, threads_per_worker=1, dashboard_address=":0",
-                          env={"PREFECT_API_URL": api}) as cluster, Client(cluster) as dask:  # fmt: skip
+        with (
+            LocalCluster(
+                n_workers=os.cpu_count() or 1,
+                threads_per_worker=1,
+                dashboard_address=":0",
+                env={"PREFECT_API_URL": api},
+            ) as cluster,
+            Client(cluster) as dask,
+        ):
             os.environ["CROPAI_DASK_ADDRESS"] = cluster.scheduler_address
             started = time.perf_counter()
             summary = analyze(str(analysis_id))
@@ -132,12 +145,18 @@ def main() -> None:
     started = time.perf_counter()
     prepare(args.workdir, args.size_km)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
-    print(f"data: {args.size_km:g} km x {args.size_km:g} km AOI, a season of scenes every 5 days, 6 monthly bins "
-          f"(prepared or reused in {time.perf_counter() - started:.0f} s)")  # fmt: skip
+    print(
+        f"data: {args.size_km:g} km x {args.size_km:g} km AOI, a season of scenes every 5 days, 6 monthly bins "
+        f"(prepared or reused in {time.perf_counter() - started:.0f} s)"
+    )
     results = {}
     for mode in ("bare", "flow"):
-        child = subprocess.run([sys.executable, __file__, "--child", mode, "--workdir", str(args.workdir),
-                                "--size-km", str(args.size_km)], capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", mode, "--workdir", str(args.workdir), "--size-km", str(args.size_km)],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         if child.returncode:
             raise SystemExit(f"{mode} run failed:\n{child.stderr[-4000:]}")
         results[mode] = json.loads(child.stdout.strip().splitlines()[-1])
@@ -147,8 +166,10 @@ def main() -> None:
         mpix = figures["pixels"] / figures["seconds"] / 1e6
         km2_min = figures["pixels"] * 1e-4 / figures["seconds"] * 60
         workers = f" + {figures['worker_rss_mb']:.0f} MB/worker" if figures["worker_rss_mb"] else ""
-        print(f"{labels[mode]:<24} {mpix:>7.3f} {km2_min:>8.1f} {figures['seconds']:>8.1f} {figures['batches']:>8} "
-              f"{figures['rss_mb']:>6.0f} MB{workers}")  # fmt: skip
+        print(
+            f"{labels[mode]:<24} {mpix:>7.3f} {km2_min:>8.1f} {figures['seconds']:>8.1f} {figures['batches']:>8} "
+            f"{figures['rss_mb']:>6.0f} MB{workers}"
+        )
     ratio = results["bare"]["seconds"] / results["flow"]["seconds"]
     print(f"ratio b/a (throughput): {ratio:.2f}   target >= 0.85")
 

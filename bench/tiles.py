@@ -70,7 +70,10 @@ def main() -> None:
         labels = parcel_map(grid.shape)
         write_map(labels, np.full(grid.shape, 200, np.uint8), grid, path, analysis_id="bench", model="bench")
         store.put("analyses/bench/cropmap.tif", path)
-        print(f"{'zoom':>4} {'tiles':>6} {'cold p50 ms':>12} {'cold p95 ms':>12} {'cached p50 ms':>14} {'cold tiles/s':>13}")
+        print(
+            f"{'zoom':>4} {'tiles':>6} {'cold p50 ms':>12} {'cold p95 ms':>12} "
+            f"{'cached p50 ms':>14} {'cold tiles/s':>13}"
+        )
         for z in range(10, 18):
             cold, cached = [], []
             for tile in tiles_at(z):
@@ -81,8 +84,10 @@ def main() -> None:
                 map_tile(store, "analyses/bench/cropmap.tif", "bench", tile)
                 cached.append((time.perf_counter() - started) * 1000)
             p95 = statistics.quantiles(cold, n=20)[-1] if len(cold) >= 2 else cold[0]
-            print(f"{z:>4} {len(cold):>6} {statistics.median(cold):>12.1f} {p95:>12.1f} "
-                  f"{statistics.median(cached):>14.2f} {1000 * len(cold) / sum(cold):>13.0f}")  # fmt: skip
+            print(
+                f"{z:>4} {len(cold):>6} {statistics.median(cold):>12.1f} {p95:>12.1f} "
+                f"{statistics.median(cached):>14.2f} {1000 * len(cold) / sum(cold):>13.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -87,11 +87,15 @@ def rotate_refresh_token(
     with session_scope(sessions) as session:
         spent = session.execute(
             update(RefreshToken)
-            .where(RefreshToken.jti == jti, RefreshToken.user_id == user_id, RefreshToken.used_at.is_(None),
-                   RefreshToken.revoked_at.is_(None))
+            .where(
+                RefreshToken.jti == jti,
+                RefreshToken.user_id == user_id,
+                RefreshToken.used_at.is_(None),
+                RefreshToken.revoked_at.is_(None),
+            )
             .values(used_at=now),
             execution_options=UNSYNCHRONIZED,
-        )  # fmt: skip
+        )
         row = session.get(RefreshToken, jti)
         if row is None or row.user_id != user_id:
             return Rotation.unknown
@@ -107,8 +111,9 @@ def revoke_refresh_family(sessions: sessionmaker[Session], jti: str, user_id: in
     """Revoke the family (one login's chain of refresh tokens) that ``jti`` belongs to; False when
     ``jti`` is not one of ``user_id``'s refresh tokens."""
     with session_scope(sessions) as session:
-        family = session.scalar(select(RefreshToken.family).where(RefreshToken.jti == jti,
-                                                                  RefreshToken.user_id == user_id))  # fmt: skip
+        family = session.scalar(
+            select(RefreshToken.family).where(RefreshToken.jti == jti, RefreshToken.user_id == user_id)
+        )
         if family is None:
             return False
         _revoke_family(session, family, datetime.now(UTC))
@@ -116,5 +121,9 @@ def revoke_refresh_family(sessions: sessionmaker[Session], jti: str, user_id: in
 
 
 def _revoke_family(session: Session, family: str, now: datetime) -> None:
-    session.execute(update(RefreshToken).where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
-                    .values(revoked_at=now), execution_options=UNSYNCHRONIZED)  # fmt: skip
+    session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family == family, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now),
+        execution_options=UNSYNCHRONIZED,
+    )

@@ -103,8 +103,11 @@ def make_plan(
     given as (object key, acquisition time, footprint GeoJSON in EPSG:4326)."""
     aoi = shapely.geometry.shape(aoi_geojson)
     bins = season_bins(months, start, end)
-    usable = [(key, moment, fp) for key, moment, fp in scenes
-              if shapely.geometry.shape(fp).intersects(aoi) and any(b.contains(moment) for b in bins)]  # fmt: skip
+    usable = [
+        (key, moment, fp)
+        for key, moment, fp in scenes
+        if shapely.geometry.shape(fp).intersects(aoi) and any(b.contains(moment) for b in bins)
+    ]
     if not usable:
         raise NoUsableScenes(
             f"no usable scenes for the AOI (bbox {tuple(round(v, 5) for v in aoi.bounds)}) between {start} and "
@@ -129,9 +132,11 @@ def plan_from_catalogue(
     with sessions() as session:
         analysis = session.get_one(Analysis, uuid.UUID(str(analysis_id)))
         query = select(Scene).where(
-            Scene.maxx >= analysis.minx, Scene.minx <= analysis.maxx,
-            Scene.maxy >= analysis.miny, Scene.miny <= analysis.maxy,
-        )  # fmt: skip
+            Scene.maxx >= analysis.minx,
+            Scene.minx <= analysis.maxx,
+            Scene.maxy >= analysis.miny,
+            Scene.miny <= analysis.maxy,
+        )
         max_cloud = analysis.options.get("max_cloud_fraction")
         if max_cloud is not None:
             query = query.where(Scene.cloud_fraction.is_(None) | (Scene.cloud_fraction <= max_cloud))
@@ -140,11 +145,18 @@ def plan_from_catalogue(
             if scene.scene_id not in latest or scene.version > latest[scene.scene_id].version:
                 latest[scene.scene_id] = scene  # a reprocessed scene replaces its older versions
     return make_plan(
-        analysis_id, analysis.aoi_geojson, analysis.start_date, analysis.end_date, model,
-        contract["months"], contract["band_means"], contract["tile_size"], contract["overlap"],
+        analysis_id,
+        analysis.aoi_geojson,
+        analysis.start_date,
+        analysis.end_date,
+        model,
+        contract["months"],
+        contract["band_means"],
+        contract["tile_size"],
+        contract["overlap"],
         [(s.object_key, s.acquired_at, s.footprint_geojson) for s in latest.values()],
         batch_pixels=analysis.options.get("batch_pixels"),
-    )  # fmt: skip
+    )
 
 
 def aoi_mask(aoi_geojson: dict, grid: Grid) -> np.ndarray:
@@ -168,7 +180,9 @@ class BatchInput:
         """The tile's padded cube and its core's ``seen`` mask."""
         top, left = tile.row - tile.halo - self.row, tile.col - tile.halo - self.col
         cube = self.cube[:, :, top : top + tile.size, left : left + tile.size]
-        core = self.seen[top + tile.halo : top + tile.halo + tile.height, left + tile.halo : left + tile.halo + tile.width]
+        core = self.seen[
+            top + tile.halo : top + tile.halo + tile.height, left + tile.halo : left + tile.halo + tile.width
+        ]
         return cube, core
 
 
@@ -178,8 +192,11 @@ def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchIn
     window = batch.padded
     transform = window_transform(window, plan.grid.transform)
     left, bottom, right, top = window_bounds(window, plan.grid.transform)
-    touching = [s for s in plan.scenes
-                if s.bounds[0] < right and s.bounds[2] > left and s.bounds[1] < top and s.bounds[3] > bottom]  # fmt: skip
+    touching = [
+        s
+        for s in plan.scenes
+        if s.bounds[0] < right and s.bounds[2] > left and s.bounds[1] < top and s.bounds[3] > bottom
+    ]
     if not touching:
         return None
     width, height = int(window.width), int(window.height)

@@ -34,7 +34,15 @@ from cropai.errors import InvalidInput
 if TYPE_CHECKING:  # the API writes requests without loading the raster stack
     from cropai.cropmap import CropMap
 
-FIELD_PREDICTION_COLUMNS = ("analysis_id", "field_id", "class_id", "class_name", "share", "mean_confidence", "pixel_count")
+FIELD_PREDICTION_COLUMNS = (
+    "analysis_id",
+    "field_id",
+    "class_id",
+    "class_name",
+    "share",
+    "mean_confidence",
+    "pixel_count",
+)
 
 
 def aoi_geometry(geojson: dict[str, Any]) -> dict[str, Any]:
@@ -49,7 +57,7 @@ def aoi_geometry(geojson: dict[str, Any]) -> dict[str, Any]:
         geometry = geojson.get("geometry") or {}
     try:
         shape = shapely.geometry.shape(geometry)
-    except Exception as exc:  # noqa: BLE001 - shapely raises several kinds for malformed GeoJSON
+    except Exception as exc:
         raise InvalidInput(f"AOI is not valid GeoJSON: {exc}") from None
     if shape.geom_type not in ("Polygon", "MultiPolygon") or shape.is_empty:
         raise InvalidInput(f"AOI is a {shape.geom_type}: expected a Polygon or MultiPolygon (EPSG:4326)")
@@ -93,10 +101,20 @@ def create_analysis(
     minx, miny, maxx, maxy = shapely.geometry.shape(geometry).bounds
     with session_scope(sessions) as session:
         analysis = Analysis(
-            owner_id=owner_id, name=name, aoi_geojson=geometry, aoi_area_ha=round(area_ha(geometry), 4),
-            minx=minx, miny=miny, maxx=maxx, maxy=maxy, start_date=start, end_date=end,
-            model_ref=model_ref, options=options or {}, idempotency_key=idempotency_key,
-        )  # fmt: skip
+            owner_id=owner_id,
+            name=name,
+            aoi_geojson=geometry,
+            aoi_area_ha=round(area_ha(geometry), 4),
+            minx=minx,
+            miny=miny,
+            maxx=maxx,
+            maxy=maxy,
+            start_date=start,
+            end_date=end,
+            model_ref=model_ref,
+            options=options or {},
+            idempotency_key=idempotency_key,
+        )
         session.add(analysis)
         session.flush()
         return analysis.id
@@ -139,12 +157,18 @@ def owner_fields(sessions: sessionmaker[Session], analysis: Analysis) -> list[tu
     with sessions() as session:
         rows = session.scalars(
             select(FieldParcel).where(
-                FieldParcel.owner_id.is_(None) if analysis.owner_id is None else FieldParcel.owner_id == analysis.owner_id,
-                FieldParcel.maxx >= analysis.minx, FieldParcel.minx <= analysis.maxx,
-                FieldParcel.maxy >= analysis.miny, FieldParcel.miny <= analysis.maxy,
+                FieldParcel.owner_id.is_(None)
+                if analysis.owner_id is None
+                else FieldParcel.owner_id == analysis.owner_id,
+                FieldParcel.maxx >= analysis.minx,
+                FieldParcel.minx <= analysis.maxx,
+                FieldParcel.maxy >= analysis.miny,
+                FieldParcel.miny <= analysis.maxy,
             )
-        ).all()  # fmt: skip
-    return [(row.id, row.geometry_geojson) for row in rows if shapely.geometry.shape(row.geometry_geojson).intersects(aoi)]
+        ).all()
+    return [
+        (row.id, row.geometry_geojson) for row in rows if shapely.geometry.shape(row.geometry_geojson).intersects(aoi)
+    ]
 
 
 @retry_transient
@@ -157,15 +181,27 @@ def save_results(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, 
         if cropmap.classes:
             session.execute(
                 insert(AnalysisClassStat),
-                [{"analysis_id": key, "class_id": c.class_id, "class_name": c.class_name,
-                  "pixel_count": c.pixel_count, "area_ha": c.area_ha} for c in cropmap.classes],
-            )  # fmt: skip
-        rows = [(key, f.field_id, f.class_id, f.class_name, f.share, f.mean_confidence, f.pixel_count)
-                for f in cropmap.fields]  # fmt: skip
+                [
+                    {
+                        "analysis_id": key,
+                        "class_id": c.class_id,
+                        "class_name": c.class_name,
+                        "pixel_count": c.pixel_count,
+                        "area_ha": c.area_ha,
+                    }
+                    for c in cropmap.classes
+                ],
+            )
+        rows = [
+            (key, f.field_id, f.class_id, f.class_name, f.share, f.mean_confidence, f.pixel_count)
+            for f in cropmap.fields
+        ]
         if rows and session.bind.dialect.name == "postgresql":
             _copy_rows(session, "field_predictions", FIELD_PREDICTION_COLUMNS, rows)
         elif rows:
-            session.execute(insert(FieldPrediction), [dict(zip(FIELD_PREDICTION_COLUMNS, row, strict=True)) for row in rows])
+            session.execute(
+                insert(FieldPrediction), [dict(zip(FIELD_PREDICTION_COLUMNS, row, strict=True)) for row in rows]
+            )
 
 
 def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:

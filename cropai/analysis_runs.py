@@ -24,8 +24,13 @@ RERUNNABLE = (AnalysisStatus.failed, AnalysisStatus.cancelled)
 
 
 @retry_transient
-def claim(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, attempt: int, flow_run_id: uuid.UUID,
-          retried: bool = False) -> bool:  # fmt: skip
+def claim(
+    sessions: sessionmaker[Session],
+    analysis_id: uuid.UUID | str,
+    attempt: int,
+    flow_run_id: uuid.UUID,
+    retried: bool = False,
+) -> bool:
     """Mark the analysis running under ``flow_run_id``; False when this flow run may not work on it.
 
     ``retried``: this flow run has run before (Prefect's run count above 1), so an operator's
@@ -35,12 +40,23 @@ def claim(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, attempt
     with session_scope(sessions) as session:
         claimed = session.execute(
             update(Analysis)
-            .where(Analysis.id == key, Analysis.attempt == attempt,
-                   or_(Analysis.status == AnalysisStatus.queued,
-                       and_(Analysis.flow_run_id == flow_run_id, owner_may_resume)))
-            .values(status=AnalysisStatus.running, status_reason=None, flow_run_id=flow_run_id, finished_at=None,
-                    started_at=func.coalesce(Analysis.started_at, utcnow()), heartbeat_at=utcnow())
-        )  # fmt: skip
+            .where(
+                Analysis.id == key,
+                Analysis.attempt == attempt,
+                or_(
+                    Analysis.status == AnalysisStatus.queued,
+                    and_(Analysis.flow_run_id == flow_run_id, owner_may_resume),
+                ),
+            )
+            .values(
+                status=AnalysisStatus.running,
+                status_reason=None,
+                flow_run_id=flow_run_id,
+                finished_at=None,
+                started_at=func.coalesce(Analysis.started_at, utcnow()),
+                heartbeat_at=utcnow(),
+            )
+        )
         return claimed.rowcount == 1
 
 
@@ -52,15 +68,16 @@ def owned_by(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, flow
 
 
 @retry_transient
-def record_flow_run(sessions: sessionmaker[Session], analysis_id: uuid.UUID, attempt: int,
-                    flow_run_id: uuid.UUID) -> None:  # fmt: skip
+def record_flow_run(
+    sessions: sessionmaker[Session], analysis_id: uuid.UUID, attempt: int, flow_run_id: uuid.UUID
+) -> None:
     """Note the flow run started for an attempt, unless that run has claimed the row already."""
     with session_scope(sessions) as session:
         session.execute(
             update(Analysis)
             .where(Analysis.id == analysis_id, Analysis.attempt == attempt, Analysis.flow_run_id.is_(None))
             .values(flow_run_id=flow_run_id)
-        )  # fmt: skip
+        )
 
 
 def reopen(sessions: sessionmaker[Session], analysis_id: uuid.UUID) -> int:
@@ -70,8 +87,9 @@ def reopen(sessions: sessionmaker[Session], analysis_id: uuid.UUID) -> int:
     with session_scope(sessions) as session:
         analysis = session.get_one(Analysis, analysis_id, with_for_update=True)
         if analysis.status not in RERUNNABLE:
-            raise InvalidInput(f"analysis {analysis_id} is {analysis.status.value}: only a failed or cancelled "
-                               "analysis can be rerun")  # fmt: skip
+            raise InvalidInput(
+                f"analysis {analysis_id} is {analysis.status.value}: only a failed or cancelled analysis can be rerun"
+            )
         analysis.attempt += 1
         analysis.status = AnalysisStatus.queued
         analysis.status_reason = None
@@ -84,7 +102,11 @@ def reopen(sessions: sessionmaker[Session], analysis_id: uuid.UUID) -> int:
 
 def active_count(session: Session, owner_id: int) -> int:
     """Queued and running analyses of one owner (a limit that holds across API replicas)."""
-    return session.scalar(
-        select(func.count()).select_from(Analysis)
-        .where(Analysis.owner_id == owner_id, Analysis.status.not_in(FINISHED))
-    ) or 0  # fmt: skip
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Analysis)
+            .where(Analysis.owner_id == owner_id, Analysis.status.not_in(FINISHED))
+        )
+        or 0
+    )

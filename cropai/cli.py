@@ -74,9 +74,7 @@ def _parse_date(option: str, text: str) -> date:
 
 @app.command()
 def synth(
-    out: Annotated[
-        Path | None, typer.Argument(help="Output folder (default: CROPAI_HOME/synthetic).")
-    ] = None,
+    out: Annotated[Path | None, typer.Argument(help="Output folder (default: CROPAI_HOME/synthetic).")] = None,
     bbox: Annotated[str, typer.Option(help="minx,miny,maxx,maxy in degrees (EPSG:4326).")] = DEMO_BBOX,
     start: Annotated[str, typer.Option(help="First acquisition date, YYYY-MM-DD.")] = DEMO_START,
     end: Annotated[str, typer.Option(help="Last acquisition date, YYYY-MM-DD.")] = DEMO_END,
@@ -204,8 +202,9 @@ def analyze(
     _run_analysis(_settings(), geojson, _parse_date("--start", start), _parse_date("--end", end), model, name, options)
 
 
-def _run_analysis(settings: Settings, aoi: dict, start: date, end: date, model: str, name: str = "",
-                  options: dict | None = None) -> dict:  # fmt: skip
+def _run_analysis(
+    settings: Settings, aoi: dict, start: date, end: date, model: str, name: str = "", options: dict | None = None
+) -> dict:
     from cropai.analysis_records import create_analysis
     from models.registry import ModelRef
 
@@ -226,8 +225,10 @@ def _run_analysis(settings: Settings, aoi: dict, start: date, end: date, model: 
     for area in summary["classes"]:
         table.add_row(area["class_name"], f"{area['pixel_count']:,}", f"{area['area_ha']:,.2f}")
     console.print(table)
-    console.print(f"[green]crop map[/]  {summary['map']}\n[green]quicklook[/] {summary['quicklook']}\n"
-                  f"{summary['fields']} field(s) predicted")  # fmt: skip
+    console.print(
+        f"[green]crop map[/]  {summary['map']}\n[green]quicklook[/] {summary['quicklook']}\n"
+        f"{summary['fields']} field(s) predicted"
+    )
     return summary
 
 
@@ -241,8 +242,10 @@ def demo() -> None:
     settings = _settings()
     model = _prepare_catalogue()
     spec = SynthSpec(_parse_bbox(DEMO_BBOX), date.fromisoformat(DEMO_START), date.fromisoformat(DEMO_END))
-    console.print(f"[green]model[/] {model.name}@{model.version} (macro F1 {model.metrics.get('macro_f1')} "
-                  "on held-out synthetic fields)")  # fmt: skip
+    console.print(
+        f"[green]model[/] {model.name}@{model.version} (macro F1 {model.metrics.get('macro_f1')} "
+        "on held-out synthetic fields)"
+    )
     made = _synthesize(spec, settings.home / "synthetic")
     _ingest(settings, str(made.root / "scenes"))
     fields = _demo_fields(made)
@@ -262,11 +265,19 @@ def _demo_fields(made: Any) -> dict[int, str]:
 
     sessions = _services().sessions
     with sessions() as session:  # a second demo reuses the fields of the first
-        known = {row.external_id: row.id for row in session.scalars(select(FieldParcel).where(FieldParcel.owner_id.is_(None)))}
+        known = {
+            row.external_id: row.id
+            for row in session.scalars(select(FieldParcel).where(FieldParcel.owner_id.is_(None)))
+        }
     features = [f for f in json.loads(made.parcels_path.read_text())["features"] if f["properties"]["is_crop"]]
     new = [f for f in features if str(f["id"]) not in known]
-    ids = dict(zip((str(f["id"]) for f in new), add_fields(sessions, {"type": "FeatureCollection", "features": new}),
-                   strict=True))  # fmt: skip
+    ids = dict(
+        zip(
+            (str(f["id"]) for f in new),
+            add_fields(sessions, {"type": "FeatureCollection", "features": new}),
+            strict=True,
+        )
+    )
     ids.update(known)
     return {ids[str(f["id"])]: f["properties"]["class_name"] for f in features}
 
@@ -338,14 +349,28 @@ def train(
     from flows.train import train as train_flow
 
     outcome = train_flow(
-        str(scenes) if scenes else None, str(labels) if labels else None, str(parcels) if parcels else None,
-        name, version, seed, epochs, steps, register,
-    )  # fmt: skip
+        str(scenes) if scenes else None,
+        str(labels) if labels else None,
+        str(parcels) if parcels else None,
+        name,
+        version,
+        seed,
+        epochs,
+        steps,
+        register,
+    )
     metrics = outcome["metrics"]
-    table = Table("class", "precision", "recall", "F1", "pixels", title=f"{name}@{outcome['version']} on held-out fields")
+    table = Table(
+        "class", "precision", "recall", "F1", "pixels", title=f"{name}@{outcome['version']} on held-out fields"
+    )
     for cls, values in metrics["per_class"].items():
-        table.add_row(cls, f"{values['precision']:.3f}", f"{values['recall']:.3f}", f"{values['f1']:.3f}",
-                      f"{values['support_px']:,}")  # fmt: skip
+        table.add_row(
+            cls,
+            f"{values['precision']:.3f}",
+            f"{values['recall']:.3f}",
+            f"{values['f1']:.3f}",
+            f"{values['support_px']:,}",
+        )
     console.print(table)
     console.print(
         f"overall accuracy {metrics['overall_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f} "
@@ -362,10 +387,12 @@ def models_list() -> None:
     table = Table("model", "created", "overall accuracy", "macro F1", "checksum")
     for row in list_versions(_services().sessions):
         table.add_row(
-            f"{row.name}@{row.version}", f"{row.created_at:%Y-%m-%d %H:%M}",
-            str(row.metrics.get("overall_accuracy", "-")), str(row.metrics.get("macro_f1", "-")),
+            f"{row.name}@{row.version}",
+            f"{row.created_at:%Y-%m-%d %H:%M}",
+            str(row.metrics.get("overall_accuracy", "-")),
+            str(row.metrics.get("macro_f1", "-")),
             row.checksum_sha256[:12],
-        )  # fmt: skip
+        )
     console.print(table)
 
 
@@ -377,11 +404,21 @@ def models_show(reference: Annotated[str, typer.Argument(help="name@version or n
     from models.registry import resolve
 
     row = resolve(_services().sessions, reference)
-    console.print_json(json.dumps({
-        "name": row.name, "version": row.version, "object_prefix": row.object_prefix,
-        "checksum_sha256": row.checksum_sha256, "contract": row.contract, "metrics": row.metrics,
-        "training": row.training, "description": row.description,
-    }, default=str))  # fmt: skip
+    console.print_json(
+        json.dumps(
+            {
+                "name": row.name,
+                "version": row.version,
+                "object_prefix": row.object_prefix,
+                "checksum_sha256": row.checksum_sha256,
+                "contract": row.contract,
+                "metrics": row.metrics,
+                "training": row.training,
+                "description": row.description,
+            },
+            default=str,
+        )
+    )
 
 
 @models_app.command("register")
@@ -485,10 +522,16 @@ def users_create(
     role: Annotated[str, typer.Option(help="admin, analyst or viewer (--admin is role admin).")] = "analyst",
     full_name: Annotated[str, typer.Option(help="The person's name.")] = "",
     password: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, envvar="CROPAI_NEW_USER_PASSWORD",
-                          help="Asked for when not given (or set CROPAI_NEW_USER_PASSWORD).")
+        str,
+        typer.Option(
+            prompt=True,
+            hide_input=True,
+            confirmation_prompt=True,
+            envvar="CROPAI_NEW_USER_PASSWORD",
+            help="Asked for when not given (or set CROPAI_NEW_USER_PASSWORD).",
+        ),
     ] = "",
-) -> None:  # fmt: skip
+) -> None:
     """Create an API account; `cropai users create you@example.org --admin` makes the first admin."""
     from pydantic import ValidationError
 
@@ -518,8 +561,13 @@ def users_list() -> None:
     table = Table("id", "email", "role", "active", "last login")
     with _services().sessions() as session:
         for user in session.scalars(select(User).order_by(User.id)):
-            table.add_row(str(user.id), user.email, user.role.value, "yes" if user.is_active else "no",
-                          str(user.last_login_at or "-"))  # fmt: skip
+            table.add_row(
+                str(user.id),
+                user.email,
+                user.role.value,
+                "yes" if user.is_active else "no",
+                str(user.last_login_at or "-"),
+            )
     console.print(table)
 
 
@@ -556,14 +604,18 @@ def serve(
     os.environ["PREFECT_LOGGING_LEVEL"] = "INFO"
     from flows.serve import serve_deployments
 
-    errors.print(f"serving deployments analyze/analyze, ingest_scenes/ingest-scheduled, train/train "
-                 f"({limit} flow runs at once)", highlight=False)  # fmt: skip
+    errors.print(
+        f"serving deployments analyze/analyze, ingest_scenes/ingest-scheduled, train/train ({limit} flow runs at once)",
+        highlight=False,
+    )
     serve_deployments(limit=limit, schedule_ingest=schedules)
 
 
 @app.command()
 def up(
-    workers: Annotated[int, typer.Option(min=0, help="Dask workers (default CROPAI_DASK_WORKERS, else one per core).")] = 0,
+    workers: Annotated[
+        int, typer.Option(min=0, help="Dask workers (default CROPAI_DASK_WORKERS, else one per core).")
+    ] = 0,
     api_port: Annotated[int | None, typer.Option(help="API port (default CROPAI_API_PORT).")] = None,
     prefect_port: Annotated[int, typer.Option(help="Prefect server (API and UI) port.")] = 4200,
     scheduler_port: Annotated[int, typer.Option(help="Dask scheduler port.")] = 8786,
@@ -580,8 +632,10 @@ def up(
         _warn_dev_mode(settings)
     ports = Ports(prefect_port, api_port or settings.api_port, scheduler_port, dashboard_port)
     if busy := ports.taken():
-        raise InvalidInput(f"already in use on 127.0.0.1: {', '.join(busy)}; stop what listens there or pick "
-                           "another port with that option")  # fmt: skip
+        raise InvalidInput(
+            f"already in use on 127.0.0.1: {', '.join(busy)}; stop what listens there or pick "
+            "another port with that option"
+        )
     model = _prepare_catalogue()
     console.print(f"catalogue migrated, store ready, model {model.name}@{model.version} registered", highlight=False)
     count = workers or settings.dask_workers or os.cpu_count() or 1
@@ -597,10 +651,12 @@ def up(
                 f"  Prefect UI      http://127.0.0.1:{ports.prefect}\n"
                 f"  API docs        {ports.api_url}/docs\n  admin panel     {ports.api_url}/admin\n"
                 f"  Dask scheduler  {ports.scheduler_address}\n"
-                f"  catalogue       {masked_url(settings.resolved_database_url)}\n  store           {settings.resolved_storage_url}\n"
+                f"  catalogue       {masked_url(settings.resolved_database_url)}\n"
+                f"  store           {settings.resolved_storage_url}\n"
                 + ("" if _has_accounts() else "  no account yet: cropai users create you@example.org --admin\n")
-                + "Ctrl-C stops everything.", highlight=False,
-            )  # fmt: skip
+                + "Ctrl-C stops everything.",
+                highlight=False,
+            )
             stack.watch()
     except KeyboardInterrupt:
         console.print("stopped")
@@ -610,15 +666,19 @@ def up(
 
 
 def _warn_dev_mode(settings: Settings) -> None:
-    signing = ("the API signs its tokens with the public development key: anyone who reaches the API can forge "
-               "a login as any user, admins included"
-               if settings.secret_key.get_secret_value() == DEV_SECRET_KEY
-               else "the admin panel's session cookie is sent over plain HTTP")  # fmt: skip
+    signing = (
+        "the API signs its tokens with the public development key: anyone who reaches the API can forge "
+        "a login as any user, admins included"
+        if settings.secret_key.get_secret_value() == DEV_SECRET_KEY
+        else "the admin panel's session cookie is sent over plain HTTP"
+    )
     errors.print(
         f"[bold red]WARNING: development mode (CROPAI_ENVIRONMENT=dev)[/]: {signing}. Keep this stack "
         "unreachable from other machines (no port forwarding, no proxy in front of it); for anything else set "
-        "CROPAI_ENVIRONMENT=production and a CROPAI_SECRET_KEY of your own.", highlight=False, soft_wrap=True,
-    )  # fmt: skip
+        "CROPAI_ENVIRONMENT=production and a CROPAI_SECRET_KEY of your own.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def _prepare_catalogue() -> Any:

@@ -57,7 +57,11 @@ def dask_cluster(settings: Settings, worker_env: dict[str, str] | None = None) -
     workers = settings.dask_workers or os.cpu_count() or 1
     log.info("starting a LocalCluster with %d single-threaded worker process(es)", workers)
     with LocalCluster(
-        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", host="127.0.0.1",
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        host="127.0.0.1",
         env=worker_env or {},
     ) as cluster:
         yield cluster.scheduler_address

@@ -25,11 +25,18 @@ MIN_PRODUCTION_SECRET_CHARS = 32
 MIN_PRODUCTION_SECRET_DISTINCT_CHARS = 10
 # Secrets anyone can read: the values .env.example ships (today's and earlier releases'), and
 # MinIO's own default. Production refuses them for every secret setting (compared case-blind).
-PLACEHOLDER_SECRETS = frozenset({
-    "REPLACE-ME-with-48-random-characters", "REPLACE-ME-postgres-password", "REPLACE-ME-minio-password",
-    "CHANGE-me-to-a-long-random-string-of-48-characters", "CHANGE-me-postgres", "CHANGE-me-minio-at-least-8",
-    "minioadmin", "admin:REPLACE-ME-prefect-password",
-})  # fmt: skip
+PLACEHOLDER_SECRETS = frozenset(
+    {
+        "REPLACE-ME-with-48-random-characters",
+        "REPLACE-ME-postgres-password",
+        "REPLACE-ME-minio-password",
+        "CHANGE-me-to-a-long-random-string-of-48-characters",
+        "CHANGE-me-postgres",
+        "CHANGE-me-minio-at-least-8",
+        "minioadmin",
+        "admin:REPLACE-ME-prefect-password",
+    }
+)
 GENERATE_SECRET_HINT = "generate one with `python -c 'import secrets; print(secrets.token_urlsafe(48))'`"
 
 # What each setting must look like, quoted in error messages.
@@ -63,7 +70,9 @@ EXPECTED_FORMS = {
     "max_window_days": "the longest date window an analysis may cover, in days",
     "max_fields_per_upload": "the most parcels one field upload may hold",
     "reconcile_after_s": "seconds without an update after which the API asks Prefect about a running analysis",
-    "stale_run_after_s": "seconds a running flow run may go without a heartbeat or progress before it counts as crashed",
+    "stale_run_after_s": (
+        "seconds a running flow run may go without a heartbeat or progress before it counts as crashed"
+    ),
     "orchestrator_deadline_s": "the most seconds one call to Prefect may take on a request, e.g. 8",
     "orchestrator_cooldown_s": "seconds the API answers 503 at once after Prefect failed to answer, e.g. 15",
     "flow_concurrency": "flow runs one deployment server runs at once (all deployments together), e.g. 4",
@@ -71,7 +80,9 @@ EXPECTED_FORMS = {
     "active_analyses_per_user": "queued or running analyses one user may have at once",
     "login_attempts_per_client_per_minute": "login attempts allowed per minute from one client, all accounts together",
     "trusted_proxies": "comma-separated addresses of reverse proxies whose X-Forwarded-For is believed; empty = none",
-    "monitoring_token": "a bearer token for /metrics and the detailed /readyz (admins' tokens work too); empty = admins only",
+    "monitoring_token": (
+        "a bearer token for /metrics and the detailed /readyz (admins' tokens work too); empty = admins only"
+    ),
     "max_request_bytes": "the largest request body the API reads, in bytes",
     "max_field_vertices": "the most vertices one field parcel may have",
     "ingest_roots": "comma-separated server folders ingestion may read from (the store's inbox always); empty = none",
@@ -89,9 +100,7 @@ class Settings(BaseSettings):
     an SQLite file and a local folder store.
     """
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     home: Path = DEFAULT_HOME
     database_url: str = ""
@@ -145,8 +154,9 @@ class Settings(BaseSettings):
     stac_allow_private: bool = False
 
     # Web map viewer: the base map under the crop layer, fetched by the browser; optional.
-    basemap_url: str = Field(default="https://tile.openstreetmap.org/{z}/{x}/{y}.png",
-                             pattern=r"^$|^https?://[^/\s]+/\S*\{z\}\S*$")  # fmt: skip
+    basemap_url: str = Field(
+        default="https://tile.openstreetmap.org/{z}/{x}/{y}.png", pattern=r"^$|^https?://[^/\s]+/\S*\{z\}\S*$"
+    )
     basemap_attribution: str = "© OpenStreetMap contributors"
 
     @field_validator("home", mode="after")
@@ -174,7 +184,8 @@ class Settings(BaseSettings):
         if reason := _weak_signing_key(self.secret_key.get_secret_value()):
             problems.append(
                 f"{ENV_PREFIX}SECRET_KEY is {reason}: set it to a random string of at least "
-                f"{MIN_PRODUCTION_SECRET_CHARS} characters when {ENV_PREFIX}ENVIRONMENT=production; {GENERATE_SECRET_HINT}"
+                f"{MIN_PRODUCTION_SECRET_CHARS} characters when {ENV_PREFIX}ENVIRONMENT=production; "
+                f"{GENERATE_SECRET_HINT}"
             )
         for name in ("s3_secret_key", "monitoring_token", "prefect_auth_string"):
             if _is_placeholder(getattr(self, name).get_secret_value()):
@@ -231,8 +242,10 @@ def _weak_signing_key(secret: str) -> str | None:
         return "a placeholder from .env.example"
     if len(secret) < MIN_PRODUCTION_SECRET_CHARS:
         return f"shorter than {MIN_PRODUCTION_SECRET_CHARS} characters"
-    repeats_a_pattern = any(secret == secret[:period] * (len(secret) // period) + secret[: len(secret) % period]
-                            for period in range(1, len(secret) // 2 + 1))  # fmt: skip
+    repeats_a_pattern = any(
+        secret == secret[:period] * (len(secret) // period) + secret[: len(secret) % period]
+        for period in range(1, len(secret) // 2 + 1)
+    )
     if len(set(secret)) < MIN_PRODUCTION_SECRET_DISTINCT_CHARS or repeats_a_pattern:
         return "too easy to guess (too few distinct characters, or a short pattern repeated)"
     return None

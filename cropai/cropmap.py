@@ -81,33 +81,55 @@ def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int,
         store.delete(cached.key)
     store.put(quicklook_key, quicklook(labels, classes), content_type="image/png")
     return CropMap(
-        map_key, quicklook_key, classes, field_results(labels, confidence, plan, fields),
-        int((labels > 0).sum()), int(inside.sum()),
-    )  # fmt: skip
+        map_key,
+        quicklook_key,
+        classes,
+        field_results(labels, confidence, plan, fields),
+        int((labels > 0).sum()),
+        int(inside.sum()),
+    )
 
 
-def write_map(labels: np.ndarray, confidence: np.ndarray, grid: Grid, path: Path, *, analysis_id: str, model: str) -> None:
+def write_map(
+    labels: np.ndarray, confidence: np.ndarray, grid: Grid, path: Path, *, analysis_id: str, model: str
+) -> None:
     """The crop-map COG: (y, x) uint8 ``labels`` and ``confidence`` on ``grid``."""
     profile = dict(
-        driver="COG", width=grid.width, height=grid.height, count=2, dtype="uint8", nodata=0,
-        crs=grid.crs, transform=grid.transform, compress="DEFLATE", blocksize=512, overview_resampling="MODE",
-    )  # fmt: skip
+        driver="COG",
+        width=grid.width,
+        height=grid.height,
+        count=2,
+        dtype="uint8",
+        nodata=0,
+        crs=grid.crs,
+        transform=grid.transform,
+        compress="DEFLATE",
+        blocksize=512,
+        overview_resampling="MODE",
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(labels, 1)
         dst.write(confidence, 2)
         dst.write_colormap(1, colour_table())
         dst.descriptions = ("class", "confidence")
         dst.update_tags(
-            ANALYSIS_ID=analysis_id, MODEL=model,
-            CLASSES=json.dumps({c.id: c.name for c in CLASSES}), CONFIDENCE_SCALE="255",
-        )  # fmt: skip
+            ANALYSIS_ID=analysis_id,
+            MODEL=model,
+            CLASSES=json.dumps({c.id: c.name for c in CLASSES}),
+            CONFIDENCE_SCALE="255",
+        )
         dst.update_tags(1, RESAMPLING=Resampling.mode.name)
 
 
 def class_areas(labels: np.ndarray, pixel_area_ha: float) -> list[ClassArea]:
     counts = np.bincount(labels.ravel(), minlength=max(CLASSES_BY_ID) + 1)
     return [
-        ClassArea(class_id, CLASSES_BY_ID[class_id].name, int(counts[class_id]), round(float(counts[class_id]) * pixel_area_ha, 4))
+        ClassArea(
+            class_id,
+            CLASSES_BY_ID[class_id].name,
+            int(counts[class_id]),
+            round(float(counts[class_id]) * pixel_area_ha, 4),
+        )
         for class_id in sorted(CLASSES_BY_ID)
         if counts[class_id]
     ]
@@ -119,7 +141,9 @@ def field_results(
     results = []
     for field_id, geometry in fields:
         local = transform_geom("EPSG:4326", plan.grid.crs, geometry)
-        mask = rasterize([(local, 1)], out_shape=plan.grid.shape, transform=plan.grid.transform, fill=0, dtype="uint8") > 0
+        mask = (
+            rasterize([(local, 1)], out_shape=plan.grid.shape, transform=plan.grid.transform, fill=0, dtype="uint8") > 0
+        )
         mapped = mask & (labels > 0)
         if not mapped.any():
             continue
@@ -127,10 +151,14 @@ def field_results(
         majority = int(counts.argmax())
         results.append(
             FieldResult(
-                field_id, majority, CLASSES_BY_ID[majority].name, round(float(counts[majority] / mapped.sum()), 4),
-                round(float(confidence[mapped].mean() / 255), 4), int(mapped.sum()),
+                field_id,
+                majority,
+                CLASSES_BY_ID[majority].name,
+                round(float(counts[majority] / mapped.sum()), 4),
+                round(float(confidence[mapped].mean() / 255), 4),
+                int(mapped.sum()),
             )
-        )  # fmt: skip
+        )
     return results
 
 
@@ -156,7 +184,9 @@ def quicklook(labels: np.ndarray, classes: Sequence[ClassArea]) -> bytes:
     draw.text((x, 4), "class (hectares)", fill=(0, 0, 0, 255), font=font)
     for row, area in enumerate(classes, start=1):
         y = 4 + row * row_px
-        draw.rectangle((x, y + 2, x + 12, y + 12), fill=CLASSES_BY_ID[area.class_id].rgb + (255,), outline=(0, 0, 0, 255))
+        draw.rectangle(
+            (x, y + 2, x + 12, y + 12), fill=(*CLASSES_BY_ID[area.class_id].rgb, 255), outline=(0, 0, 0, 255)
+        )
         draw.text((x + 18, y), f"{area.class_name} ({area.area_ha:,.1f} ha)", fill=(0, 0, 0, 255), font=font)
     out = io.BytesIO()
     canvas.save(out, format="PNG")

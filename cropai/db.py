@@ -74,7 +74,7 @@ def as_utc(moment: datetime) -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON, datetime: DateTime(timezone=True)}  # noqa: RUF012 - read by SQLAlchemy as declared
 
 
 def _enum_column(enum_cls: type[enum.Enum]) -> Enum:
@@ -230,9 +230,7 @@ class Scene(BBoxColumns, Base):
     cloud_fraction: Mapped[float | None] = mapped_column(Float)
     footprint_geojson: Mapped[dict[str, Any]] = mapped_column()
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    ingest_run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("ingest_runs.id", ondelete="SET NULL"), index=True
-    )
+    ingest_run_id: Mapped[int | None] = mapped_column(ForeignKey("ingest_runs.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -278,9 +276,7 @@ class Analysis(BBoxColumns, Base):
     start_date: Mapped[date] = mapped_column(Date)
     end_date: Mapped[date] = mapped_column(Date)
     model_ref: Mapped[str] = mapped_column(String(160))  # as asked, e.g. "cropnet@latest"
-    model_version_id: Mapped[int | None] = mapped_column(
-        ForeignKey("model_versions.id", ondelete="SET NULL")
-    )
+    model_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
     options: Mapped[dict[str, Any]] = mapped_column(default=dict)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     flow_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
@@ -303,9 +299,7 @@ class AnalysisClassStat(Base):
 
     __tablename__ = "analysis_class_stats"
 
-    analysis_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True
-    )
+    analysis_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True)
     class_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     class_name: Mapped[str] = mapped_column(String(64))
     pixel_count: Mapped[int] = mapped_column(BigInteger)
@@ -319,9 +313,7 @@ class FieldParcel(BBoxColumns, Base):
     __table_args__ = (_bbox_index("fields"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    owner_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="CASCADE"), index=True
-    )
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     external_id: Mapped[str | None] = mapped_column(String(200))
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -335,12 +327,8 @@ class FieldPrediction(Base):
 
     __tablename__ = "field_predictions"
 
-    analysis_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True
-    )
-    field_id: Mapped[int] = mapped_column(
-        ForeignKey("fields.id", ondelete="CASCADE"), primary_key=True, index=True
-    )
+    analysis_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True)
+    field_id: Mapped[int] = mapped_column(ForeignKey("fields.id", ondelete="CASCADE"), primary_key=True, index=True)
     class_id: Mapped[int] = mapped_column(Integer)
     class_name: Mapped[str] = mapped_column(String(64))
     share: Mapped[float] = mapped_column(Float)  # 0..1 of the field's mapped pixels
@@ -462,8 +450,13 @@ def retry_transient(
                 if left_s <= 0:
                     raise _unreachable(sessions, write.__name__, exc, time.monotonic() - started) from exc
                 pause_s = min(left_s, delay_s * random.uniform(1 - RETRY_JITTER, 1.0))
-                log.warning("%s: database unreachable (%s); retry %d in %.1f s",
-                            write.__name__, first_line(exc), attempt, pause_s)  # fmt: skip
+                log.warning(
+                    "%s: database unreachable (%s); retry %d in %.1f s",
+                    write.__name__,
+                    first_line(exc),
+                    attempt,
+                    pause_s,
+                )
                 time.sleep(pause_s)
                 delay_s = min(2 * delay_s, RETRY_MAX_DELAY_S)
                 attempt += 1

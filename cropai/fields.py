@@ -50,9 +50,10 @@ def uploaded_fields(sessions: sessionmaker[Session], owner_id: int | None, idemp
     """The field ids an earlier upload with this key stored for the owner; None if there was none."""
     with sessions() as session:
         return session.scalar(
-            select(FieldUpload.field_ids)
-            .where(FieldUpload.owner_id == owner_id, FieldUpload.idempotency_key == idempotency_key)
-        )  # fmt: skip
+            select(FieldUpload.field_ids).where(
+                FieldUpload.owner_id == owner_id, FieldUpload.idempotency_key == idempotency_key
+            )
+        )
 
 
 def field_parcels(
@@ -66,8 +67,10 @@ def field_parcels(
         # Counted before shapely sees the geometry: checking a huge polygon is the cost the cap avoids.
         vertices = vertex_count(feature)
         if max_vertices is not None and vertices > max_vertices:
-            raise InvalidInput(f"feature {number} has {vertices} vertices: at most {max_vertices} per field "
-                               "(CROPAI_MAX_FIELD_VERTICES); simplify its outline")  # fmt: skip
+            raise InvalidInput(
+                f"feature {number} has {vertices} vertices: at most {max_vertices} per field "
+                "(CROPAI_MAX_FIELD_VERTICES); simplify its outline"
+            )
         try:
             geometry = aoi_geometry(feature)
         except InvalidInput as exc:
@@ -75,11 +78,20 @@ def field_parcels(
         properties = feature.get("properties") or {}
         name = next((str(properties[k]) for k in NAME_PROPERTIES if properties.get(k) is not None), f"field {number}")
         minx, miny, maxx, maxy = shapely.geometry.shape(geometry).bounds
-        parcels.append(FieldParcel(
-            owner_id=owner_id, name=name[:200], external_id=str(feature["id"]) if "id" in feature else None,
-            properties=properties, geometry_geojson=geometry, area_ha=round(area_ha(geometry), 4),
-            minx=minx, miny=miny, maxx=maxx, maxy=maxy,
-        ))  # fmt: skip
+        parcels.append(
+            FieldParcel(
+                owner_id=owner_id,
+                name=name[:200],
+                external_id=str(feature["id"]) if "id" in feature else None,
+                properties=properties,
+                geometry_geojson=geometry,
+                area_ha=round(area_ha(geometry), 4),
+                minx=minx,
+                miny=miny,
+                maxx=maxx,
+                maxy=maxy,
+            )
+        )
     return parcels
 
 

@@ -34,8 +34,9 @@ def heartbeat_interval_s(settings: Settings) -> float:
 
 
 @contextmanager
-def heartbeat(sessions: sessionmaker[Session], row: type[Analysis] | type[IngestRun], row_id: Any,
-              interval_s: float) -> Iterator[None]:  # fmt: skip
+def heartbeat(
+    sessions: sessionmaker[Session], row: type[Analysis] | type[IngestRun], row_id: Any, interval_s: float
+) -> Iterator[None]:
     """Write ``row.heartbeat_at`` now and every ``interval_s`` seconds until the block ends."""
     stop = threading.Event()
 
@@ -45,8 +46,9 @@ def heartbeat(sessions: sessionmaker[Session], row: type[Analysis] | type[Ingest
                 with session_scope(sessions) as session:
                     session.execute(update(row).where(row.id == row_id).values(heartbeat_at=utcnow()))
             except SQLAlchemyError as exc:
-                logger.warning("heartbeat of %s %s not written: %s", row.__tablename__, row_id,
-                               str(exc).splitlines()[0])  # fmt: skip
+                logger.warning(
+                    "heartbeat of %s %s not written: %s", row.__tablename__, row_id, str(exc).splitlines()[0]
+                )
             if stop.wait(interval_s):
                 return
 

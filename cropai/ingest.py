@@ -102,9 +102,13 @@ def _ingest_files(
         duplicate = session.scalar(select(Scene).where(Scene.content_hash == content_hash))
     if duplicate is not None:
         return IngestOutcome(
-            candidate.source_uri, "skipped", duplicate.scene_id, duplicate.version,
-            duplicate.object_key, f"same content as {duplicate.scene_id} v{duplicate.version}",
-        )  # fmt: skip
+            candidate.source_uri,
+            "skipped",
+            duplicate.scene_id,
+            duplicate.version,
+            duplicate.object_key,
+            f"same content as {duplicate.scene_id} v{duplicate.version}",
+        )
     try:
         return _land(candidate, paths, content_hash, work, store, sessions, run_id, band_mapping)
     except InvalidScene as exc:
@@ -168,10 +172,14 @@ def _land(
     cog = work / "scene.cog.tif"
     write_cog(
         layout,
-        {"SCENE_ID": scene_id, "ACQUISITION_DATETIME": acquired_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-         "SOURCE": candidate.source_uri, "CONTENT_SHA256": content_hash},
+        {
+            "SCENE_ID": scene_id,
+            "ACQUISITION_DATETIME": acquired_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "SOURCE": candidate.source_uri,
+            "CONTENT_SHA256": content_hash,
+        },
         cog,
-    )  # fmt: skip
+    )
     measures = measure_scene(cog)
     cloud = measures.cloud_fraction if measures.cloud_fraction is not None else candidate.cloud_fraction
     key = f"scenes/{scene_id}/{content_hash[:16]}.tif"
@@ -185,21 +193,41 @@ def _land(
                 if existing is not None:  # the same content landed meanwhile from another task
                     if existing.object_key != key:  # under another name: ours would be an orphan
                         store.delete(key)
-                    return IngestOutcome(candidate.source_uri, "skipped", existing.scene_id, existing.version,
-                                         existing.object_key, "same content landed concurrently")  # fmt: skip
+                    return IngestOutcome(
+                        candidate.source_uri,
+                        "skipped",
+                        existing.scene_id,
+                        existing.version,
+                        existing.object_key,
+                        "same content landed concurrently",
+                    )
                 latest = session.scalar(select(func.max(Scene.version)).where(Scene.scene_id == scene_id))
                 version = (latest or 0) + 1
                 minx, miny, maxx, maxy = measures.bbox_wgs84
                 session.add(
                     Scene(
-                        scene_id=scene_id, version=version, content_hash=content_hash, object_key=key,
-                        source_uri=candidate.source_uri, platform=platform, acquired_at=acquired_at,
-                        crs=layout.crs, resolution_m=layout.resolution_m, width=layout.width,
-                        height=layout.height, bands=layout.bands, cloud_fraction=cloud,
-                        footprint_geojson=measures.footprint_wgs84, minx=minx, miny=miny, maxx=maxx,
-                        maxy=maxy, size_bytes=size, ingest_run_id=run_id,
+                        scene_id=scene_id,
+                        version=version,
+                        content_hash=content_hash,
+                        object_key=key,
+                        source_uri=candidate.source_uri,
+                        platform=platform,
+                        acquired_at=acquired_at,
+                        crs=layout.crs,
+                        resolution_m=layout.resolution_m,
+                        width=layout.width,
+                        height=layout.height,
+                        bands=layout.bands,
+                        cloud_fraction=cloud,
+                        footprint_geojson=measures.footprint_wgs84,
+                        minx=minx,
+                        miny=miny,
+                        maxx=maxx,
+                        maxy=maxy,
+                        size_bytes=size,
+                        ingest_run_id=run_id,
                     )
-                )  # fmt: skip
+                )
             return IngestOutcome(candidate.source_uri, "ingested", scene_id, version, key, size_bytes=size)
         except IntegrityError:
             continue  # another task took this version number; count again
@@ -289,12 +317,9 @@ def finish_run(
         run.skipped = sum(o.status == "skipped" for o in outcomes)
         run.rejected = sum(o.status == "rejected" for o in outcomes)
         run.rejections = [
-            {"file": o.source_uri, "reason": o.reason, "note": o.object_key}
-            for o in outcomes
-            if o.status == "rejected"
+            {"file": o.source_uri, "reason": o.reason, "note": o.object_key} for o in outcomes if o.status == "rejected"
         ]
         run.error = error
         run.status = RunStatus.failed if error else RunStatus.completed
         run.finished_at = utcnow()
     return run
-

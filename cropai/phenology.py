@@ -103,32 +103,29 @@ class Phenology:
 PHENOLOGY: dict[str, Phenology] = {
     "winter_wheat": Phenology(90, 178, winter_green=0.3, peak_green=0.92, harvest_doy=205),
     "winter_barley": Phenology(80, 162, winter_green=0.3, peak_green=0.88, harvest_doy=188),
-    "rapeseed": Phenology(
-        75, 168, winter_green=0.45, peak_green=0.9, harvest_doy=195, flowering=(100, 130, 0.55)
-    ),
+    "rapeseed": Phenology(75, 168, winter_green=0.45, peak_green=0.9, harvest_doy=195, flowering=(100, 130, 0.55)),
     "maize": Phenology(165, 262, rise_days=9, peak_green=0.95, harvest_doy=285),
-    "sunflower": Phenology(
-        150, 225, peak_green=0.85, harvest_doy=255, flowering=(190, 212, 0.35)
-    ),
+    "sunflower": Phenology(150, 225, peak_green=0.85, harvest_doy=255, flowering=(190, 212, 0.35)),
     "soybean": Phenology(170, 250, rise_days=8, peak_green=0.93, harvest_doy=272),
     "sugar_beet": Phenology(140, 300, rise_days=12, fall_days=15, peak_green=0.95, harvest_doy=295),
     "potato": Phenology(150, 218, rise_days=7, peak_green=0.9, harvest_doy=236),
     "alfalfa": Phenology(95, 290, winter_green=0.4, peak_green=0.9, cut_every_days=38),
-    "grassland": Phenology(
-        85, 300, winter_green=0.55, peak_green=0.85, cut_every_days=70, senescent=tuple(DRY_CANOPY)
-    ),
+    "grassland": Phenology(85, 300, winter_green=0.55, peak_green=0.85, cut_every_days=70, senescent=tuple(DRY_CANOPY)),
     "forest": Phenology(
-        115, 290, rise_days=7, fall_days=10, winter_green=0.1, peak_green=0.95,
-        canopy=tuple(FOREST_CANOPY), background=tuple(LEAF_LITTER),
+        115,
+        290,
+        rise_days=7,
+        fall_days=10,
+        winter_green=0.1,
+        peak_green=0.95,
+        canopy=tuple(FOREST_CANOPY),
+        background=tuple(LEAF_LITTER),
     ),
     "water": Phenology(0, 366, peak_green=0.0, background=tuple(WATER)),
-    "built_up": Phenology(
-        100, 280, winter_green=0.05, peak_green=0.15, background=tuple(IMPERVIOUS)
-    ),
-}  # fmt: skip
+    "built_up": Phenology(100, 280, winter_green=0.05, peak_green=0.15, background=tuple(IMPERVIOUS)),
+}
 # Unlabelled strips between parcels (tracks, hedges, verges): a thin, mown sward.
 MARGIN = Phenology(90, 290, winter_green=0.35, peak_green=0.55, background=tuple(LOAM_SOIL))
-
 
 
 def endmembers(phenology: Phenology, soil_brightness: float = 1.0) -> np.ndarray:

@@ -47,11 +47,25 @@ GDAL_ERRORS = (RasterioError, CPLE_BaseError)
 # the asset keys of public STAC APIs (Earth Search uses "nir08", Planetary Computer "B8A").
 BAND_ALIASES: dict[str, str] = {
     **{name.lower(): name for name in (*sentinel2.BANDS, sentinel2.SCL_BAND)},
-    "b8": "B08", "b2": "B02", "b3": "B03", "b4": "B04", "b5": "B05", "b6": "B06", "b7": "B07",
-    "blue": "B02", "green": "B03", "red": "B04", "rededge1": "B05", "rededge2": "B06",
-    "rededge3": "B07", "nir": "B08", "nir08": "B8A", "swir16": "B11", "swir22": "B12",
+    "b8": "B08",
+    "b2": "B02",
+    "b3": "B03",
+    "b4": "B04",
+    "b5": "B05",
+    "b6": "B06",
+    "b7": "B07",
+    "blue": "B02",
+    "green": "B03",
+    "red": "B04",
+    "rededge1": "B05",
+    "rededge2": "B06",
+    "rededge3": "B07",
+    "nir": "B08",
+    "nir08": "B8A",
+    "swir16": "B11",
+    "swir22": "B12",
     "scene_classification": "SCL",
-}  # fmt: skip
+}
 # Continuous bands are resampled bilinearly onto the finest grid; classes by nearest neighbour.
 RESAMPLING = {sentinel2.SCL_BAND: Resampling.nearest}
 TILE_PX = 512
@@ -162,9 +176,7 @@ def _check_pixels(src: rasterio.DatasetReader, path: str) -> None:
     if src.transform.b or src.transform.d:
         raise InvalidScene(f"{name} is rotated: expected a north-up grid")
     if any(dtype != "uint16" for dtype in src.dtypes):
-        raise InvalidScene(
-            f"{name} has dtype {src.dtypes[0]}: expected uint16 surface reflectance x 10000"
-        )
+        raise InvalidScene(f"{name} has dtype {src.dtypes[0]}: expected uint16 surface reflectance x 10000")
     if src.nodata not in (None, 0):
         raise InvalidScene(f"{name} has nodata {src.nodata:g}: expected 0 (the Sentinel-2 convention)")
 
@@ -183,9 +195,7 @@ def _band_names(
         return [canonical_band(name) for name in source_names]
     if band_mapping is not None:
         if len(band_mapping) != src.count:
-            raise InvalidScene(
-                f"band_mapping names {len(band_mapping)} bands but the file has {src.count}"
-            )
+            raise InvalidScene(f"band_mapping names {len(band_mapping)} bands but the file has {src.count}")
         names = [canonical_band(name) for name in band_mapping]
         unknown = [m for m, n in zip(band_mapping, names, strict=True) if m and not n]
         if unknown:
@@ -218,10 +228,17 @@ def write_cog(layout: SceneLayout, tags: dict[str, str], out_path: Path) -> None
             with rasterio.open(scratch, "r+") as dst:
                 dst.build_overviews(_overview_factors(layout.width, layout.height), Resampling.nearest)
             rasterio.shutil.copy(
-                scratch, str(out_path), driver="COG", COMPRESS="ZSTD", LEVEL="1", PREDICTOR="2",
-                BLOCKSIZE=str(TILE_PX), OVERVIEWS="FORCE_USE_EXISTING",
-                BIGTIFF="IF_SAFER", NUM_THREADS="ALL_CPUS",
-            )  # fmt: skip
+                scratch,
+                str(out_path),
+                driver="COG",
+                COMPRESS="ZSTD",
+                LEVEL="1",
+                PREDICTOR="2",
+                BLOCKSIZE=str(TILE_PX),
+                OVERVIEWS="FORCE_USE_EXISTING",
+                BIGTIFF="IF_SAFER",
+                NUM_THREADS="ALL_CPUS",
+            )
     except GDAL_ERRORS as exc:
         out_path.unlink(missing_ok=True)
         raise InvalidScene(f"pixel data cannot be read (truncated or corrupt?): {_gdal_reason(exc)}") from None
@@ -244,11 +261,21 @@ def _scratch_path(layout: SceneLayout, out_path: Path) -> str:
 
 def _write_stack(layout: SceneLayout, tags: dict[str, str], path: str) -> None:
     profile = {
-        "driver": "GTiff", "width": layout.width, "height": layout.height, "count": len(layout.sources),
-        "dtype": "uint16", "crs": layout.crs, "transform": layout.transform, "nodata": 0,
-        "tiled": True, "blockxsize": TILE_PX, "blockysize": TILE_PX, "interleave": "band",
-        "compress": "none", "bigtiff": "if_safer",
-    }  # fmt: skip
+        "driver": "GTiff",
+        "width": layout.width,
+        "height": layout.height,
+        "count": len(layout.sources),
+        "dtype": "uint16",
+        "crs": layout.crs,
+        "transform": layout.transform,
+        "nodata": 0,
+        "tiled": True,
+        "blockxsize": TILE_PX,
+        "blockysize": TILE_PX,
+        "interleave": "band",
+        "compress": "none",
+        "bigtiff": "if_safer",
+    }
     by_file: dict[str, list[tuple[int, BandSource]]] = {}
     for number, source in enumerate(layout.sources, start=1):
         by_file.setdefault(source.path, []).append((number, source))
@@ -337,10 +364,14 @@ def read_window(store: ObjectStore, key: str, crs: str, transform: Affine, width
     already on the grid is copied exactly) and reads only the COG tiles it needs;
     pixels the scene does not cover are 0 (nodata).
     """
-    with store.gdal_env(), rasterio.open(store.gdal_path(key)) as src:
-        with WarpedVRT(src, crs=crs, transform=transform, width=width, height=height,
-                       resampling=Resampling.nearest, nodata=0) as vrt:  # fmt: skip
-            return vrt.read()
+    with (
+        store.gdal_env(),
+        rasterio.open(store.gdal_path(key)) as src,
+        WarpedVRT(
+            src, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.nearest, nodata=0
+        ) as vrt,
+    ):
+        return vrt.read()
 
 
 def acquisition_time_from(tags: dict[str, str], file_name: str) -> datetime | None:

@@ -14,9 +14,17 @@ import numpy as np
 # in the order scenes are stored and models are fed.
 BANDS: tuple[str, ...] = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
 CENTRAL_WAVELENGTH_NM: dict[str, float] = {
-    "B02": 492.4, "B03": 559.8, "B04": 664.6, "B05": 704.1, "B06": 740.5,
-    "B07": 782.8, "B08": 832.8, "B8A": 864.7, "B11": 1613.7, "B12": 2202.4,
-}  # fmt: skip
+    "B02": 492.4,
+    "B03": 559.8,
+    "B04": 664.6,
+    "B05": 704.1,
+    "B06": 740.5,
+    "B07": 782.8,
+    "B08": 832.8,
+    "B8A": 864.7,
+    "B11": 1613.7,
+    "B12": 2202.4,
+}
 SCL_BAND = "SCL"
 # Surface reflectance is stored as uint16 = reflectance x 10000; 0 marks no data.
 REFLECTANCE_SCALE = 10_000

@@ -50,8 +50,9 @@ class SourceBounds:
     @classmethod
     def for_server(cls, settings: Settings) -> SourceBounds:
         """Runs started through the API, the schedule or the Prefect UI: the configured roots."""
-        roots = tuple(Path(root.strip()).expanduser().resolve() for root in settings.ingest_roots.split(",")
-                      if root.strip())  # fmt: skip
+        roots = tuple(
+            Path(root.strip()).expanduser().resolve() for root in settings.ingest_roots.split(",") if root.strip()
+        )
         return cls(roots, settings.stac_allow_private)
 
     @classmethod
@@ -79,8 +80,10 @@ class SourceBounds:
             return
         parts = key.split("/")
         if not key.startswith(INBOX_PREFIX) or any(part in (".", "..") for part in parts):
-            raise InvalidInput(f"{STORE_PREFIX}{key}: only the store's inbox ({STORE_PREFIX}{INBOX_PREFIX}...) "
-                               "may be ingested from the object store")  # fmt: skip
+            raise InvalidInput(
+                f"{STORE_PREFIX}{key}: only the store's inbox ({STORE_PREFIX}{INBOX_PREFIX}...) "
+                "may be ingested from the object store"
+            )
 
     def url(self, url: str) -> None:
         """Refuse a URL that is not http(s) or whose host has an address these bounds exclude."""
@@ -88,8 +91,10 @@ class SourceBounds:
 
     def _where_to(self) -> str:
         roots = ", ".join(str(root) for root in self.roots or ()) or "none is set"
-        return (f"the folders are {ROOTS_VARIABLE} ({roots}) and the store's inbox ({STORE_PREFIX}{INBOX_PREFIX}); "
-                f"add the folder to {ROOTS_VARIABLE} (comma-separated) or drop the files into the inbox")  # fmt: skip
+        return (
+            f"the folders are {ROOTS_VARIABLE} ({roots}) and the store's inbox ({STORE_PREFIX}{INBOX_PREFIX}); "
+            f"add the folder to {ROOTS_VARIABLE} (comma-separated) or drop the files into the inbox"
+        )
 
 
 def check_source(source: str, bounds: SourceBounds) -> None:
@@ -104,8 +109,10 @@ def check_source(source: str, bounds: SourceBounds) -> None:
     elif scheme in ("", "file") or bounds.roots is None:
         bounds.local_path(source.removeprefix("file://"))
     else:
-        raise InvalidInput(f"{source}: {scheme}:// sources are not read; give {STORE_PREFIX}{INBOX_PREFIX}..., "
-                           "an http(s) URL or a folder")  # fmt: skip
+        raise InvalidInput(
+            f"{source}: {scheme}:// sources are not read; give {STORE_PREFIX}{INBOX_PREFIX}..., "
+            "an http(s) URL or a folder"
+        )
 
 
 def check_url(url: str, allow_private: bool) -> None:
@@ -127,9 +134,12 @@ def check_url(url: str, allow_private: bool) -> None:
     for *_, sockaddr in found:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
         if kind := _excluded_kind(address, allow_private):
-            hint = ("such addresses are never read" if kind in NEVER_READ else
-                    f"ingestion reads only public hosts; set {PRIVATE_VARIABLE}=true to allow loopback and "
-                    "private-network hosts")  # fmt: skip
+            hint = (
+                "such addresses are never read"
+                if kind in NEVER_READ
+                else f"ingestion reads only public hosts; set {PRIVATE_VARIABLE}=true to allow loopback and "
+                "private-network hosts"
+            )
             raise InvalidInput(f"{url}: {host} resolves to {address}, a {kind} address; {hint}")
 
 
@@ -138,8 +148,11 @@ def _excluded_kind(address: ipaddress.IPv4Address | ipaddress.IPv6Address, allow
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
     # Before private: 169.254.169.254 (cloud metadata) and 0.0.0.0 count as private too.
-    for kind, excluded in (("link-local", address.is_link_local), ("multicast", address.is_multicast),
-                           ("unspecified", address.is_unspecified)):  # fmt: skip
+    for kind, excluded in (
+        ("link-local", address.is_link_local),
+        ("multicast", address.is_multicast),
+        ("unspecified", address.is_unspecified),
+    ):
         if excluded:
             return kind
     if allow_private:

@@ -48,9 +48,7 @@ class StacSearch(BaseModel):
     )
     start: date | None = Field(default=None, description="first acquisition date")
     end: date | None = Field(default=None, description="last acquisition date (inclusive)")
-    max_cloud_cover: float | None = Field(
-        default=None, ge=0, le=100, description="largest eo:cloud_cover, percent"
-    )
+    max_cloud_cover: float | None = Field(default=None, ge=0, le=100, description="largest eo:cloud_cover, percent")
     max_items: int = Field(default=100, ge=1, le=10_000, description="stop after this many items")
 
     def datetime_range(self) -> str | None:
@@ -115,11 +113,12 @@ def _folder(root: Path) -> list[SceneCandidate]:
         paths = [root]
     elif root.is_dir():
         paths = sorted(
-            p for p in root.rglob("*")
+            p
+            for p in root.rglob("*")
             if p.is_file()
             and not any(part.startswith(".") for part in p.relative_to(root).parts)
             and not p.name.lower().endswith(SIDECAR_SUFFIXES)
-        )  # fmt: skip
+        )
     else:
         raise SourceUnreadable(f"folder {root} does not exist or cannot be read")
     return [SceneCandidate(str(p), p.name, (SceneAsset(str(p)),)) for p in paths]
@@ -128,7 +127,7 @@ def _folder(root: Path) -> list[SceneCandidate]:
 def _inbox(store: ObjectStore, prefix: str) -> list[SceneCandidate]:
     try:
         objects = store.list(prefix)
-    except Exception as exc:  # noqa: BLE001 - any failure to list is "source unreadable"
+    except Exception as exc:
         raise SourceUnreadable(f"cannot list {prefix!r} in {store.url}: {exc}") from None
     return [
         SceneCandidate(
@@ -146,7 +145,7 @@ def _stac_catalog(href: str, bounds: SourceBounds) -> list[SceneCandidate]:
     try:
         root = pystac.read_file(href, stac_io=BoundedStacIO(bounds))
         items = list(root.get_items(recursive=True)) if isinstance(root, pystac.Catalog) else [root]
-    except Exception as exc:  # noqa: BLE001 - unreadable, not JSON, not STAC: all mean the same here
+    except Exception as exc:
         _raise_refusal(exc)
         raise SourceUnreadable(f"cannot read the STAC catalog {href}: {exc}") from None
     if not all(isinstance(item, pystac.Item) for item in items):
@@ -168,7 +167,7 @@ def _stac_api(url: str, search: StacSearch, bounds: SourceBounds) -> list[SceneC
             max_items=search.max_items,
         )
         items = list(results.items())
-    except Exception as exc:  # noqa: BLE001 - network, HTTP and API errors all mean "unreadable"
+    except Exception as exc:
         _raise_refusal(exc)
         raise SourceUnreadable(f"STAC API search at {url} failed: {exc}") from None
     return [_from_item(item) for item in items]
@@ -212,8 +211,13 @@ class BoundedApiIO(StacApiIO):
             raise InvalidInput(f"{href}: a STAC API and its links are read over http(s) only")
         return super().read_text(source, *args, **kwargs)
 
-    def request(self, href: str, method: str | None = None, headers: dict[str, str] | None = None,
-                parameters: dict[str, Any] | None = None) -> str:  # fmt: skip
+    def request(
+        self,
+        href: str,
+        method: str | None = None,
+        headers: dict[str, str] | None = None,
+        parameters: dict[str, Any] | None = None,
+    ) -> str:
         method = (method or "GET").upper()
         payload = {"json": parameters} if method in ("POST", "PUT", "PATCH") else {"params": parameters}
         try:

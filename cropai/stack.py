@@ -115,8 +115,12 @@ class Ports:
     def taken(self) -> list[str]:
         """Which of these ports something else already listens on, named by option."""
         busy = []
-        for option, port in (("--prefect-port", self.prefect), ("--api-port", self.api),
-                             ("--scheduler-port", self.scheduler), ("--dashboard-port", self.dashboard)):  # fmt: skip
+        for option, port in (
+            ("--prefect-port", self.prefect),
+            ("--api-port", self.api),
+            ("--scheduler-port", self.scheduler),
+            ("--dashboard-port", self.dashboard),
+        ):
             with socket.socket() as sock:
                 if sock.connect_ex((LOOPBACK, port)) == 0:
                     busy.append(f"{option} {port}")
@@ -143,8 +147,9 @@ class Stack:
     context stops every program in order; one more while stopping SIGKILLs every process
     group left at once."""
 
-    def __init__(self, logs: Path, report: Callable[[str], None] = lambda line: None,
-                 restarts: RestartPolicy = RestartPolicy()) -> None:  # fmt: skip
+    def __init__(
+        self, logs: Path, report: Callable[[str], None] = lambda line: None, restarts: RestartPolicy = RestartPolicy()
+    ) -> None:
         self.logs = logs
         self.report = report
         self.restarts = restarts
@@ -206,9 +211,14 @@ class Stack:
         log = self.logs / f"{program.name}.log"
         with log.open("ab") as sink:
             process = subprocess.Popen(
-                program.argv, env={**os.environ, **program.env}, cwd=PROJECT_ROOT, stdout=sink,
-                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                program.argv,
+                env={**os.environ, **program.env},
+                cwd=PROJECT_ROOT,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         return Running(program, process, log, time.monotonic())
 
     def wait_ready(self, running: Running) -> None:
@@ -219,11 +229,15 @@ class Stack:
         while problems := [problem for url in program.ready_urls if (problem := _probe(url))]:
             self._raise_if_signalled()
             if running.process.poll() is not None:
-                raise StackError(f"{program.name} exited with status {running.process.returncode} while starting; "
-                                 f"{_tail(running.log)}")  # fmt: skip
+                raise StackError(
+                    f"{program.name} exited with status {running.process.returncode} while starting; "
+                    f"{_tail(running.log)}"
+                )
             if time.monotonic() > deadline:
-                raise StackError(f"{program.name} was not ready within {program.ready_within_s:.0f} s "
-                                 f"({'; '.join(problems)}); {_tail(running.log)}")  # fmt: skip
+                raise StackError(
+                    f"{program.name} was not ready within {program.ready_within_s:.0f} s "
+                    f"({'; '.join(problems)}); {_tail(running.log)}"
+                )
             time.sleep(0.2)
         took = time.monotonic() - running.launched_at
         self.report(f"ready    {program.name:<16} {program.shown_url:<34} pid {running.process.pid:<7} {took:5.1f} s")
@@ -260,12 +274,16 @@ class Stack:
         name, status, policy = running.program.name, running.process.returncode, self.restarts
         signal_group(running.process.pid, signal.SIGKILL)  # what the dead leader left behind
         if not policy.allows(running.restarts, now):
-            raise StackError(f"{name} stopped with status {status}, after {policy.budget} restarts within "
-                             f"{_span(policy.window_s)}; {_tail(running.log)}")  # fmt: skip
+            raise StackError(
+                f"{name} stopped with status {status}, after {policy.budget} restarts within "
+                f"{_span(policy.window_s)}; {_tail(running.log)}"
+            )
         delay = policy.delay_s(running.restarts, now, now - running.launched_at)
         count = len(policy.recent(running.restarts, now)) + 1
-        self.report(f"exited   {name} with status {status}; restarting ({count} of {policy.budget} within "
-                    f"{_span(policy.window_s)}) in {delay:.0f} s; log {running.log}")  # fmt: skip
+        self.report(
+            f"exited   {name} with status {status}; restarting ({count} of {policy.budget} within "
+            f"{_span(policy.window_s)}) in {delay:.0f} s; log {running.log}"
+        )
         return delay
 
     def stop(self) -> None:
@@ -285,7 +303,9 @@ class Stack:
                 signal_group(group, signal.SIGKILL)
             self.running.clear()
             if left := _wait_gone(groups):
-                self._tell(f"process groups {', '.join(map(str, left))} still there {GONE_WITHIN_S:.0f} s after SIGKILL")
+                self._tell(
+                    f"process groups {', '.join(map(str, left))} still there {GONE_WITHIN_S:.0f} s after SIGKILL"
+                )
 
     def _stop_one(self, running: Running) -> None:
         if running.process.poll() is None:
@@ -349,8 +369,11 @@ def prefect_server(ports: Ports, home: Path) -> Program:
         "prefect-server",
         [PYTHON, "-m", "prefect", "server", "start", "--host", LOOPBACK, "--port", str(ports.prefect)],
         ready_urls=(f"{ports.prefect_api}/health",),
-        env={"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-             "PREFECT_UI_API_URL": ports.prefect_api},  # fmt: skip
+        env={
+            "PREFECT_HOME": str(home),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+            "PREFECT_UI_API_URL": ports.prefect_api,
+        },
         shown_url=f"http://{LOOPBACK}:{ports.prefect}",
         ready_within_s=180.0,  # a first start creates and migrates its database
     )
@@ -359,8 +382,18 @@ def prefect_server(ports: Ports, home: Path) -> Program:
 def dask_scheduler(ports: Ports) -> Program:
     return Program(
         "dask-scheduler",
-        [PYTHON, "-m", "dask", "scheduler", "--host", LOOPBACK, "--port", str(ports.scheduler),
-         "--dashboard-address", f"{LOOPBACK}:{ports.dashboard}"],  # fmt: skip
+        [
+            PYTHON,
+            "-m",
+            "dask",
+            "scheduler",
+            "--host",
+            LOOPBACK,
+            "--port",
+            str(ports.scheduler),
+            "--dashboard-address",
+            f"{LOOPBACK}:{ports.dashboard}",
+        ],
         ready_urls=(f"http://{LOOPBACK}:{ports.dashboard}/health",),
         shown_url=ports.scheduler_address,
     )
@@ -371,8 +404,21 @@ def dask_worker(index: int, ports: Ports, env: dict[str, str]) -> Program:
     dashboard = free_port()
     return Program(
         f"dask-worker-{index}",
-        [PYTHON, "-m", "dask", "worker", ports.scheduler_address, "--name", f"cropai-{index}", "--nthreads", "1",
-         "--host", LOOPBACK, "--dashboard-address", f"{LOOPBACK}:{dashboard}"],  # fmt: skip
+        [
+            PYTHON,
+            "-m",
+            "dask",
+            "worker",
+            ports.scheduler_address,
+            "--name",
+            f"cropai-{index}",
+            "--nthreads",
+            "1",
+            "--host",
+            LOOPBACK,
+            "--dashboard-address",
+            f"{LOOPBACK}:{dashboard}",
+        ],
         ready_urls=(f"http://{LOOPBACK}:{dashboard}/health",),
         env=env,
     )
@@ -385,17 +431,26 @@ def deployment_server(ports: Ports, env: dict[str, str], schedules: bool = True)
     argv = [PYTHON, "-m", "cropai.cli", "serve"] + ([] if schedules else ["--no-schedules"])
     listed = tuple(f"{ports.prefect_api}/deployments/name/{name}" for name in SERVED_DEPLOYMENTS)
     return Program(
-        "deployments", argv, ready_urls=(f"http://{LOOPBACK}:{port}/health", *listed),
-        env={**env, "PREFECT_RUNNER_SERVER_ENABLE": "true", "PREFECT_RUNNER_SERVER_HOST": LOOPBACK,
-             "PREFECT_RUNNER_SERVER_PORT": str(port)},
-    )  # fmt: skip
+        "deployments",
+        argv,
+        ready_urls=(f"http://{LOOPBACK}:{port}/health", *listed),
+        env={
+            **env,
+            "PREFECT_RUNNER_SERVER_ENABLE": "true",
+            "PREFECT_RUNNER_SERVER_HOST": LOOPBACK,
+            "PREFECT_RUNNER_SERVER_PORT": str(port),
+        },
+    )
 
 
 def api_server(ports: Ports, env: dict[str, str]) -> Program:
     return Program(
-        "api", [PYTHON, "-m", "api.serve", "--host", LOOPBACK, "--port", str(ports.api)],
-        ready_urls=(f"{ports.api_url}/healthz",), env=env, shown_url=ports.api_url,
-    )  # fmt: skip
+        "api",
+        [PYTHON, "-m", "api.serve", "--host", LOOPBACK, "--port", str(ports.api)],
+        ready_urls=(f"{ports.api_url}/healthz",),
+        env=env,
+        shown_url=ports.api_url,
+    )
 
 
 def machine_bounds(cores: int) -> dict[str, int]:
@@ -410,12 +465,20 @@ def stack_environment(settings: Settings, ports: Ports, cores: int) -> dict[str,
     this stack's Prefect server and Dask scheduler, with the concurrency bounds sized to
     ``cores`` unless the settings set them."""
     bounds = {name: value for name, value in machine_bounds(cores).items() if name not in settings.model_fields_set}
-    pointed = settings.model_copy(update={
-        "prefect_api_url": ports.prefect_api, "dask_address": ports.scheduler_address,
-        "api_host": LOOPBACK, "api_port": ports.api, **bounds,
-    })  # fmt: skip
-    return {**pointed.as_environment(), "PREFECT_API_URL": ports.prefect_api,
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}  # fmt: skip
+    pointed = settings.model_copy(
+        update={
+            "prefect_api_url": ports.prefect_api,
+            "dask_address": ports.scheduler_address,
+            "api_host": LOOPBACK,
+            "api_port": ports.api,
+            **bounds,
+        }
+    )
+    return {
+        **pointed.as_environment(),
+        "PREFECT_API_URL": ports.prefect_api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
 
 
 def start_stack(stack: Stack, settings: Settings, ports: Ports, workers: int, schedules: bool = True) -> None:

@@ -204,8 +204,8 @@ class LocalStore(ObjectStore):
     def check(self) -> None:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
-            probe = tempfile.NamedTemporaryFile(prefix=_TEMP_PREFIX, dir=self.root)
-            probe.close()
+            with tempfile.NamedTemporaryFile(prefix=_TEMP_PREFIX, dir=self.root):
+                pass
         except OSError as exc:
             raise ServiceUnavailable(
                 f"cannot write to the store folder {self.root}: {exc.strerror}. "
@@ -228,9 +228,7 @@ class S3Store(ObjectStore):
         endpoint = settings.s3_endpoint or "s3.amazonaws.com"
         endpoint_parts = urlsplit(endpoint if "://" in endpoint else f"//{endpoint}")
         self.endpoint = endpoint_parts.netloc
-        self.secure = endpoint_parts.scheme == "https" or (
-            endpoint_parts.scheme != "http" and settings.s3_secure
-        )
+        self.secure = endpoint_parts.scheme == "https" or (endpoint_parts.scheme != "http" and settings.s3_secure)
         self.region = settings.s3_region
         self._access_key = settings.s3_access_key
         self._secret_key = settings.s3_secret_key.get_secret_value()
@@ -276,9 +274,7 @@ class S3Store(ObjectStore):
             if isinstance(data, Path):
                 self._client.fput_object(self.bucket, name, str(data), content_type=content_type)
             else:
-                self._client.put_object(
-                    self.bucket, name, io.BytesIO(data), len(data), content_type=content_type
-                )
+                self._client.put_object(self.bucket, name, io.BytesIO(data), len(data), content_type=content_type)
         if move and isinstance(data, Path):
             data.unlink()
 
@@ -328,9 +324,7 @@ class S3Store(ObjectStore):
         if not self.exists(key):
             raise ObjectNotFound(f"no object {key!r} in {self.url}")
         with self._errors(key):
-            return self._client.presigned_get_object(
-                self.bucket, self._object_name(key), expires=expires
-            )
+            return self._client.presigned_get_object(self.bucket, self._object_name(key), expires=expires)
 
     def gdal_path(self, key: str) -> str:
         return f"/vsis3/{self.bucket}/{self._object_name(key)}"
@@ -372,9 +366,7 @@ def _minio_client(endpoint: str, settings: Settings, secure: bool) -> Minio:
     # Fail fast when the server is down instead of minio's default of long retries.
     http = urllib3.PoolManager(
         timeout=urllib3.Timeout(connect=settings.connect_timeout_s, read=300),
-        retries=urllib3.Retry(
-            total=3, connect=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)
-        ),
+        retries=urllib3.Retry(total=3, connect=1, backoff_factor=0.2, status_forcelist=(500, 502, 503, 504)),
         maxsize=16,
     )
     return Minio(

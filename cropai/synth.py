@@ -69,9 +69,16 @@ SCENE_BANDS: tuple[str, ...] = (*sentinel2.BANDS, sentinel2.SCL_BAND)
 MAX_PIXELS = 25_000_000  # 50 km x 50 km at 10 m; beyond that, make several sets
 # Crop shares among crop parcels, loosely after Eurostat arable-land statistics.
 CROP_SHARES = {
-    "winter_wheat": 0.24, "winter_barley": 0.12, "maize": 0.17, "rapeseed": 0.10,
-    "sunflower": 0.08, "soybean": 0.07, "sugar_beet": 0.07, "potato": 0.06, "alfalfa": 0.09,
-}  # fmt: skip
+    "winter_wheat": 0.24,
+    "winter_barley": 0.12,
+    "maize": 0.17,
+    "rapeseed": 0.10,
+    "sunflower": 0.08,
+    "soybean": 0.07,
+    "sugar_beet": 0.07,
+    "potato": 0.06,
+    "alfalfa": 0.09,
+}
 CLOUD_SPECTRUM = np.array([0.62, 0.61, 0.60, 0.60, 0.59, 0.58, 0.58, 0.57, 0.42, 0.30])
 SOLAR_OVERPASS_HOURS = 10.5
 FileFormat = Literal["cog", "gtiff"]
@@ -99,9 +106,7 @@ class SynthSpec:
         if not 0.0 <= self.mean_cloud_cover < 1.0:
             raise InvalidInput(f"mean_cloud_cover={self.mean_cloud_cover}: expected 0 <= value < 1")
         if not 0.0 <= self.partial_swath_probability <= 1.0:
-            raise InvalidInput(
-                f"partial_swath_probability={self.partial_swath_probability}: expected 0..1"
-            )
+            raise InvalidInput(f"partial_swath_probability={self.partial_swath_probability}: expected 0..1")
         if self.parcel_size_m < 50:
             raise InvalidInput(f"parcel_size_m={self.parcel_size_m}: expected >= 50 m")
         if self.file_format not in ("cog", "gtiff"):
@@ -195,10 +200,7 @@ def make_parcels(grid: Grid, spec: SynthSpec) -> list[Parcel]:
     """Cut the grid's extent into skewed quadrilateral parcels and give each a class."""
     rng = np.random.default_rng([spec.seed, 0])
     minx, miny, maxx, maxy = grid.bounds
-    zones = {
-        name: smooth_noise(rng, (64, 64), sigma_px=4.0)
-        for name in ("forest", "water", "built_up", "grassland")
-    }
+    zones = {name: smooth_noise(rng, (64, 64), sigma_px=4.0) for name in ("forest", "water", "built_up", "grassland")}
     crop_names = list(CROP_SHARES)
     crop_weights = np.array([CROP_SHARES[n] for n in crop_names])
     crop_weights /= crop_weights.sum()
@@ -351,9 +353,7 @@ def render_scene(
     return np.concatenate([digital, scl[None]], axis=0)
 
 
-def _surface_reflectance(
-    parcels: list[Parcel], parcel_index: np.ndarray, vigour: np.ndarray, doy: int
-) -> np.ndarray:
+def _surface_reflectance(parcels: list[Parcel], parcel_index: np.ndarray, vigour: np.ndarray, doy: int) -> np.ndarray:
     """(band, y, x) float32 reflectance of the ground on day ``doy``."""
     n = len(parcels) + 1
     fractions = np.zeros((n, 3), dtype=np.float32)  # green, dry, flower
@@ -450,9 +450,13 @@ def _profile(grid: Grid, count: int, dtype: str, file_format: FileFormat) -> dic
     }
     if file_format == "cog":
         profile.update(
-            driver="COG", compress="DEFLATE", predictor=2, blocksize=512,
-            overview_resampling="NEAREST", bigtiff="IF_SAFER",
-        )  # fmt: skip
+            driver="COG",
+            compress="DEFLATE",
+            predictor=2,
+            blocksize=512,
+            overview_resampling="NEAREST",
+            bigtiff="IF_SAFER",
+        )
     else:  # a plain striped GeoTIFF, as many providers and older tools deliver
         profile.update(driver="GTiff", tiled=False, compress="NONE")
     return profile

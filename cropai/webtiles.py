@@ -63,7 +63,9 @@ class TileId:
             raise InvalidInput(f"zoom {self.z} is outside 0..{MAX_ZOOM}")
         last = 2**self.z - 1
         if not (0 <= self.x <= last and 0 <= self.y <= last):
-            raise InvalidInput(f"tile {self.z}/{self.x}/{self.y} does not exist: at zoom {self.z} x and y run 0..{last}")
+            raise InvalidInput(
+                f"tile {self.z}/{self.x}/{self.y} does not exist: at zoom {self.z} x and y run 0..{last}"
+            )
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -129,10 +131,16 @@ def _paint(src: rasterio.DatasetReader, tile: TileId, window: Window, out_shape:
     scale = Affine.scale(window.width / out_shape[1], window.height / out_shape[0])
     left, _, _, top = tile.bounds
     reproject(
-        data, labels, src_transform=src.window_transform(window) * scale, src_crs=src.crs, src_nodata=0,
-        dst_transform=Affine(tile.resolution_m, 0, left, 0, -tile.resolution_m, top), dst_crs=WEB_MERCATOR,
-        dst_nodata=0, resampling=Resampling.nearest,
-    )  # fmt: skip
+        data,
+        labels,
+        src_transform=src.window_transform(window) * scale,
+        src_crs=src.crs,
+        src_nodata=0,
+        dst_transform=Affine(tile.resolution_m, 0, left, 0, -tile.resolution_m, top),
+        dst_crs=WEB_MERCATOR,
+        dst_nodata=0,
+        resampling=Resampling.nearest,
+    )
     table = np.zeros((256, 4), dtype=np.uint8)
     for value, colour in src.colormap(1).items():
         table[value] = colour
@@ -148,8 +156,12 @@ def _source_window(src: rasterio.DatasetReader, tile: TileId) -> tuple[Window, t
 
     bounds = transform_bounds(WEB_MERCATOR, src.crs, *tile.bounds, densify_pts=21)
     under_tile = from_bounds(*bounds, transform=src.transform)
-    if (under_tile.col_off >= src.width or under_tile.row_off >= src.height
-            or under_tile.col_off + under_tile.width <= 0 or under_tile.row_off + under_tile.height <= 0):  # fmt: skip
+    if (
+        under_tile.col_off >= src.width
+        or under_tile.row_off >= src.height
+        or under_tile.col_off + under_tile.width <= 0
+        or under_tile.row_off + under_tile.height <= 0
+    ):
         return None
     # Whole pixels that cover the tile, plus one for the nearest-neighbour lookups at its edges.
     col_start = max(0, math.floor(under_tile.col_off) - 1)
@@ -184,8 +196,9 @@ def map_tile(
 
     tiles = _tiled_map(store, map_key, analysis_id)
     if tile.z not in tiles.zooms:
-        raise ObjectNotFound(f"no tile at zoom {tile.z}: this map is tiled at zooms {tiles.zooms.min_zoom} to "
-                             f"{tiles.zooms.max_zoom}")  # fmt: skip
+        raise ObjectNotFound(
+            f"no tile at zoom {tile.z}: this map is tiled at zooms {tiles.zooms.min_zoom} to {tiles.zooms.max_zoom}"
+        )
     key = tile_key(analysis_id, tile)
     try:
         return store.get(key)

@@ -30,8 +30,13 @@ from tasks.analyze import (
 )
 
 
-@flow(name="analyze", on_completion=[mark_completed], on_failure=[mark_failed], on_crashed=[mark_failed],
-      on_cancellation=[mark_cancelled])  # fmt: skip
+@flow(
+    name="analyze",
+    on_completion=[mark_completed],
+    on_failure=[mark_failed],
+    on_crashed=[mark_failed],
+    on_cancellation=[mark_cancelled],
+)
 def analyze(analysis_id: str, attempt: int = 1) -> Any:
     """Map the crops of an analysis: plan tiles, predict batches on Dask, write the map and statistics.
 
@@ -42,8 +47,10 @@ def analyze(analysis_id: str, attempt: int = 1) -> Any:
     settings = load_settings()
     sessions = services(settings).sessions
     if not claim(sessions, analysis_id, attempt, uuid.UUID(flow_run.get_id()), retried=flow_run.get_run_count() > 1):
-        return Cancelled(message=f"analysis {analysis_id} is not queued for attempt {attempt} (finished, cancelled "
-                                 "or started again since): nothing to do")  # fmt: skip
+        return Cancelled(
+            message=f"analysis {analysis_id} is not queued for attempt {attempt} (finished, cancelled "
+            "or started again since): nothing to do"
+        )
     with heartbeat(sessions, Analysis, uuid.UUID(analysis_id), heartbeat_interval_s(settings)):
         return _map_crops(analysis_id)
 
@@ -59,7 +66,7 @@ def _map_crops(analysis_id: str) -> Any:
         for done, future in enumerate(as_completed(list(futures)), start=1):
             try:
                 reused += future.result().reused  # the task's own outcome, carried back by Dask
-            except Exception as exc:  # noqa: BLE001 - any batch error fails the run, named
+            except Exception as exc:
                 failures.append(f"batch {futures[future]}: {str(exc) or type(exc).__name__}")
             update_progress_artifact(progress, 100.0 * done / batches)
             if not record_batch_done(analysis_id, done - len(failures)):

@@ -83,8 +83,12 @@ def _ingest(
     summary = close_ingest_run(run_id, outcomes, error)
     logger.info(
         "ingest run %s: %s found, %s ingested, %s skipped as duplicates, %s rejected",
-        run_id, summary["found"], summary["ingested"], summary["skipped"], summary["rejected"],
-    )  # fmt: skip
+        run_id,
+        summary["found"],
+        summary["ingested"],
+        summary["skipped"],
+        summary["rejected"],
+    )
     if error:
         return Failed(message=error, data=summary)
     return summary

@@ -9,6 +9,6 @@ def failure_reason(state: Any) -> str:
     """The exception message of a failed state, else its message."""
     try:
         state.result()
-    except Exception as exc:  # noqa: BLE001 - the state's exception is the reason to report
+    except Exception as exc:
         return str(exc) or type(exc).__name__
     return state.message or "unknown"

@@ -35,16 +35,24 @@ def serve_deployments(limit: int | None = None, schedule_ingest: bool = True) ->
     Prefect holds the rest as ``AwaitingConcurrencySlot``, and their analyses stay ``queued``."""
     settings = load_settings()
     serve(
-        analyze.to_deployment(name="analyze", tags=["analyze"], entrypoint_type=MODULE,
-                              concurrency_limit=settings.analysis_concurrency,
-                              description="Map the crops of one Analysis request."),
+        analyze.to_deployment(
+            name="analyze",
+            tags=["analyze"],
+            entrypoint_type=MODULE,
+            concurrency_limit=settings.analysis_concurrency,
+            description="Map the crops of one Analysis request.",
+        ),
         ingest_scenes.to_deployment(
-            name="ingest-scheduled", tags=["ingest"], parameters={"source": INGEST_SOURCE}, entrypoint_type=MODULE,
+            name="ingest-scheduled",
+            tags=["ingest"],
+            parameters={"source": INGEST_SOURCE},
+            entrypoint_type=MODULE,
             schedule=Cron(INGEST_CRON, timezone="UTC") if schedule_ingest else None,
             description="Ingest the scenes dropped in the store's inbox/ prefix.",
         ),
-        train.to_deployment(name="train", tags=["train"], entrypoint_type=MODULE,
-                            description="Train and register a crop-type model."),
+        train.to_deployment(
+            name="train", tags=["train"], entrypoint_type=MODULE, description="Train and register a crop-type model."
+        ),
         limit=limit or settings.flow_concurrency,
         print_starting_message=False,
-    )  # fmt: skip
+    )

@@ -67,7 +67,9 @@ def register(
     buffer = io.BytesIO()
     torch.save(state_dict, buffer)
     weights = buffer.getvalue()
-    return _register_bytes(store, sessions, name, version, weights, contract, metrics or {}, training or {}, description)
+    return _register_bytes(
+        store, sessions, name, version, weights, contract, metrics or {}, training or {}, description
+    )
 
 
 def register_folder(store: ObjectStore, sessions: sessionmaker[Session], folder: Path) -> ModelVersion:
@@ -84,9 +86,16 @@ def register_folder(store: ObjectStore, sessions: sessionmaker[Session], folder:
         )
     _load_state_dict(weights, str(folder / WEIGHTS_FILE))
     return _register_bytes(
-        store, sessions, metadata["name"], metadata["version"], weights, ModelContract(**metadata["contract"]),
-        metadata.get("metrics", {}), metadata.get("training", {}), metadata.get("description", ""),
-    )  # fmt: skip
+        store,
+        sessions,
+        metadata["name"],
+        metadata["version"],
+        weights,
+        ModelContract(**metadata["contract"]),
+        metadata.get("metrics", {}),
+        metadata.get("training", {}),
+        metadata.get("description", ""),
+    )
 
 
 def ensure_default_model(store: ObjectStore, sessions: sessionmaker[Session]) -> ModelVersion:
@@ -114,16 +123,29 @@ def _register_bytes(
             raise ModelVersionExists(f"model {name}@{version} is registered already; versions are immutable")
     checksum = hashlib.sha256(weights).hexdigest()
     metadata = {
-        "name": name, "version": version, "format": "state_dict", "checksum_sha256": checksum,
-        "contract": contract.model_dump(), "metrics": metrics, "training": training, "description": description,
-    }  # fmt: skip
+        "name": name,
+        "version": version,
+        "format": "state_dict",
+        "checksum_sha256": checksum,
+        "contract": contract.model_dump(),
+        "metrics": metrics,
+        "training": training,
+        "description": description,
+    }
     key_prefix = prefix(name, version)
     store.put(f"{key_prefix}/{WEIGHTS_FILE}", weights, content_type="application/octet-stream")
     store.put(f"{key_prefix}/{METADATA_FILE}", json.dumps(metadata, indent=2).encode(), content_type="application/json")
     row = ModelVersion(
-        name=name, version=version, format="state_dict", object_prefix=key_prefix, checksum_sha256=checksum,
-        contract=metadata["contract"], metrics=metrics, training=training, description=description,
-    )  # fmt: skip
+        name=name,
+        version=version,
+        format="state_dict",
+        object_prefix=key_prefix,
+        checksum_sha256=checksum,
+        contract=metadata["contract"],
+        metrics=metrics,
+        training=training,
+        description=description,
+    )
     try:
         with session_scope(sessions) as session:
             session.add(row)
@@ -144,8 +166,13 @@ def load(store: ObjectStore, sessions: sessionmaker[Session], reference: str | M
             f"expected {row.checksum_sha256}: the object was changed or damaged; register a new version"
         )
     contract = ModelContract(**row.contract)
-    model = build(contract.architecture, len(contract.bands), contract.time_bins_count, len(contract.classes),
-                  **contract.architecture_params)  # fmt: skip
+    model = build(
+        contract.architecture,
+        len(contract.bands),
+        contract.time_bins_count,
+        len(contract.classes),
+        **contract.architecture_params,
+    )
     try:
         model.load_state_dict(_load_state_dict(weights, weights_key))
     except RuntimeError as exc:
@@ -156,5 +183,5 @@ def load(store: ObjectStore, sessions: sessionmaker[Session], reference: str | M
 def _load_state_dict(weights: bytes, where: str) -> dict[str, torch.Tensor]:
     try:
         return torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - pickle, zip and torch errors all mean "not readable weights"
+    except Exception as exc:
         raise ModelIntegrityError(f"{where} is not a readable torch state dict: {exc}") from None

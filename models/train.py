@@ -137,8 +137,13 @@ def _rasterize_parcels(path: Path, crs: Any, transform: Any, shape: tuple[int, i
 
 def _connected_fields(labels: np.ndarray, transform: Any) -> np.ndarray:
     """Without parcels, each connected patch of one class counts as a field."""
-    patches = [(geometry, index) for index, (geometry, value) in enumerate(
-        shapes(labels.astype(np.int32), mask=labels > 0, transform=transform), start=1) if value]  # fmt: skip
+    patches = [
+        (geometry, index)
+        for index, (geometry, value) in enumerate(
+            shapes(labels.astype(np.int32), mask=labels > 0, transform=transform), start=1
+        )
+        if value
+    ]
     return rasterize(patches, out_shape=labels.shape, transform=transform, fill=0, dtype="int32")
 
 
@@ -151,7 +156,7 @@ def split_fields(data: TrainingData, fraction: float, seed: int) -> np.ndarray:
     held_out = []
     for class_id in np.unique(field_class):
         ids = field_ids[field_class == class_id]
-        count = int(round(len(ids) * fraction)) if len(ids) > 1 else 0
+        count = round(len(ids) * fraction) if len(ids) > 1 else 0
         held_out.extend(rng.choice(ids, size=max(count, 1 if len(ids) > 1 else 0), replace=False).tolist())
     return np.isin(data.fields, held_out) & labelled
 
@@ -183,12 +188,18 @@ def train_model(
     normalised = torch.from_numpy((data.cube - band_means[None, :, None, None]) / band_stds[None, :, None, None])
     targets = torch.from_numpy(np.where(training, index_of[data.labels], IGNORE))
 
-    model = build(contract.architecture, len(contract.bands), contract.time_bins_count, len(class_ids),
-                  **contract.architecture_params)  # fmt: skip
+    model = build(
+        contract.architecture,
+        len(contract.bands),
+        contract.time_bins_count,
+        len(class_ids),
+        **contract.architecture_params,
+    )
     counts = np.bincount(index_of[data.labels[training]], minlength=len(class_ids)).astype(np.float64)
     weights = np.where(counts > 0, 1.0 / np.sqrt(np.maximum(counts, 1)), 0.0)
-    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights / weights[weights > 0].mean(), dtype=torch.float32),
-                                  ignore_index=IGNORE)  # fmt: skip
+    loss_fn = nn.CrossEntropyLoss(
+        weight=torch.tensor(weights / weights[weights > 0].mean(), dtype=torch.float32), ignore_index=IGNORE
+    )
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     total_steps = config.epochs * config.steps_per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=total_steps)
@@ -212,11 +223,15 @@ def train_model(
     log.info("trained %d steps in %.0f s", total_steps, time.perf_counter() - started)
 
     predicted = predict_area(model, normalised)
-    metrics = evaluate(data.labels[validation], np.asarray(class_ids)[predicted[validation]], class_ids,
-                       [c.name for c in contract.classes])  # fmt: skip
+    metrics = evaluate(
+        data.labels[validation],
+        np.asarray(class_ids)[predicted[validation]],
+        class_ids,
+        [c.name for c in contract.classes],
+    )
     metrics["training_pixels"] = int(training.sum())
     metrics["validation_pixels"] = int(validation.sum())
-    metrics["validation_fields"] = int(len(np.unique(data.fields[validation])))
+    metrics["validation_fields"] = len(np.unique(data.fields[validation]))
     return TrainResult(model.eval(), contract, metrics, losses)
 
 
@@ -249,11 +264,15 @@ def predict_area(model: nn.Module, normalised: torch.Tensor, rows: int = 256, ha
     for top in range(0, height, rows):
         start, stop = max(0, top - halo), min(height, top + rows + halo)
         logits = model(normalised[None, :, :, start:stop])[0]
-        out[top : min(top + rows, height)] = logits.argmax(0)[top - start : top - start + min(rows, height - top)].numpy()
+        out[top : min(top + rows, height)] = logits.argmax(0)[
+            top - start : top - start + min(rows, height - top)
+        ].numpy()
     return out
 
 
-def evaluate(truth: np.ndarray, predicted: np.ndarray, class_ids: Sequence[int], names: Sequence[str]) -> dict[str, Any]:
+def evaluate(
+    truth: np.ndarray, predicted: np.ndarray, class_ids: Sequence[int], names: Sequence[str]
+) -> dict[str, Any]:
     """Overall accuracy, macro F1 over the classes present in ``truth``, per-class
     precision/recall/F1 and the confusion matrix (rows: truth, columns: prediction)."""
     index = {c: i for i, c in enumerate(class_ids)}
@@ -267,8 +286,12 @@ def evaluate(truth: np.ndarray, predicted: np.ndarray, class_ids: Sequence[int],
         precision = matrix[i, i] / max(matrix[:, i].sum(), 1)
         recall = matrix[i, i] / support
         f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-        per_class[name] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
-                           "f1": round(float(f1), 4), "support_px": support}  # fmt: skip
+        per_class[name] = {
+            "precision": round(float(precision), 4),
+            "recall": round(float(recall), 4),
+            "f1": round(float(f1), 4),
+            "support_px": support,
+        }
     return {
         "overall_accuracy": round(float(np.trace(matrix) / max(matrix.sum(), 1)), 4),
         "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4) if per_class else math.nan,

@@ -69,5 +69,3 @@ def _version_order(row: ModelVersion) -> tuple[int, Any, Any]:
         return (1, Version(row.version), row.created_at)
     except InvalidVersion:
         return (0, row.created_at, row.version)
-
-

@@ -32,12 +32,22 @@ def plan_analysis(analysis_id: str) -> AnalysisPlan:
     model = resolve(svc.sessions, model_ref)
     plan = plan_from_catalogue(svc.sessions, analysis_id, f"{model.name}@{model.version}", model.contract)
     create_outputs(plan, svc.store)
-    set_status(svc.sessions, analysis_id, AnalysisStatus.running, model_version_id=model.id,
-               batches_total=len(plan.tiles.batches))  # fmt: skip
+    set_status(
+        svc.sessions,
+        analysis_id,
+        AnalysisStatus.running,
+        model_version_id=model.id,
+        batches_total=len(plan.tiles.batches),
+    )
     get_run_logger().info(
         "planned %d tiles in %d batches over %d x %d px from %d scenes with %s",
-        len(plan.tiles.tiles), len(plan.tiles.batches), plan.grid.width, plan.grid.height, len(plan.scenes), plan.model,
-    )  # fmt: skip
+        len(plan.tiles.tiles),
+        len(plan.tiles.batches),
+        plan.grid.width,
+        plan.grid.height,
+        len(plan.scenes),
+        plan.model,
+    )
     return plan
 
 
@@ -49,13 +59,18 @@ BATCH_RETRIES_FOR_ERRORS = 2
 def _worth_retrying(task: Any, task_run: Any, state: Any) -> bool:
     try:
         state.result()
-    except Exception as exc:  # noqa: BLE001 - the batch's own error decides
+    except Exception as exc:
         return is_unreachable(exc) or task_run.run_count <= BATCH_RETRIES_FOR_ERRORS
     return False
 
 
-@task(cache_policy=NO_CACHE, retries=4, retry_delay_seconds=[1, 5, 15, 30], retry_condition_fn=_worth_retrying,
-      task_run_name="predict batch {batch_index}")  # fmt: skip
+@task(
+    cache_policy=NO_CACHE,
+    retries=4,
+    retry_delay_seconds=[1, 5, 15, 30],
+    retry_condition_fn=_worth_retrying,
+    task_run_name="predict batch {batch_index}",
+)
 def predict_batch(plan: AnalysisPlan, batch_index: int) -> BatchResult:
     """Read, composite and predict one batch of tiles; write their cores into the Zarr."""
     from models.predict import load_predictor  # torch: loaded on the workers, not in the flow's process
@@ -87,14 +102,25 @@ def finalise_analysis(plan: AnalysisPlan) -> dict[str, Any]:
         analysis = session.get_one(Analysis, uuid.UUID(plan.analysis_id))
     cropmap = finalise(plan, svc.store, owner_fields(svc.sessions, analysis))
     save_results(svc.sessions, plan.analysis_id, cropmap)
-    set_status(svc.sessions, plan.analysis_id, AnalysisStatus.running, map_key=cropmap.map_key,
-               quicklook_key=cropmap.quicklook_key)  # fmt: skip
+    set_status(
+        svc.sessions,
+        plan.analysis_id,
+        AnalysisStatus.running,
+        map_key=cropmap.map_key,
+        quicklook_key=cropmap.quicklook_key,
+    )
     return {
-        "analysis_id": plan.analysis_id, "model": plan.model, "map": svc.store.gdal_path(cropmap.map_key),
-        "quicklook": svc.store.gdal_path(cropmap.quicklook_key), "map_key": cropmap.map_key,
-        "quicklook_key": cropmap.quicklook_key, "classes": [asdict(c) for c in cropmap.classes],
-        "fields": len(cropmap.fields), "valid_pixels": cropmap.valid_pixels, "aoi_pixels": cropmap.aoi_pixels,
-    }  # fmt: skip
+        "analysis_id": plan.analysis_id,
+        "model": plan.model,
+        "map": svc.store.gdal_path(cropmap.map_key),
+        "quicklook": svc.store.gdal_path(cropmap.quicklook_key),
+        "map_key": cropmap.map_key,
+        "quicklook_key": cropmap.quicklook_key,
+        "classes": [asdict(c) for c in cropmap.classes],
+        "fields": len(cropmap.fields),
+        "valid_pixels": cropmap.valid_pixels,
+        "aoi_pixels": cropmap.aoi_pixels,
+    }
 
 
 def record_batch_done(analysis_id: str, done: int) -> bool:

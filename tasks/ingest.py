@@ -33,7 +33,7 @@ def _is_transient(task: Any, task_run: TaskRun, state: State) -> bool:
         return True
     except DBAPIError as exc:  # the catalogue away for a moment, not a refused statement
         return is_unreachable(exc)
-    except Exception:  # noqa: BLE001 - any other error is not worth retrying
+    except Exception:
         return False
     return False
 
@@ -47,9 +47,7 @@ def open_ingest_run(source: str) -> int:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_is_transient)
-def discover_scenes(
-    source: str, search: StacSearch | None, run_id: int, bounds: SourceBounds
-) -> list[SceneCandidate]:
+def discover_scenes(source: str, search: StacSearch | None, run_id: int, bounds: SourceBounds) -> list[SceneCandidate]:
     """List the scenes of a source within the run's bounds; a source that cannot be listed, or
     that leads outside the bounds, fails the flow."""
     svc = services(load_settings())

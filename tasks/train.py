@@ -19,8 +19,10 @@ from models.train import TrainConfig, default_training_spec, load_training_data,
 
 def synthetic_training_description(seed: int) -> str:
     spec = default_training_spec(seed)
-    return (f"synthetic scenes (cropai.synth) over bbox {list(spec.bbox_wgs84)}, {spec.start} to {spec.end}, "
-            f"every {spec.revisit_days} days, seed {seed}: no real satellite data")  # fmt: skip
+    return (
+        f"synthetic scenes (cropai.synth) over bbox {list(spec.bbox_wgs84)}, {spec.start} to {spec.end}, "
+        f"every {spec.revisit_days} days, seed {seed}: no real satellite data"
+    )
 
 
 @task(cache_policy=NO_CACHE)
@@ -47,20 +49,38 @@ def train_and_register(
     logger = get_run_logger()
     svc = services(load_settings())
     settings = TrainConfig(**config)
-    data = load_training_data(Path(scenes_dir), Path(labels_path), parcels_path=Path(parcels_path) if parcels_path else None)
+    data = load_training_data(
+        Path(scenes_dir), Path(labels_path), parcels_path=Path(parcels_path) if parcels_path else None
+    )
     logger.info("training on %s: %d time bins x %d bands x %d x %d px", scenes_dir, *data.cube.shape)
     result = train_model(data, settings, on_epoch=lambda e, loss: logger.info("epoch %d: loss %.4f", e + 1, loss))
     described = data_description or f"scenes {scenes_dir}, labels {labels_path}, parcels {parcels_path}"
     training = {
-        "config": dataclasses.asdict(settings), "data": described, "year": data.year,
+        "config": dataclasses.asdict(settings),
+        "data": described,
+        "year": data.year,
         "losses": [round(v, 5) for v in result.losses],
-    }  # fmt: skip
+    }
     version = version or next_version(svc.sessions, name)
     if register_version:
-        register(svc.store, svc.sessions, name, version, result.model.state_dict(), result.contract,
-                 result.metrics, training, description=f"CropNet trained on {described}")  # fmt: skip
-    return {"name": name, "version": version, "registered": register_version, "metrics": result.metrics,
-            "losses": result.losses}  # fmt: skip
+        register(
+            svc.store,
+            svc.sessions,
+            name,
+            version,
+            result.model.state_dict(),
+            result.contract,
+            result.metrics,
+            training,
+            description=f"CropNet trained on {described}",
+        )
+    return {
+        "name": name,
+        "version": version,
+        "registered": register_version,
+        "metrics": result.metrics,
+        "losses": result.losses,
+    }
 
 
 def next_version(sessions: Any, name: str) -> str:

@@ -40,8 +40,11 @@ def ingested_season(svc: Services, folder: Path, seed: int = 9) -> Season:
 def crop_parcels(made: SyntheticSet) -> list[dict]:
     """The synthetic crop parcels inside the AOI, as GeoJSON features with their true class."""
     aoi = shapely.geometry.shape(AOI)
-    return [f for f in json.loads(made.parcels_path.read_text())["features"]
-            if f["properties"]["is_crop"] and aoi.contains(shapely.geometry.shape(f["geometry"]))]  # fmt: skip
+    return [
+        f
+        for f in json.loads(made.parcels_path.read_text())["features"]
+        if f["properties"]["is_crop"] and aoi.contains(shapely.geometry.shape(f["geometry"]))
+    ]
 
 
 def upload_crop_fields(svc: Services, made: SyntheticSet, owner_id: int | None = None) -> dict[int, int]:

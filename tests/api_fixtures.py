@@ -19,7 +19,10 @@ PASSWORD = "a-long-test-password"
 # of submission, cancellation and reconciliation want (and no runner picks them up).
 UNSERVED_DEPLOYMENT = "analyze/api-tests-unserved"
 UNSERVED_INGEST = "ingest_scenes/api-tests-unserved"
-SQUARE = {"type": "Polygon", "coordinates": [[[1.60, 48.20], [1.64, 48.20], [1.64, 48.22], [1.60, 48.22], [1.60, 48.20]]]}
+SQUARE = {
+    "type": "Polygon",
+    "coordinates": [[[1.60, 48.20], [1.64, 48.20], [1.64, 48.22], [1.60, 48.22], [1.60, 48.20]]],
+}
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,16 @@ class Account:
 
 
 def api_settings(settings: Settings, database_url: str, prefect_api_url: str = "", **overrides: object) -> Settings:
-    return settings.model_copy(update={
-        "database_url": database_url, "prefect_api_url": prefect_api_url, "analyze_deployment": UNSERVED_DEPLOYMENT,
-        "ingest_deployment": UNSERVED_INGEST,
-        "reconcile_after_s": 0.0, **overrides,
-    })  # fmt: skip
+    return settings.model_copy(
+        update={
+            "database_url": database_url,
+            "prefect_api_url": prefect_api_url,
+            "analyze_deployment": UNSERVED_DEPLOYMENT,
+            "ingest_deployment": UNSERVED_INGEST,
+            "reconcile_after_s": 0.0,
+            **overrides,
+        }
+    )
 
 
 def register_unserved_deployment(prefect_api_url: str) -> None:

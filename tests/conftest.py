@@ -21,9 +21,7 @@ from cropai.storage import LocalStore, ObjectStore, S3Store, open_store
 from tests.tcp_proxy import TcpProxy
 
 TESTS = Path(__file__).parent
-POSTGRES_URL = os.environ.get(
-    "CROPAI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+POSTGRES_URL = os.environ.get("CROPAI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 # On CI this turns "PostgreSQL is not there" from a skip into a failure.
 REQUIRE_POSTGRES = os.environ.get("CROPAI_REQUIRE_POSTGRES") == "1"
 S3_KEYS = {"s3_access_key": "cropai-test", "s3_secret_key": "cropai-test-secret"}
@@ -62,7 +60,7 @@ def postgres_server() -> str:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+    except Exception as exc:
         message = f"PostgreSQL not reachable at {POSTGRES_URL}: {exc}"
         if REQUIRE_POSTGRES:
             pytest.fail(message)

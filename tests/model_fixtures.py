@@ -10,7 +10,14 @@ from models.train import TrainConfig, TrainingData, TrainResult, load_training_d
 
 SEASON_BBOX = (1.600, 48.200, 1.615, 48.212)  # about 1.1 km x 1.3 km
 TINY = TrainConfig(
-    seed=1, epochs=8, steps_per_epoch=6, batch_size=8, patch_px=32, learning_rate=1e-2, encoder_width=16, context_width=8
+    seed=1,
+    epochs=8,
+    steps_per_epoch=6,
+    batch_size=8,
+    patch_px=32,
+    learning_rate=1e-2,
+    encoder_width=16,
+    context_width=8,
 )
 
 

@@ -20,17 +20,30 @@ from cropai.synth import SyntheticScene, SyntheticSet, SynthSpec, synthesize
 BBOX = (1.600, 48.200, 1.612, 48.209)  # about 0.9 km x 1 km
 # Earth Search's asset keys; bands at 20 m there are written at 20 m here too.
 ASSET_KEYS = {
-    "B02": "blue", "B03": "green", "B04": "red", "B05": "rededge1", "B06": "rededge2",
-    "B07": "rededge3", "B08": "nir", "B8A": "nir08", "B11": "swir16", "B12": "swir22", "SCL": "scl",
-}  # fmt: skip
+    "B02": "blue",
+    "B03": "green",
+    "B04": "red",
+    "B05": "rededge1",
+    "B06": "rededge2",
+    "B07": "rededge3",
+    "B08": "nir",
+    "B8A": "nir08",
+    "B11": "swir16",
+    "B12": "swir22",
+    "SCL": "scl",
+}
 TWENTY_METRE = {"B05", "B06", "B07", "B8A", "B11", "B12", "SCL"}
 
 
 def small_scene_set(out: Path, scenes: int = 3, file_format: str = "cog", seed: int = 5) -> SyntheticSet:
     spec = SynthSpec(
-        BBOX, date(2025, 5, 1), date(2025, 5, 1 + 5 * (scenes - 1)), seed=seed,
-        partial_swath_probability=0.0, file_format=file_format,  # type: ignore[arg-type]
-    )  # fmt: skip
+        BBOX,
+        date(2025, 5, 1),
+        date(2025, 5, 1 + 5 * (scenes - 1)),
+        seed=seed,
+        partial_swath_probability=0.0,
+        file_format=file_format,  # type: ignore[arg-type]
+    )
     return synthesize(spec, out)
 
 
@@ -47,9 +60,17 @@ def band_assets(scene: SyntheticScene, out: Path) -> dict[str, Path]:
             transform = src.transform @ Affine.scale(factor)
             path = out / f"{scene.scene_id}_{band}.tif"
             with rasterio.open(
-                path, "w", driver="COG", width=shape[1], height=shape[0], count=1, dtype="uint16",
-                crs=src.crs, transform=transform, nodata=0,
-            ) as dst:  # fmt: skip
+                path,
+                "w",
+                driver="COG",
+                width=shape[1],
+                height=shape[0],
+                count=1,
+                dtype="uint16",
+                crs=src.crs,
+                transform=transform,
+                nodata=0,
+            ) as dst:
                 dst.write(data, 1)
             paths[band] = path
     return paths
@@ -61,20 +82,32 @@ def stac_item(scene: SyntheticScene, hrefs: dict[str, str], collection: str = "s
         bbox = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
     geometry = {
         "type": "Polygon",
-        "coordinates": [[[bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]], [bbox[0], bbox[3]], [bbox[0], bbox[1]]]],
+        "coordinates": [
+            [[bbox[0], bbox[1]], [bbox[2], bbox[1]], [bbox[2], bbox[3]], [bbox[0], bbox[3]], [bbox[0], bbox[1]]]
+        ],
     }
     item = pystac.Item(
-        id=scene.scene_id, geometry=geometry, bbox=list(bbox), datetime=scene.acquired_at,
+        id=scene.scene_id,
+        geometry=geometry,
+        bbox=list(bbox),
+        datetime=scene.acquired_at,
         properties={"eo:cloud_cover": round(100 * scene.cloud_fraction, 2), "platform": scene.platform},
         collection=collection,
-    )  # fmt: skip
+    )
     for band, href in hrefs.items():
         item.add_asset(
             ASSET_KEYS[band],
-            pystac.Asset(href, media_type=pystac.MediaType.COG, roles=["data"],
-                         extra_fields={"eo:bands": [{"name": ASSET_KEYS[band]}]}),
-        )  # fmt: skip
-    item.add_asset("thumbnail", pystac.Asset(hrefs["B02"].replace(".tif", ".jpg"), media_type=pystac.MediaType.JPEG, roles=["thumbnail"]))
+            pystac.Asset(
+                href,
+                media_type=pystac.MediaType.COG,
+                roles=["data"],
+                extra_fields={"eo:bands": [{"name": ASSET_KEYS[band]}]},
+            ),
+        )
+    item.add_asset(
+        "thumbnail",
+        pystac.Asset(hrefs["B02"].replace(".tif", ".jpg"), media_type=pystac.MediaType.JPEG, roles=["thumbnail"]),
+    )
     return item
 
 

@@ -53,9 +53,7 @@ def _matches(item: dict[str, Any], search: dict[str, Any]) -> bool:
             return False
     cloud_rule = (search.get("query") or {}).get("eo:cloud_cover", {})
     cloud = item["properties"].get("eo:cloud_cover", 0)
-    if "lte" in cloud_rule and cloud > cloud_rule["lte"]:
-        return False
-    return True
+    return not ("lte" in cloud_rule and cloud > cloud_rule["lte"])
 
 
 def _redirect_to(location: str) -> Callable[[], RedirectResponse]:
@@ -76,8 +74,11 @@ def make_app(
     @app.get("/")
     def landing() -> dict[str, Any]:
         return {
-            "type": "Catalog", "id": "test-stac-api", "stac_version": "1.0.0",
-            "description": "test STAC API", "conformsTo": CONFORMANCE,
+            "type": "Catalog",
+            "id": "test-stac-api",
+            "stac_version": "1.0.0",
+            "description": "test STAC API",
+            "conformsTo": CONFORMANCE,
             "links": [
                 {"rel": "self", "href": f"{base_url}/", "type": "application/json"},
                 {"rel": "root", "href": f"{base_url}/", "type": "application/json"},
@@ -85,7 +86,7 @@ def make_app(
                 {"rel": "search", "href": f"{base_url}/search", "method": "GET", "type": "application/geo+json"},
                 {"rel": "search", "href": f"{base_url}/search", "method": "POST", "type": "application/geo+json"},
             ],
-        }  # fmt: skip
+        }
 
     @app.get("/conformance")
     def conformance() -> dict[str, Any]:
@@ -204,8 +205,12 @@ def catalog_answer(*links: dict[str, str]) -> Answer:
 def item_document(item_id: str, assets: dict[str, str]) -> dict[str, Any]:
     """A STAC item with one single-band asset per key (an Earth Search band name) at its href."""
     return {
-        "type": "Feature", "stac_version": "1.0.0", "id": item_id, "bbox": [1.6, 48.2, 1.61, 48.21],
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "id": item_id,
+        "bbox": [1.6, 48.2, 1.61, 48.21],
         "geometry": {"type": "Point", "coordinates": [1.6, 48.2]},
-        "properties": {"datetime": "2025-05-01T10:30:00Z"}, "links": [],
+        "properties": {"datetime": "2025-05-01T10:30:00Z"},
+        "links": [],
         "assets": {key: {"href": href, "eo:bands": [{"name": key}]} for key, href in assets.items()},
-    }  # fmt: skip
+    }

@@ -83,16 +83,22 @@ def checked_aoi(aoi: dict[str, Any], settings: Settings) -> dict[str, Any]:
     shape = shapely.geometry.shape(geometry)
     minx, miny, maxx, maxy = shape.bounds
     if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise field_error(("body", "aoi"), "coordinates are outside longitude -180..180 / latitude -90..90: "
-                          "give the AOI in EPSG:4326 (lon, lat), not a projected CRS")  # fmt: skip
+        raise field_error(
+            ("body", "aoi"),
+            "coordinates are outside longitude -180..180 / latitude -90..90: "
+            "give the AOI in EPSG:4326 (lon, lat), not a projected CRS",
+        )
     vertices = shapely.get_num_coordinates(shape)
     if vertices > settings.max_aoi_vertices:
-        raise field_error(("body", "aoi"), f"{vertices} vertices: at most {settings.max_aoi_vertices} "
-                          "(simplify the outline)")  # fmt: skip
+        raise field_error(
+            ("body", "aoi"), f"{vertices} vertices: at most {settings.max_aoi_vertices} (simplify the outline)"
+        )
     km2 = area_ha(geometry) / 100
     if km2 > settings.max_aoi_km2:
-        raise field_error(("body", "aoi"), f"covers {km2:,.0f} km²: at most {settings.max_aoi_km2:,.0f} km² "
-                          "per analysis (split the area)")  # fmt: skip
+        raise field_error(
+            ("body", "aoi"),
+            f"covers {km2:,.0f} km²: at most {settings.max_aoi_km2:,.0f} km² per analysis (split the area)",
+        )
     return geometry
 
 
@@ -118,25 +124,50 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
     base = f"/analyses/{analysis.id}"
     done = analysis.status == AnalysisStatus.completed
     classes = (
-        session.scalars(select(AnalysisClassStat).where(AnalysisClassStat.analysis_id == analysis.id)
-                        .order_by(AnalysisClassStat.class_id)).all() if done else []
-    )  # fmt: skip
-    links = AnalysisLinks(self=base, **({"map": f"{base}/map", "quicklook": f"{base}/quicklook.png",
-                                         "fields": f"{base}/fields"} if done else {}))  # fmt: skip
+        session.scalars(
+            select(AnalysisClassStat)
+            .where(AnalysisClassStat.analysis_id == analysis.id)
+            .order_by(AnalysisClassStat.class_id)
+        ).all()
+        if done
+        else []
+    )
+    links = AnalysisLinks(
+        self=base,
+        **({"map": f"{base}/map", "quicklook": f"{base}/quicklook.png", "fields": f"{base}/fields"} if done else {}),
+    )
     return AnalysisOut(
-        id=analysis.id, name=analysis.name, owner_id=analysis.owner_id, status=analysis.status,
-        status_reason=analysis.status_reason, model=analysis.model_ref,
-        model_version=_model_ref(session, analysis.model_version_id), aoi=analysis.aoi_geojson,
-        aoi_area_ha=analysis.aoi_area_ha, start_date=analysis.start_date, end_date=analysis.end_date,
-        flow_run_id=analysis.flow_run_id, batches_total=analysis.batches_total, batches_done=analysis.batches_done,
-        created_at=analysis.created_at, updated_at=analysis.updated_at, started_at=analysis.started_at,
-        finished_at=analysis.finished_at, classes=[class_stat_out(c) for c in classes], links=links,
-    )  # fmt: skip
+        id=analysis.id,
+        name=analysis.name,
+        owner_id=analysis.owner_id,
+        status=analysis.status,
+        status_reason=analysis.status_reason,
+        model=analysis.model_ref,
+        model_version=_model_ref(session, analysis.model_version_id),
+        aoi=analysis.aoi_geojson,
+        aoi_area_ha=analysis.aoi_area_ha,
+        start_date=analysis.start_date,
+        end_date=analysis.end_date,
+        flow_run_id=analysis.flow_run_id,
+        batches_total=analysis.batches_total,
+        batches_done=analysis.batches_done,
+        created_at=analysis.created_at,
+        updated_at=analysis.updated_at,
+        started_at=analysis.started_at,
+        finished_at=analysis.finished_at,
+        classes=[class_stat_out(c) for c in classes],
+        links=links,
+    )
 
 
 def class_stat_out(row: AnalysisClassStat) -> ClassStatOut:
-    return ClassStatOut(class_id=row.class_id, class_name=row.class_name, pixel_count=row.pixel_count,
-                        area_ha=row.area_ha, colour=CLASSES_BY_ID[row.class_id].colour)  # fmt: skip
+    return ClassStatOut(
+        class_id=row.class_id,
+        class_name=row.class_name,
+        pixel_count=row.pixel_count,
+        area_ha=row.area_ha,
+        colour=CLASSES_BY_ID[row.class_id].colour,
+    )
 
 
 def _model_ref(session: Session, model_version_id: int | None) -> str | None:
@@ -151,8 +182,13 @@ def visible_analysis(session: Session, user: User, analysis_id: uuid.UUID) -> An
     return analysis
 
 
-def read_settled(session: Session, analysis: Analysis, orchestrator: Orchestrator, settings: Settings,
-                 sessions: sessionmaker[Session]) -> Analysis:  # fmt: skip
+def read_settled(
+    session: Session,
+    analysis: Analysis,
+    orchestrator: Orchestrator,
+    settings: Settings,
+    sessions: sessionmaker[Session],
+) -> Analysis:
     """The analysis after checking a silent one against its flow run (``api.reconcile``)."""
     if not reconcile_analysis(analysis, orchestrator, settings, sessions):
         return analysis
@@ -173,9 +209,16 @@ def submit_analysis(
     services: ServicesDep,
     settings: SettingsDep,
     orchestrator: OrchestratorDep,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200,
-                                                 description="retrying with the same key returns the same analysis")] = None,
-) -> AnalysisOut:  # fmt: skip
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=200,
+            description="retrying with the same key returns the same analysis",
+        ),
+    ] = None,
+) -> AnalysisOut:
     """Queue an analysis and start its flow run; poll ``Location`` until it is completed or failed.
 
     Retrying with the same ``Idempotency-Key`` returns the same analysis; when that analysis
@@ -190,8 +233,16 @@ def submit_analysis(
     check_window(body.start_date, body.end_date, settings)
     checked_model(services.sessions, body.model)
     try:
-        analysis_id = create_analysis(services.sessions, aoi, body.start_date, body.end_date, body.model,
-                                      owner_id=user.id, name=body.name, idempotency_key=idempotency_key)  # fmt: skip
+        analysis_id = create_analysis(
+            services.sessions,
+            aoi,
+            body.start_date,
+            body.end_date,
+            body.model,
+            owner_id=user.id,
+            name=body.name,
+            idempotency_key=idempotency_key,
+        )
     except IntegrityError:  # the same key, submitted concurrently: hand back the winner
         earlier = _by_key(session, user, idempotency_key or "")
         if earlier is None:
@@ -211,9 +262,11 @@ def submit_analysis(
 def _check_active_limit(session: Session, user: User, settings: Settings) -> None:
     active = active_count(session, user.id)
     if active >= settings.active_analyses_per_user:
-        raise TooManyRequests(f"unfinished analyses: you have {active} queued or running, at most "
-                              f"{settings.active_analyses_per_user}; wait for one to finish or cancel one",
-                              ACTIVE_LIMIT_RETRY_S)  # fmt: skip
+        raise TooManyRequests(
+            f"unfinished analyses: you have {active} queued or running, at most "
+            f"{settings.active_analyses_per_user}; wait for one to finish or cancel one",
+            ACTIVE_LIMIT_RETRY_S,
+        )
 
 
 def _start(services: Services, orchestrator: Orchestrator, user: User, analysis_id: uuid.UUID, attempt: int) -> None:
@@ -221,18 +274,29 @@ def _start(services: Services, orchestrator: Orchestrator, user: User, analysis_
     time, the attempt is marked failed: a flow run Prefect creates late then finds it failed and stops
     (``cropai.analysis_runs.claim``), and the client can start the next attempt."""
     try:
-        flow_run_id = orchestrator.start_analysis(analysis_id, attempt, f"analysis-{analysis_id.hex[:8]}-{attempt}",
-                                                  ["api", f"user:{user.id}"])  # fmt: skip
+        flow_run_id = orchestrator.start_analysis(
+            analysis_id, attempt, f"analysis-{analysis_id.hex[:8]}-{attempt}", ["api", f"user:{user.id}"]
+        )
     except ServiceUnavailable as exc:
-        set_status(services.sessions, analysis_id, AnalysisStatus.failed,
-                   f"not started: {exc}; submit again with the same Idempotency-Key or POST "
-                   f"/analyses/{analysis_id}/rerun")  # fmt: skip
+        set_status(
+            services.sessions,
+            analysis_id,
+            AnalysisStatus.failed,
+            f"not started: {exc}; submit again with the same Idempotency-Key or POST /analyses/{analysis_id}/rerun",
+        )
         raise
     record_flow_run(services.sessions, analysis_id, attempt, flow_run_id)
 
 
-def _rerun(response: Response, session: Session, services: Services, settings: Settings, orchestrator: Orchestrator,
-           user: User, analysis: Analysis) -> AnalysisOut:  # fmt: skip
+def _rerun(
+    response: Response,
+    session: Session,
+    services: Services,
+    settings: Settings,
+    orchestrator: Orchestrator,
+    user: User,
+    analysis: Analysis,
+) -> AnalysisOut:
     _check_active_limit(session, user, settings)
     try:
         attempt = reopen(services.sessions, analysis.id)
@@ -271,9 +335,14 @@ def list_analyses(
 
 @router.get("/{analysis_id}", response_model=AnalysisOut, summary="Read an analysis: status, classes, links")
 def read_analysis(
-    request: Request, analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, services: ServicesDep,
-    settings: SettingsDep, orchestrator: OrchestratorDep,
-) -> Response:  # fmt: skip
+    request: Request,
+    analysis_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    orchestrator: OrchestratorDep,
+) -> Response:
     cache: TTLCache[uuid.UUID, tuple[int | None, bytes]] = request.app.state.finished_analyses
     cached = cache.get(analysis_id)
     if cached is not None and can_see(user, cached[0]):
@@ -303,53 +372,87 @@ def cancel_analysis(
     return analysis_out(session, session.get_one(Analysis, analysis_id))
 
 
-@router.post("/{analysis_id}/rerun", status_code=status.HTTP_202_ACCEPTED, response_model=AnalysisOut,
-             summary="Rerun a failed or cancelled analysis in place")  # fmt: skip
+@router.post(
+    "/{analysis_id}/rerun",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=AnalysisOut,
+    summary="Rerun a failed or cancelled analysis in place",
+)
 def rerun_analysis(
-    analysis_id: uuid.UUID, response: Response, user: Submitter, session: SessionDep, services: ServicesDep,
-    settings: SettingsDep, orchestrator: OrchestratorDep,
-) -> AnalysisOut:  # fmt: skip
+    analysis_id: uuid.UUID,
+    response: Response,
+    user: Submitter,
+    session: SessionDep,
+    services: ServicesDep,
+    settings: SettingsDep,
+    orchestrator: OrchestratorDep,
+) -> AnalysisOut:
     """Starts the analysis again as its next attempt, under the same id; batches that a
     previous attempt finished are reused, so only the rest is computed."""
     analysis = visible_analysis(session, user, analysis_id)
     if analysis.status not in RERUNNABLE:
-        raise HTTPException(409, f"analysis {analysis_id} is {analysis.status.value}: only a failed or cancelled "
-                                 "analysis can be rerun")  # fmt: skip
+        raise HTTPException(
+            409, f"analysis {analysis_id} is {analysis.status.value}: only a failed or cancelled analysis can be rerun"
+        )
     return _rerun(response, session, services, settings, orchestrator, user, analysis)
 
 
 def _completed(session: Session, user: User, analysis_id: uuid.UUID) -> Analysis:
     analysis = visible_analysis(session, user, analysis_id)
     if analysis.status != AnalysisStatus.completed:
-        raise HTTPException(409, f"analysis {analysis_id} is {analysis.status.value}: its results exist once it is completed")
+        raise HTTPException(
+            409, f"analysis {analysis_id} is {analysis.status.value}: its results exist once it is completed"
+        )
     return analysis
 
 
-@router.get("/{analysis_id}/map", summary="The crop map (COG: class band + confidence band)",
-            response_class=StreamingResponse, responses={200: {"content": {"image/tiff": {}}}})  # fmt: skip
+@router.get(
+    "/{analysis_id}/map",
+    summary="The crop map (COG: class band + confidence band)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/tiff": {}}}},
+)
 def download_map(
-    analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep, settings: SettingsDep,
-    presign: Annotated[bool, Query(description="answer with a presigned URL to the object instead of the bytes")] = False,
-) -> Any:  # fmt: skip
+    analysis_id: uuid.UUID,
+    user: CurrentUser,
+    session: SessionDep,
+    store: StoreDep,
+    settings: SettingsDep,
+    presign: Annotated[
+        bool, Query(description="answer with a presigned URL to the object instead of the bytes")
+    ] = False,
+) -> Any:
     analysis = _completed(session, user, analysis_id)
     if presign:
         if not settings.uses_s3:
             raise HTTPException(409, "presigned URLs need an S3 store; this one is a folder: download without presign")
-        return JSONResponse({"url": store.presigned_url(analysis.map_key),
-                             "expires_in_s": int(DEFAULT_URL_EXPIRY.total_seconds())})  # fmt: skip
-    return StreamingResponse(store.open_stream(analysis.map_key), media_type="image/tiff",
-                             headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.tif"'})  # fmt: skip
+        return JSONResponse(
+            {"url": store.presigned_url(analysis.map_key), "expires_in_s": int(DEFAULT_URL_EXPIRY.total_seconds())}
+        )
+    return StreamingResponse(
+        store.open_stream(analysis.map_key),
+        media_type="image/tiff",
+        headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.tif"'},
+    )
 
 
-@router.get("/{analysis_id}/quicklook.png", summary="A PNG preview of the crop map with its legend",
-            response_class=Response, responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+@router.get(
+    "/{analysis_id}/quicklook.png",
+    summary="A PNG preview of the crop map with its legend",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
 def quicklook(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
     analysis = _completed(session, user, analysis_id)
     return Response(store.get(analysis.quicklook_key), media_type="image/png")
 
 
-@router.get("/{analysis_id}/tiles/{z}/{x}/{y}.png", summary="A web map tile of the crop map (XYZ, EPSG:3857)",
-            response_class=Response, responses={200: {"content": {"image/png": {}}}})  # fmt: skip
+@router.get(
+    "/{analysis_id}/tiles/{z}/{x}/{y}.png",
+    summary="A web map tile of the crop map (XYZ, EPSG:3857)",
+    response_class=Response,
+    responses={200: {"content": {"image/png": {}}}},
+)
 def map_tile(
     analysis_id: uuid.UUID, z: int, x: int, y: int, user: CurrentUser, session: SessionDep, store: StoreDep
 ) -> Response:
@@ -368,12 +471,21 @@ def map_tile(
 def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
     _completed(session, user, analysis_id)
     rows = session.execute(
-        select(FieldParcel, FieldPrediction).join(FieldPrediction, FieldPrediction.field_id == FieldParcel.id)
-        .where(FieldPrediction.analysis_id == analysis_id).order_by(FieldParcel.id)
-    ).all()  # fmt: skip
+        select(FieldParcel, FieldPrediction)
+        .join(FieldPrediction, FieldPrediction.field_id == FieldParcel.id)
+        .where(FieldPrediction.analysis_id == analysis_id)
+        .order_by(FieldParcel.id)
+    ).all()
     features = [
-        field_feature(field, class_id=p.class_id, class_name=p.class_name, class_colour=CLASSES_BY_ID[p.class_id].colour, share=p.share,
-                      mean_confidence=p.mean_confidence, pixel_count=p.pixel_count)
+        field_feature(
+            field,
+            class_id=p.class_id,
+            class_name=p.class_name,
+            class_colour=CLASSES_BY_ID[p.class_id].colour,
+            share=p.share,
+            mean_confidence=p.mean_confidence,
+            pixel_count=p.pixel_count,
+        )
         for field, p in rows
-    ]  # fmt: skip
+    ]
     return {"type": "FeatureCollection", "features": features}

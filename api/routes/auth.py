@@ -47,8 +47,9 @@ def _pair(settings: Settings, user: User) -> tuple[TokenPair, str, datetime]:
     """New tokens for ``user``, with the refresh token's id and expiry for its record."""
     access = issue_token(settings, user.id, "access", user.token_version)
     refresh = issue_token(settings, user.id, "refresh", user.token_version)
-    pair = TokenPair(access_token=access.token, refresh_token=refresh.token,
-                     expires_in=settings.access_token_minutes * 60)  # fmt: skip
+    pair = TokenPair(
+        access_token=access.token, refresh_token=refresh.token, expires_in=settings.access_token_minutes * 60
+    )
     return pair, refresh.jti, refresh.expires_at
 
 
@@ -134,8 +135,14 @@ def create_api_key(body: ApiKeyCreate, user: CurrentUser, session: SessionDep) -
     made = new_api_key()
     expires = datetime.now(UTC) + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     # The version the caller was authenticated under: a key made with a revoked token is born stale.
-    row = ApiKey(user_id=user.id, name=body.name, prefix=made.prefix, key_hash=made.key_hash, expires_at=expires,
-                 token_version=user.token_version)  # fmt: skip
+    row = ApiKey(
+        user_id=user.id,
+        name=body.name,
+        prefix=made.prefix,
+        key_hash=made.key_hash,
+        expires_at=expires,
+        token_version=user.token_version,
+    )
     session.add(row)
     session.commit()
     return ApiKeyCreated(**ApiKeyOut.model_validate(row).model_dump(), key=made.key)

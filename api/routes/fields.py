@@ -37,30 +37,57 @@ router = APIRouter(prefix="/fields", tags=["fields"])
 
 def field_feature(row: FieldParcel, **extra: Any) -> dict[str, Any]:
     return {
-        "type": "Feature", "id": row.id, "geometry": row.geometry_geojson,
-        "properties": {"field_id": row.id, "name": row.name, "external_id": row.external_id,
-                       "area_ha": row.area_ha, "owner_id": row.owner_id, **extra},
-    }  # fmt: skip
+        "type": "Feature",
+        "id": row.id,
+        "geometry": row.geometry_geojson,
+        "properties": {
+            "field_id": row.id,
+            "name": row.name,
+            "external_id": row.external_id,
+            "area_ha": row.area_ha,
+            "owner_id": row.owner_id,
+            **extra,
+        },
+    }
 
 
 # The body is parsed here, in the thread pool, not by FastAPI on the event loop: a large upload
 # would otherwise hold every other request up while it is read. This documents what it takes.
-UPLOAD_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": FeatureCollection.model_json_schema(),
-}}}}  # fmt: skip
-IdempotencyKey = Annotated[str | None, Header(
-    min_length=1, max_length=200,
-    description="any unique string, e.g. a UUID: repeating an upload with the same key stores nothing new "
-                "and answers with the fields the first one stored",
-)]  # fmt: skip
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": FeatureCollection.model_json_schema(),
+            }
+        },
+    }
+}
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="any unique string, e.g. a UUID: repeating an upload with the same key stores nothing new "
+        "and answers with the fields the first one stored",
+    ),
+]
 
 
-@router.post("", response_model=FieldsCreated, status_code=status.HTTP_201_CREATED, summary="Upload field parcels",
-             openapi_extra=UPLOAD_BODY)  # fmt: skip
+@router.post(
+    "",
+    response_model=FieldsCreated,
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload field parcels",
+    openapi_extra=UPLOAD_BODY,
+)
 async def upload_fields(
-    request: Request, user: Submitter, services: ServicesDep, settings: SettingsDep,
+    request: Request,
+    user: Submitter,
+    services: ServicesDep,
+    settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
-) -> dict:  # fmt: skip
+) -> dict:
     """All or nothing: one invalid feature refuses the upload, naming the feature."""
     if idempotency_key is not None:
         earlier = await run_in_threadpool(uploaded_fields, services.sessions, user.id, idempotency_key)
@@ -85,17 +112,25 @@ def _store_upload(
     if not collection.features:
         raise field_error(("body", "features"), "the FeatureCollection has no features")
     if len(collection.features) > settings.max_fields_per_upload:
-        raise field_error(("body", "features"), f"{len(collection.features)} features: at most "
-                          f"{settings.max_fields_per_upload} per upload (CROPAI_MAX_FIELDS_PER_UPLOAD)")  # fmt: skip
+        raise field_error(
+            ("body", "features"),
+            f"{len(collection.features)} features: at most "
+            f"{settings.max_fields_per_upload} per upload (CROPAI_MAX_FIELDS_PER_UPLOAD)",
+        )
     try:
         features = {"type": collection.type, "features": collection.features}  # no copy of a large body
-        return add_fields(services.sessions, features, owner_id, max_vertices=settings.max_field_vertices,
-                          idempotency_key=idempotency_key)  # fmt: skip
+        return add_fields(
+            services.sessions,
+            features,
+            owner_id,
+            max_vertices=settings.max_field_vertices,
+            idempotency_key=idempotency_key,
+        )
     except InvalidInput as exc:
         raise field_error(("body", "features"), str(exc)) from None
 
 
-def _visible(user: User):  # noqa: ANN202 - a SQL condition
+def _visible(user: User):
     return true() if sees_everything(user) else FieldParcel.owner_id == user.id
 
 
@@ -109,8 +144,13 @@ def list_fields(
 ) -> dict[str, Any]:
     query = intersecting(select(FieldParcel).where(_visible(user)), FieldParcel, bbox)
     rows, total = paged(session, query, limit, offset, FieldParcel.id)
-    return {"type": "FeatureCollection", "features": [field_feature(r) for r in rows],
-            "total": total, "limit": limit, "offset": offset}  # fmt: skip
+    return {
+        "type": "FeatureCollection",
+        "features": [field_feature(r) for r in rows],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+    }
 
 
 @router.get("/{field_id}", summary="Read one field parcel as a GeoJSON Feature")

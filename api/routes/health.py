@@ -58,8 +58,11 @@ async def require_monitoring(request: Request, allowed: MayMonitor) -> None:
         return
     if "authorization" in request.headers or "x-api-key" in request.headers:
         raise HTTPException(403, "this needs the monitoring token (CROPAI_MONITORING_TOKEN) or an admin's credentials")
-    raise HTTPException(401, "not authenticated: send Authorization: Bearer <the monitoring token>, "
-                        "or an admin's access token or API key", headers={"WWW-Authenticate": "Bearer"})  # fmt: skip
+    raise HTTPException(
+        401,
+        "not authenticated: send Authorization: Bearer <the monitoring token>, or an admin's access token or API key",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
 
 
 @router.get("/healthz", summary="The process is up")
@@ -73,9 +76,11 @@ async def readyz(
 ) -> JSONResponse:
     """200 when ready, else 503. The checks behind the answer are shown to monitoring only."""
     checks: dict[str, Callable[[], None]] = {
-        "database": lambda: check_database(services.engine), "store": services.store.check,
-        "prefect": orchestrator.check, "deployments": orchestrator.check_deployments,
-    }  # fmt: skip
+        "database": lambda: check_database(services.engine),
+        "store": services.store.check,
+        "prefect": orchestrator.check,
+        "deployments": orchestrator.check_deployments,
+    }
     outcomes = await asyncio.gather(*(_outcome(check, settings.connect_timeout_s) for check in checks.values()))
     results = dict(zip(checks, outcomes, strict=True))
     ready = all(outcome == "ok" for outcome in outcomes)
@@ -86,7 +91,7 @@ async def readyz(
 
 
 async def _outcome(check: Callable[[], None], timeout_s: float) -> str:
-    """"ok", or why the check failed; a check that hangs counts as failed after ``timeout_s``
+    """ "ok", or why the check failed; a check that hangs counts as failed after ``timeout_s``
     (its thread is left to finish on its own: a thread cannot be stopped)."""
     try:
         await asyncio.wait_for(asyncio.to_thread(check), timeout=timeout_s)

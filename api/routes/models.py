@@ -14,10 +14,16 @@ router = APIRouter(prefix="/models", tags=["models"])
 
 def model_out(row: ModelVersion) -> ModelVersionOut:
     return ModelVersionOut(
-        ref=f"{row.name}@{row.version}", name=row.name, version=row.version, format=row.format,
-        description=row.description, metrics=row.metrics, classes=row.contract.get("classes", []),
-        bands=row.contract.get("bands", []), created_at=row.created_at,
-    )  # fmt: skip
+        ref=f"{row.name}@{row.version}",
+        name=row.name,
+        version=row.version,
+        format=row.format,
+        description=row.description,
+        metrics=row.metrics,
+        classes=row.contract.get("classes", []),
+        bands=row.contract.get("bands", []),
+        created_at=row.created_at,
+    )
 
 
 @router.get("", response_model=list[ModelVersionOut], summary="List model versions")

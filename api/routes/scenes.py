@@ -18,8 +18,10 @@ router = APIRouter(prefix="/scenes", tags=["scenes"])
 
 def scene_out(scene: Scene) -> SceneOut:
     return SceneOut.model_validate(
-        {**{c: getattr(scene, c) for c in SceneOut.model_fields if hasattr(scene, c)},
-         "bbox_wgs84": (scene.minx, scene.miny, scene.maxx, scene.maxy)}  # fmt: skip
+        {
+            **{c: getattr(scene, c) for c in SceneOut.model_fields if hasattr(scene, c)},
+            "bbox_wgs84": (scene.minx, scene.miny, scene.maxx, scene.maxy),
+        }
     )
 
 

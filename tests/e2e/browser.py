@@ -77,14 +77,23 @@ class Browser:
 def chromium(base_url: str) -> Iterator[Browser]:
     """A headless Chromium window of 1400 x 900 px, US English (dates are typed month first)."""
     if not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER)):
-        message = f"Chromium ({CHROMIUM}) and ChromeDriver ({CHROMEDRIVER}) are needed: apt-get install chromium chromium-driver"
+        message = (
+            f"Chromium ({CHROMIUM}) and ChromeDriver ({CHROMEDRIVER}) are needed: "
+            "apt-get install chromium chromium-driver"
+        )
         if REQUIRE_BROWSER:
             pytest.fail(message)
         pytest.skip(message)
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,900",
-                     "--lang=en-US", "--disable-gpu"):  # fmt: skip
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,900",
+        "--lang=en-US",
+        "--disable-gpu",
+    ):
         options.add_argument(argument)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)

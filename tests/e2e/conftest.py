@@ -48,8 +48,13 @@ class System:
 
     def cli(self, *args: str, **extra_env: str) -> subprocess.CompletedProcess:
         """Run a `cropai` command as an operator would, next to the running stack."""
-        result = subprocess.run([sys.executable, "-m", "cropai.cli", *args], env={**self.env, **extra_env},
-                                capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [sys.executable, "-m", "cropai.cli", *args],
+            env={**self.env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         return result
 
@@ -69,7 +74,12 @@ def system(postgres_server: str, s3_endpoint: str, tmp_path_factory: pytest.Temp
         # A base map the browser cannot reach: the viewer must fall back to a plain background.
         nowhere = f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png"
         # Faults are noticed within seconds here: a silent run is dead after 20 s, Prefect gets 3 s.
-        quick = {"stale_run_after_s": 20, "reconcile_after_s": 5, "orchestrator_deadline_s": 3, "orchestrator_cooldown_s": 5}
+        quick = {
+            "stale_run_after_s": 20,
+            "reconcile_after_s": 5,
+            "orchestrator_deadline_s": 3,
+            "orchestrator_cooldown_s": 5,
+        }
         settings = s3_settings(Settings(home=home, basemap_url=nowhere, _env_file=None, **quick), s3_endpoint, bucket)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("CROPAI_", "PREFECT_"))}
         env.update(settings.model_copy(update={"database_url": database_url}).as_environment())
@@ -78,11 +88,28 @@ def system(postgres_server: str, s3_endpoint: str, tmp_path_factory: pytest.Temp
         output = home / "cropai-up.out"
         with output.open("wb") as sink:
             process = subprocess.Popen(
-                [sys.executable, "-m", "cropai.cli", "up", "--workers", "2", "--no-schedules",
-                 "--prefect-port", str(ports.prefect), "--api-port", str(ports.api),
-                 "--scheduler-port", str(ports.scheduler), "--dashboard-port", str(ports.dashboard)],
-                env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    "-m",
+                    "cropai.cli",
+                    "up",
+                    "--workers",
+                    "2",
+                    "--no-schedules",
+                    "--prefect-port",
+                    str(ports.prefect),
+                    "--api-port",
+                    str(ports.api),
+                    "--scheduler-port",
+                    str(ports.scheduler),
+                    "--dashboard-port",
+                    str(ports.dashboard),
+                ],
+                env=env,
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         s3 = Minio(s3_endpoint, S3_KEYS["s3_access_key"], S3_KEYS["s3_secret_key"], secure=False)
         running = System(ports, env, output, process, s3, bucket, home)
         try:
@@ -152,7 +179,9 @@ class Season:
 
 
 @pytest.fixture(scope="session")
-def season(system: System, http: httpx.Client, admin: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Season:
+def season(
+    system: System, http: httpx.Client, admin: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Season:
     """A provider drops a season of scenes into the store's inbox; the admin ingests them."""
     made = synthesize(SynthSpec(AREA, date(2025, 3, 25), date(2025, 10, 5), seed=9), tmp_path_factory.mktemp("season"))
     for scene in made.scenes:

@@ -55,8 +55,11 @@ def test_killed_runner_fails_the_analysis_with_the_reason_and_a_rerun_completes_
     system: System, http: httpx.Client, analyst: dict[str, str]
 ) -> None:
     made = submit(http, analyst, "runner killed")
-    poll(lambda: http.get(f"/analyses/{made['id']}", headers=analyst).json()["status"] == "running",
-         "the analysis starting", system)  # fmt: skip
+    poll(
+        lambda: http.get(f"/analyses/{made['id']}", headers=analyst).json()["status"] == "running",
+        "the analysis starting",
+        system,
+    )
     signal_group(program_pid(system, "deployments"), signal.SIGKILL)  # the runner and its flow run's process
     failed = final(http, analyst, made["id"], system)
     assert failed["status"] == "failed", failed
@@ -77,8 +80,11 @@ def test_analyses_cancelled_before_their_flow_runs_start_stay_cancelled(
     for analysis in made:
         cancelled = http.delete(f"/analyses/{analysis['id']}", headers=analyst)
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
-    poll(lambda: all(prefect_state(system, a["flow_run_id"]) in FINAL_PREFECT_STATES for a in made),
-         "every cancelled flow run ending", system)  # fmt: skip
+    poll(
+        lambda: all(prefect_state(system, a["flow_run_id"]) in FINAL_PREFECT_STATES for a in made),
+        "every cancelled flow run ending",
+        system,
+    )
     for analysis in made:
         assert prefect_state(system, analysis["flow_run_id"]) == "CANCELLED"
         assert http.get(f"/analyses/{analysis['id']}", headers=analyst).json()["status"] == "cancelled"
@@ -91,9 +97,16 @@ def test_a_frozen_prefect_gets_quick_503s_and_no_abandoned_submission_runs_later
     keys = [f"frozen-{i}" for i in range(8)]  # fewer than the analyst's limit of unfinished analyses
 
     def post(key: str) -> httpx.Response:
-        return http.post("/analyses", headers={**analyst, "Idempotency-Key": key}, json={
-            "name": key, "aoi": AOI, "start_date": str(START), "end_date": str(END),
-        })  # fmt: skip
+        return http.post(
+            "/analyses",
+            headers={**analyst, "Idempotency-Key": key},
+            json={
+                "name": key,
+                "aoi": AOI,
+                "start_date": str(START),
+                "end_date": str(END),
+            },
+        )
 
     signal_group(prefect, signal.SIGSTOP)
     try:

@@ -121,12 +121,16 @@ def test_the_legend_lists_the_map_classes_with_their_hectares(
     analysis = http.get(f"/analyses/{submitted(browser, shared)}", headers=accounts["mapper"]).json()
     entries = browser.find_all("#legend li")
     assert [e.get_attribute("data-class") for e in entries] == [c["class_name"] for c in analysis["classes"]]
-    shown = [float(e.find_element(browser.by.CSS_SELECTOR, ".area").text.removesuffix(" ha").replace(",", ""))
-             for e in entries]  # fmt: skip
+    shown = [
+        float(e.find_element(browser.by.CSS_SELECTOR, ".area").text.removesuffix(" ha").replace(",", ""))
+        for e in entries
+    ]
     assert shown == pytest.approx([round(c["area_ha"], 1) for c in analysis["classes"]])
 
 
-def test_clicking_a_field_shows_its_predicted_crop(browser: Browser, http: httpx.Client, accounts: dict, shared: dict) -> None:
+def test_clicking_a_field_shows_its_predicted_crop(
+    browser: Browser, http: httpx.Client, accounts: dict, shared: dict
+) -> None:
     analysis_id = submitted(browser, shared)
     fields = http.get(f"/analyses/{analysis_id}/fields", headers=accounts["mapper"]).json()["features"]
     centre = shapely.geometry.shape(AOI).centroid
@@ -136,16 +140,25 @@ def test_clicking_a_field_shows_its_predicted_crop(browser: Browser, http: httpx
     assert crop.text == field["properties"]["class_name"].replace("_", " ")
     share = browser.find(".leaflet-popup-content [data-fact=share]").text
     assert share.startswith(f"{round(field['properties']['share'] * 100)} %")
-    browser.wait(lambda: browser.driver.execute_script(
-        "return getComputedStyle(document.querySelector('.leaflet-popup')).opacity") == "1")  # faded in
+    browser.wait(
+        lambda: (
+            browser.driver.execute_script("return getComputedStyle(document.querySelector('.leaflet-popup')).opacity")
+            == "1"
+        )
+    )  # faded in
     screenshot = browser.save("map-viewer")
     assert Image.open(screenshot).size[0] >= 1000
 
 
 def test_the_crop_layer_is_drawn_from_api_tiles_over_a_plain_background(browser: Browser, shared: dict) -> None:
     submitted(browser, shared)
-    loaded = browser.wait(lambda: [img for img in browser.find_all(".crop-layer img")
-                                   if browser.driver.execute_script("return arguments[0].naturalWidth", img) == 256])  # fmt: skip
+    loaded = browser.wait(
+        lambda: [
+            img
+            for img in browser.find_all(".crop-layer img")
+            if browser.driver.execute_script("return arguments[0].naturalWidth", img) == 256
+        ]
+    )
     assert loaded
     assert browser.find("#map").get_attribute("data-basemap") == "unreachable"
     assert "plain background" in browser.find(".map-note").text

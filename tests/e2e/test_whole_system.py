@@ -41,13 +41,23 @@ def final(http: httpx.Client, headers: dict[str, str], analysis_id: str, system:
         if body["status"] in ("completed", "failed", "cancelled"):
             return body
         time.sleep(1)
-    raise AssertionError(f"analysis {analysis_id} still {body['status']} after {POLL_DEADLINE_S} s:\n{system.printed()}")
+    raise AssertionError(
+        f"analysis {analysis_id} still {body['status']} after {POLL_DEADLINE_S} s:\n{system.printed()}"
+    )
 
 
 def submit(http: httpx.Client, headers: dict[str, str], name: str, model: str = "cropnet@latest") -> dict:
-    response = http.post("/analyses", headers=headers, json={
-        "name": name, "aoi": AOI, "start_date": str(START), "end_date": str(END), "model": model,
-    })  # fmt: skip
+    response = http.post(
+        "/analyses",
+        headers=headers,
+        json={
+            "name": name,
+            "aoi": AOI,
+            "start_date": str(START),
+            "end_date": str(END),
+            "model": model,
+        },
+    )
     assert response.status_code == 202, response.text
     return response.json()
 
@@ -58,7 +68,9 @@ def read_map(content: bytes) -> np.ndarray:
         return src.read()
 
 
-def test_an_ingested_season_is_mapped_and_downloaded(system: System, http: httpx.Client, day: dict, season: Season) -> None:
+def test_an_ingested_season_is_mapped_and_downloaded(
+    system: System, http: httpx.Client, day: dict, season: Season
+) -> None:
     run, made = season.ingest_run, season.made
     assert (run["status"], run["ingested"], run["rejected"]) == ("completed", len(made.scenes), 0), run
     scenes = http.get("/scenes", headers=day["analyst"], params={"bbox": ",".join(map(str, AREA)), "limit": 200})

@@ -114,7 +114,7 @@ def test_unknown_model_version_fails_with_the_known_ones(season: tuple[Services,
 # Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
 @pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
 def test_a_batch_that_keeps_failing_fails_the_run_naming_it(season: tuple[Services, Season]) -> None:
-    svc, data = season
+    svc, _data = season
     for info in svc.store.list("scenes/"):  # the scenes vanish from the store after cataloguing
         svc.store.delete(info.key)
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@latest")
@@ -124,9 +124,13 @@ def test_a_batch_that_keeps_failing_fails_the_run_naming_it(season: tuple[Servic
 
 
 def test_analysis_on_postgresql_and_the_s3_server(
-    postgres_url: str, s3_endpoint: str, settings: Settings, tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch, prefect_api: str,
-) -> None:  # fmt: skip
+    postgres_url: str,
+    s3_endpoint: str,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    prefect_api: str,
+) -> None:
     from cropai.db import upgrade_database
     from cropai.storage import S3Store
 

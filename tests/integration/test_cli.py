@@ -109,10 +109,16 @@ def test_models_commands_register_list_and_show_the_shipped_model(tmp_path: Path
     [
         ('{"type": "Point", "coordinates": [1.6, 48.2]}', [], "expected a Polygon or MultiPolygon"),
         ("not json", [], "expected a readable GeoJSON file"),
-        ('{"type": "Polygon", "coordinates": [[[1.6, 48.2], [1.7, 48.2], [1.7, 48.3], [1.6, 48.2]]]}',
-         ["--model", "CropNet@1"], "expected name@version"),
-        ('{"type": "Polygon", "coordinates": [[[1.6, 48.2], [1.7, 48.2], [1.7, 48.3], [1.6, 48.2]]]}',
-         ["--end", "2025-03-01"], "ends (2025-03-01) before it starts"),
+        (
+            '{"type": "Polygon", "coordinates": [[[1.6, 48.2], [1.7, 48.2], [1.7, 48.3], [1.6, 48.2]]]}',
+            ["--model", "CropNet@1"],
+            "expected name@version",
+        ),
+        (
+            '{"type": "Polygon", "coordinates": [[[1.6, 48.2], [1.7, 48.2], [1.7, 48.3], [1.6, 48.2]]]}',
+            ["--end", "2025-03-01"],
+            "ends (2025-03-01) before it starts",
+        ),
     ],
     ids=["point", "not-json", "model-ref", "window"],
 )
@@ -135,8 +141,12 @@ def test_analyze_command_maps_an_ingested_season(tmp_path: Path, prefect_api: st
     assert run(["db", "upgrade"], tmp_path).returncode == 0
     ingested_season(services(Settings(home=tmp_path, _env_file=None)), tmp_path / "season")
     (tmp_path / "aoi.geojson").write_text(json.dumps({"type": "Feature", "geometry": AOI, "properties": {}}))
-    result = run(["analyze", "--aoi", str(tmp_path / "aoi.geojson"), "--start", "2025-04-01", "--end", "2025-09-30"],
-                 tmp_path, PREFECT_API_URL=prefect_api, CROPAI_DASK_WORKERS="1")  # fmt: skip
+    result = run(
+        ["analyze", "--aoi", str(tmp_path / "aoi.geojson"), "--start", "2025-04-01", "--end", "2025-09-30"],
+        tmp_path,
+        PREFECT_API_URL=prefect_api,
+        CROPAI_DASK_WORKERS="1",
+    )
     assert result.returncode == 0, result.stderr
     assert "winter_wheat" in result.stdout and "cropmap.tif" in result.stdout and "quicklook.png" in result.stdout
 
@@ -148,18 +158,27 @@ def test_users_create_admin_then_the_api_on_uvicorn_lets_them_in(tmp_path: Path)
 
     from tests.conftest import free_port, wait_for_http
 
-    created = run(["users", "create", "Root@Example.org", "--admin"], tmp_path, CROPAI_NEW_USER_PASSWORD="a-long-admin-password")
+    created = run(
+        ["users", "create", "Root@Example.org", "--admin"], tmp_path, CROPAI_NEW_USER_PASSWORD="a-long-admin-password"
+    )
     assert created.returncode == 0, created.stderr
     assert "created admin root@example.org" in created.stdout
-    again = run(["users", "create", "root@example.org", "--admin"], tmp_path, CROPAI_NEW_USER_PASSWORD="a-long-admin-password")
+    again = run(
+        ["users", "create", "root@example.org", "--admin"], tmp_path, CROPAI_NEW_USER_PASSWORD="a-long-admin-password"
+    )
     assert again.returncode == 2 and "exists already" in again.stderr
     short = run(["users", "create", "x@example.org"], tmp_path, CROPAI_NEW_USER_PASSWORD="short")
     assert short.returncode == 2 and "password" in short.stderr
 
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("CROPAI_")}
-    server = subprocess.Popen([*CROPAI, "api", "--port", str(port)], env={**clean, "CROPAI_HOME": str(tmp_path)},
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    server = subprocess.Popen(
+        [*CROPAI, "api", "--port", str(port)],
+        env={**clean, "CROPAI_HOME": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/healthz", deadline_s=60)
         form = urllib.parse.urlencode({"username": "root@example.org", "password": "a-long-admin-password"}).encode()

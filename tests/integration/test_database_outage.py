@@ -48,7 +48,9 @@ def test_progress_write_lands_once_a_short_outage_ends(catalogue: Services, post
         assert session.get_one(Analysis, analysis_id).batches_done == 7
 
 
-def test_write_gives_up_after_its_retry_budget_naming_the_database(catalogue: Services, postgres_proxy: TcpProxy) -> None:
+def test_write_gives_up_after_its_retry_budget_naming_the_database(
+    catalogue: Services, postgres_proxy: TcpProxy
+) -> None:
     analysis_id = queued_analysis(catalogue)
     with postgres_proxy.outage(60.0), retry_budget(1.0), pytest.raises(ServiceUnavailable) as raised:
         set_status(catalogue.sessions, analysis_id, AnalysisStatus.running, batches_done=7)
@@ -66,9 +68,23 @@ def test_ingest_run_is_closed_once_a_short_outage_ends(catalogue: Services, post
 
 def test_a_refused_write_is_not_retried(catalogue: Services, caplog: pytest.LogCaptureFixture) -> None:
     owner = create_user(catalogue.sessions, f"{uuid.uuid4().hex[:8]}@example.org", "a-long-test-password")
-    create_analysis(catalogue.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest",
-                    owner_id=owner.id, idempotency_key="once")  # fmt: skip
+    create_analysis(
+        catalogue.sessions,
+        SQUARE,
+        date(2025, 4, 1),
+        date(2025, 9, 30),
+        "cropnet@latest",
+        owner_id=owner.id,
+        idempotency_key="once",
+    )
     with caplog.at_level(logging.WARNING, logger="cropai.db"), pytest.raises(IntegrityError):
-        create_analysis(catalogue.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest",
-                        owner_id=owner.id, idempotency_key="once")  # fmt: skip
+        create_analysis(
+            catalogue.sessions,
+            SQUARE,
+            date(2025, 4, 1),
+            date(2025, 9, 30),
+            "cropnet@latest",
+            owner_id=owner.id,
+            idempotency_key="once",
+        )
     assert not [record for record in caplog.records if "retry" in record.getMessage()]

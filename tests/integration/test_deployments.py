@@ -1,6 +1,7 @@
 """prefect.yaml: every deployment's flow loads, its parameters and schedule are
 valid, and `prefect deploy` registers it on a real Prefect server."""
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -52,16 +53,17 @@ def test_ingestion_is_scheduled() -> None:
 
 
 def test_prefect_deploy_all_registers_every_deployment(prefect_api: str) -> None:
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_work_pool(WorkPoolCreate(name="cropai", type="process"))
-        except ObjectAlreadyExists:
-            pass
+    with get_client(sync_client=True) as client, contextlib.suppress(ObjectAlreadyExists):
+        client.create_work_pool(WorkPoolCreate(name="cropai", type="process"))
     env = {**os.environ, "PREFECT_API_URL": prefect_api}
     result = subprocess.run(
         [sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
     with get_client(sync_client=True) as client:

@@ -69,7 +69,9 @@ def test_the_same_file_from_another_source_is_a_duplicate(catalogue: Services, t
     made = small_scene_set(tmp_path / "set", scenes=1)
     ingest_folder(tmp_path / "set" / "scenes", catalogue)
     catalogue.store.put(f"inbox/{made.scenes[0].path.name}", made.scenes[0].path)
-    [outcome] = [ingest_candidate(c, catalogue.store, catalogue.sessions) for c in discover("store:inbox/", catalogue.store)]
+    [outcome] = [
+        ingest_candidate(c, catalogue.store, catalogue.sessions) for c in discover("store:inbox/", catalogue.store)
+    ]
     assert outcome.status == "skipped"
     assert len(scenes(catalogue)) == 1
     assert catalogue.store.list("inbox/") == []  # handled inbox files leave the inbox
@@ -102,7 +104,11 @@ def test_a_changed_file_with_the_same_id_becomes_version_2(catalogue: Services, 
         # A GeoTIFF keeps its directory at the end, a COG at the start: both halves must be caught.
         ("gtiff", lambda src, out: truncated_copy(src, out / "truncated.tif"), "not a readable raster"),
         ("cog", lambda src, out: truncated_copy(src, out / "truncated.tif"), "truncated or corrupt"),
-        ("gtiff", lambda src, out: (out / "notes.txt").write_text("field notes") and out / "notes.txt", "not a readable raster"),
+        (
+            "gtiff",
+            lambda src, out: (out / "notes.txt").write_text("field notes") and out / "notes.txt",
+            "not a readable raster",
+        ),
         ("gtiff", lambda src, out: crs_less_copy(src, out / "nocrs.tif"), "has no CRS"),
     ],
     ids=["corrupt", "truncated-geotiff", "truncated-cog", "non-raster", "crs-less"],

@@ -2,6 +2,7 @@
 what operators see (states, artifacts, ingest_runs rows), every kind of source, and
 what a run of the deployment may read compared with a direct call (`cropai ingest`)."""
 
+import itertools
 import json
 import uuid
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_scenes_run_no_more_at_once_than_the_setting_allows(
         )
     spans = sorted((r.start_time, r.end_time) for r in runs)
     assert len(spans) == 3
-    assert all(earlier[1] <= later[0] for earlier, later in zip(spans, spans[1:], strict=False))
+    assert all(earlier[1] <= later[0] for earlier, later in itertools.pairwise(spans))
 
 
 def _catalog_on_disk(tmp_path: Path, scenes: int = 2) -> tuple[Path, list]:
@@ -161,11 +162,14 @@ def test_stac_api_search_ingests_only_matching_items(loopback_stac: Settings, tm
 
 def test_static_catalog_over_http(loopback_stac: Settings, tmp_path: Path) -> None:
     port = free_port()
-    items, made = _served_items(tmp_path, port)
+    items, _made = _served_items(tmp_path, port)
     catalog = {
-        "type": "Catalog", "id": "remote", "stac_version": "1.0.0", "description": "served catalog",
+        "type": "Catalog",
+        "id": "remote",
+        "stac_version": "1.0.0",
+        "description": "served catalog",
         "links": [{"rel": "item", "href": f"./{item['id']}.json", "type": "application/json"} for item in items],
-    }  # fmt: skip
+    }
     (tmp_path / "files" / "catalog.json").write_text(json.dumps(catalog))
     for item in items:
         (tmp_path / "files" / f"{item['id']}.json").write_text(json.dumps(item))

@@ -65,7 +65,10 @@ def test_a_public_url_that_redirects_to_loopback_is_refused(
     monkeypatch: pytest.MonkeyPatch, local_store: LocalStore, internal: Canned
 ) -> None:
     moved = {f"{PUBLIC}/catalog.json": Answer(302, headers={"Location": f"{internal.url}/catalog.json"})}
-    with public_hosts(monkeypatch, moved) as proxy, pytest.raises(InvalidInput, match="127.0.0.1, a loopback address"):
+    with (
+        public_hosts(monkeypatch, moved) as proxy,
+        pytest.raises(InvalidInput, match=r"127\.0\.0\.1, a loopback address"),
+    ):
         discover(f"{PUBLIC}/catalog.json", local_store, bounds=SERVER)
     assert proxy.asked == [f"{PUBLIC}/catalog.json"] and internal.asked == []
 
@@ -91,13 +94,23 @@ def test_a_stac_api_page_link_to_a_private_address_is_never_followed(
     monkeypatch: pytest.MonkeyPatch, local_store: LocalStore
 ) -> None:
     landing = {
-        "type": "Catalog", "id": "api", "stac_version": "1.0.0", "description": "d", "conformsTo": CONFORMANCE,
+        "type": "Catalog",
+        "id": "api",
+        "stac_version": "1.0.0",
+        "description": "d",
+        "conformsTo": CONFORMANCE,
         "links": [{"rel": "search", "href": f"{PUBLIC}/search", "method": "POST", "type": "application/geo+json"}],
-    }  # fmt: skip
-    page = {"type": "FeatureCollection", "features": [item_document("S2_1", {"blue": f"{PUBLIC}/B02.tif"})],
-            "links": [{"rel": "next", "href": "http://10.0.0.1/search?page=2", "method": "GET"}]}  # fmt: skip
+    }
+    page = {
+        "type": "FeatureCollection",
+        "features": [item_document("S2_1", {"blue": f"{PUBLIC}/B02.tif"})],
+        "links": [{"rel": "next", "href": "http://10.0.0.1/search?page=2", "method": "GET"}],
+    }
     answers = {f"{PUBLIC}/": as_json(landing), f"{PUBLIC}/search": as_json(page)}
-    with public_hosts(monkeypatch, answers) as proxy, pytest.raises(InvalidInput, match="10.0.0.1, a private address"):
+    with (
+        public_hosts(monkeypatch, answers) as proxy,
+        pytest.raises(InvalidInput, match=r"10\.0\.0\.1, a private address"),
+    ):
         discover(PUBLIC, local_store, StacSearch(), bounds=SERVER)
     assert not any("10.0.0.1" in target for target in proxy.asked)
 
@@ -119,13 +132,18 @@ def test_an_asset_redirected_to_an_internal_address_is_rejected_and_not_kept(
 
 def test_a_redirect_to_a_local_file_is_refused(tmp_path: Path, local_store: LocalStore) -> None:
     moved = {"/moved/catalog.json": "file:///proc/self/environ"}
-    with serve_stac_api(free_port(), [], tmp_path, redirects=moved) as url, pytest.raises(InvalidInput, match="only http"):
+    with (
+        serve_stac_api(free_port(), [], tmp_path, redirects=moved) as url,
+        pytest.raises(InvalidInput, match="only http"),
+    ):
         discover(f"{url}/moved/catalog.json", local_store, bounds=LOOPBACK_ALLOWED)
 
 
 def test_a_chain_of_redirects_is_cut_short(tmp_path: Path, local_store: LocalStore) -> None:
-    with serve_stac_api(free_port(), [], tmp_path, redirects={"/loop.json": "/loop.json"}) as url, \
-            pytest.raises(InvalidInput, match="more than 5 redirects"):  # fmt: skip
+    with (
+        serve_stac_api(free_port(), [], tmp_path, redirects={"/loop.json": "/loop.json"}) as url,
+        pytest.raises(InvalidInput, match="more than 5 redirects"),
+    ):
         discover(f"{url}/loop.json", local_store, bounds=LOOPBACK_ALLOWED)
 
 
@@ -157,8 +175,10 @@ def test_a_source_outside_the_roots_is_refused_and_nothing_is_stored(
 def test_a_link_out_of_a_root_is_rejected_without_being_read(catalogue: Services, root: Path) -> None:
     small_scene_set(root / "set", scenes=1)
     (root / "set" / "scenes" / "leak.tif").symlink_to(root.parent / "outside" / "secret.tif")
-    outcomes = [ingest_candidate(c, catalogue.store, catalogue.sessions)
-                for c in discover(str(root / "set" / "scenes"), catalogue.store, bounds=in_root(root))]  # fmt: skip
+    outcomes = [
+        ingest_candidate(c, catalogue.store, catalogue.sessions)
+        for c in discover(str(root / "set" / "scenes"), catalogue.store, bounds=in_root(root))
+    ]
     [leak] = [o for o in outcomes if o.source_uri.endswith("leak.tif")]
     assert leak.status == "rejected" and "outside the folders ingestion may read" in leak.reason
     assert SECRET not in leak.reason and catalogue.store.list("quarantine/") == []

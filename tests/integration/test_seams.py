@@ -25,8 +25,19 @@ def test_tiled_prediction_equals_a_single_pass(settings: Settings, tmp_path: Pat
     contract = predictor.contract
 
     def predict(analysis_id: str, tile_size: int) -> tuple[np.ndarray, np.ndarray, int]:
-        plan = make_plan(analysis_id, AOI, START, END, "cropnet@1.0.0", contract.months, contract.band_means,
-                         tile_size, contract.overlap, scenes, batch_pixels=10**9)  # fmt: skip
+        plan = make_plan(
+            analysis_id,
+            AOI,
+            START,
+            END,
+            "cropnet@1.0.0",
+            contract.months,
+            contract.band_means,
+            tile_size,
+            contract.overlap,
+            scenes,
+            batch_pixels=10**9,
+        )
         create_outputs(plan, svc.store)
         run_batch(plan, 0, svc.store, predictor)
         root = zarr.open_group(ObjectZarrStore(svc.store, plan.zarr_prefix), mode="r")

@@ -93,12 +93,17 @@ class MiniStack:
 
     def __init__(self, tmp_path: Path, programs: list[dict], **policy: float) -> None:
         (tmp_path / "program.py").write_text(PROGRAM)
-        config = {"program": str(tmp_path / "program.py"), "logs": str(tmp_path / "logs"), "policy": policy,
-                  "programs": [{"port": free_port(), "exit_after_s": 0, "ignore_term": False, **p} for p in programs]}  # fmt: skip
+        config = {
+            "program": str(tmp_path / "program.py"),
+            "logs": str(tmp_path / "logs"),
+            "policy": policy,
+            "programs": [{"port": free_port(), "exit_after_s": 0, "ignore_term": False, **p} for p in programs],
+        }
         self.output = tmp_path / "stack.out"
         with self.output.open("wb") as sink:
-            self.process = subprocess.Popen([PYTHON, "-c", STACK, json.dumps(config)], stdout=sink,
-                                            stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            self.process = subprocess.Popen(
+                [PYTHON, "-c", STACK, json.dumps(config)], stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+            )
 
     def printed(self) -> str:
         return self.output.read_text()
@@ -135,7 +140,9 @@ def mini_stack(tmp_path: Path) -> Iterator[Callable[..., MiniStack]]:
         stack.kill()
 
 
-def test_a_second_ctrl_c_during_a_slow_shutdown_kills_every_group_and_exits_cleanly(mini_stack: Callable[..., MiniStack]) -> None:
+def test_a_second_ctrl_c_during_a_slow_shutdown_kills_every_group_and_exits_cleanly(
+    mini_stack: Callable[..., MiniStack],
+) -> None:
     stack = mini_stack([{"name": name, "ignore_term": True} for name in ("prefect-server", "api", "dask-worker")])
     stack.wait_for("up")
     stack.process.send_signal(signal.SIGINT)
@@ -163,7 +170,9 @@ def test_a_program_that_keeps_crashing_stops_the_stack_naming_it(mini_stack: Cal
     assert [pid for pid in stack.groups() if signal_group(pid, 0)] == [], stack.printed()
 
 
-def test_a_program_crashing_now_and_then_is_restarted_for_as_long_as_the_stack_runs(mini_stack: Callable[..., MiniStack]) -> None:
+def test_a_program_crashing_now_and_then_is_restarted_for_as_long_as_the_stack_runs(
+    mini_stack: Callable[..., MiniStack],
+) -> None:
     # One restart allowed per second; the worker dies every 1.5 s, each time after its restart left the window.
     stack = mini_stack([{"name": "dask-worker", "exit_after_s": 1.5}], budget=1, window_s=1.0, backoff_s=0.05)
     stack.wait_for("exited   dask-worker with status 3", count=4)
@@ -193,8 +202,11 @@ def runner_stand_in(ports: Ports, runner_files: Path, ready_within_s: float) -> 
     """The deployment server's readiness with, in place of `cropai serve`, a runner whose health answers at once."""
     served = deployment_server(ports, {})
     port = served.env["PREFECT_RUNNER_SERVER_PORT"]
-    return replace(served, ready_within_s=ready_within_s,
-                   argv=[PYTHON, "-m", "http.server", port, "--bind", LOOPBACK, "--directory", str(runner_files)])  # fmt: skip
+    return replace(
+        served,
+        ready_within_s=ready_within_s,
+        argv=[PYTHON, "-m", "http.server", port, "--bind", LOOPBACK, "--directory", str(runner_files)],
+    )
 
 
 def test_the_deployment_server_is_ready_only_once_prefect_lists_every_deployment(tmp_path: Path) -> None:
@@ -231,13 +243,18 @@ def test_a_prefect_server_with_an_auth_string_refuses_clients_without_it(tmp_pat
     with Stack(tmp_path / "logs") as stack:
         # Ready means GET /api/health answered 200 without the auth string: compose's health check works.
         stack.wait_ready(stack.launch(replace(program, env={**program.env, "PREFECT_SERVER_API_AUTH_STRING": auth})))
-        with temporary_settings({PREFECT_API_URL: ports.prefect_api}), get_client(sync_client=True) as client:
-            with pytest.raises(PrefectHTTPStatusError, match="401"):
-                client.read_work_pools()
+        with (
+            temporary_settings({PREFECT_API_URL: ports.prefect_api}),
+            get_client(sync_client=True) as client,
+            pytest.raises(PrefectHTTPStatusError, match="401"),
+        ):
+            client.read_work_pools()
         # What every service of the compose stack is given: PREFECT_API_AUTH_STRING.
-        with temporary_settings({PREFECT_API_URL: ports.prefect_api, PREFECT_API_AUTH_STRING: auth}):
-            with get_client(sync_client=True) as client:
-                assert client.read_work_pools() == []
+        with (
+            temporary_settings({PREFECT_API_URL: ports.prefect_api, PREFECT_API_AUTH_STRING: auth}),
+            get_client(sync_client=True) as client,
+        ):
+            assert client.read_work_pools() == []
         # The API's orchestrator, given the same string as CROPAI_PREFECT_AUTH_STRING.
         api_settings = Settings(_env_file=None, prefect_api_url=ports.prefect_api)
         with pytest.raises(ServiceUnavailable, match="refused the API's credentials"):
@@ -248,18 +265,30 @@ def test_a_prefect_server_with_an_auth_string_refuses_clients_without_it(tmp_pat
 
 
 @pytest.mark.parametrize(("environment", "warned"), [("dev", True), ("production", False)])
-def test_up_warns_in_dev_mode_that_tokens_are_signed_with_the_public_key(tmp_path: Path, environment: str,
-                                                                         warned: bool) -> None:  # fmt: skip
+def test_up_warns_in_dev_mode_that_tokens_are_signed_with_the_public_key(
+    tmp_path: Path, environment: str, warned: bool
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CROPAI_")}
-    env.update(CROPAI_HOME=str(tmp_path), CROPAI_ENVIRONMENT=environment, COLUMNS="200",
-               CROPAI_SECRET_KEY="k3Jq9vXw2LmZp8RtYb4NcHs6DfGa1UeQ0oIiTxWy")  # fmt: skip
+    env.update(
+        CROPAI_HOME=str(tmp_path),
+        CROPAI_ENVIRONMENT=environment,
+        COLUMNS="200",
+        CROPAI_SECRET_KEY="k3Jq9vXw2LmZp8RtYb4NcHs6DfGa1UeQ0oIiTxWy",
+    )
     if environment == "dev":
         del env["CROPAI_SECRET_KEY"]
     with socket.socket() as busy:  # `up` stops at the busy port, before starting anything
         busy.bind((LOOPBACK, 0))
         busy.listen()
-        result = subprocess.run([PYTHON, "-m", "cropai.cli", "up", "--api-port", str(busy.getsockname()[1])],
-                                env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        result = subprocess.run(
+            [PYTHON, "-m", "cropai.cli", "up", "--api-port", str(busy.getsockname()[1])],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert result.returncode == 2 and "already in use" in result.stderr
-    warning = "tokens with the public development key" in result.stderr and "unreachable from other machines" in result.stderr
+    warning = (
+        "tokens with the public development key" in result.stderr and "unreachable from other machines" in result.stderr
+    )
     assert warning is warned, result.stderr

@@ -51,7 +51,7 @@ def test_exists_and_delete(store: ObjectStore) -> None:
 
 
 def test_missing_object_is_a_clear_not_found(store: ObjectStore, tmp_path: Path) -> None:
-    with pytest.raises(ObjectNotFound, match="no object 'nope.bin'"):
+    with pytest.raises(ObjectNotFound, match=r"no object 'nope\.bin'"):
         store.get("nope.bin")
     with pytest.raises(ObjectNotFound):
         store.download("nope.bin", tmp_path / "x")
@@ -84,9 +84,16 @@ def test_presigned_url_serves_the_object(store: ObjectStore) -> None:
 def _write_cog(path: Path) -> np.ndarray:
     data = (np.arange(2 * 600 * 700, dtype=np.uint16).reshape(2, 600, 700) % 9000) + 1
     profile = dict(
-        driver="COG", width=700, height=600, count=2, dtype="uint16", nodata=0,
-        crs="EPSG:32631", transform=Affine(10, 0, 400000, 0, -10, 5340000), blocksize=256,
-    )  # fmt: skip
+        driver="COG",
+        width=700,
+        height=600,
+        count=2,
+        dtype="uint16",
+        nodata=0,
+        crs="EPSG:32631",
+        transform=Affine(10, 0, 400000, 0, -10, 5340000),
+        blocksize=256,
+    )
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(data)
     return data
@@ -110,7 +117,9 @@ def test_gdal_reads_a_cog_from_s3_by_presigned_url(s3_store: S3Store, tmp_path: 
 
 
 def test_bucket_prefix_keeps_keys_relative(settings: Settings, s3_endpoint: str) -> None:
-    prefixed = open_store(s3_settings(settings, s3_endpoint, "prefixed").model_copy(update={"storage_url": "s3://prefixed/tenant-a"}))
+    prefixed = open_store(
+        s3_settings(settings, s3_endpoint, "prefixed").model_copy(update={"storage_url": "s3://prefixed/tenant-a"})
+    )
     assert isinstance(prefixed, S3Store)
     prefixed.ensure_bucket()
     prefixed.put("scenes/a.tif", b"1")

@@ -16,8 +16,16 @@ from tests.model_fixtures import SEASON_BBOX
 
 def test_train_flow_registers_a_version_with_its_metrics_and_artifacts(flow_settings: Settings, tmp_path: Path) -> None:
     made = synthesize(SynthSpec(SEASON_BBOX, date(2025, 4, 1), date(2025, 9, 30), seed=4, revisit_days=10), tmp_path)
-    state = train(str(made.root / "scenes"), str(made.labels_path), str(made.parcels_path),
-                  name="fieldnet", seed=2, epochs=3, steps_per_epoch=3, return_state=True)  # fmt: skip
+    state = train(
+        str(made.root / "scenes"),
+        str(made.labels_path),
+        str(made.parcels_path),
+        name="fieldnet",
+        seed=2,
+        epochs=3,
+        steps_per_epoch=3,
+        return_state=True,
+    )
     assert state.is_completed()
     outcome = state.result()
     assert (outcome["name"], outcome["version"]) == ("fieldnet", "1.0.0")
@@ -36,6 +44,13 @@ def test_train_flow_registers_a_version_with_its_metrics_and_artifacts(flow_sett
     matrix = next(a for a in artifacts if a.key == "train-confusion-matrix").data
     assert "truth \\ predicted" in matrix
 
-    again = train(str(made.root / "scenes"), str(made.labels_path), str(made.parcels_path),
-                  name="fieldnet", seed=2, epochs=1, steps_per_epoch=1)  # fmt: skip
+    again = train(
+        str(made.root / "scenes"),
+        str(made.labels_path),
+        str(made.parcels_path),
+        name="fieldnet",
+        seed=2,
+        epochs=1,
+        steps_per_epoch=1,
+    )
     assert again["version"] == "1.0.1"

@@ -29,8 +29,11 @@ def test_access_token_round_trip_gives_the_user_and_version(token_settings: Sett
 
 def test_a_token_without_a_version_is_invalid(token_settings: Settings) -> None:
     now = datetime.now(UTC)
-    unversioned = jwt.encode({"iss": "cropai", "sub": "1", "typ": "access", "iat": now, "exp": now + timedelta(minutes=5),
-                              "jti": "x"}, token_settings.secret_key.get_secret_value(), algorithm="HS256")  # fmt: skip
+    unversioned = jwt.encode(
+        {"iss": "cropai", "sub": "1", "typ": "access", "iat": now, "exp": now + timedelta(minutes=5), "jti": "x"},
+        token_settings.secret_key.get_secret_value(),
+        algorithm="HS256",
+    )
     with pytest.raises(InvalidToken, match="ver"):
         read_token(token_settings, unversioned, "access")
 

@@ -40,7 +40,7 @@ def test_every_project_service_runs_a_program_the_image_has(name: str) -> None:
     assert program in {"cropai", "prefect", "dask"}, name
     if program == "cropai":
         assert rest[0] in cropai_commands(), f"{name}: cropai {rest[0]} does not exist"
-    for step in (service["command"][2].split("&&") if service["command"][:2] == ["sh", "-c"] else []):
+    for step in service["command"][2].split("&&") if service["command"][:2] == ["sh", "-c"] else []:
         words = shlex.split(step)
         if words[0] == "cropai":
             assert words[1] in cropai_commands(), f"{name}: {step}"
@@ -133,8 +133,22 @@ def compose_client() -> list[str]:
 
 
 def compose_config(env_file: Path, *options: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*compose_client(), "--env-file", str(env_file), "-f", str(ROOT / "docker-compose.yml"),
-                           *options, "config", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [
+            *compose_client(),
+            "--env-file",
+            str(env_file),
+            "-f",
+            str(ROOT / "docker-compose.yml"),
+            *options,
+            "config",
+            "-q",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.parametrize("profile", [[], ["--profile", "gpu"]], ids=["cpu", "gpu"])

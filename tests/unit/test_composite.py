@@ -22,10 +22,14 @@ def observation(day: int, value: int, scl: int, month: int = 5) -> tuple[datetim
 def test_composite_is_the_median_of_clear_observations_only() -> None:
     bins = monthly_bins(2025, [5])
     cube = composite(
-        [observation(1, 1000, SCL.VEGETATION), observation(6, 3000, SCL.VEGETATION),
-         observation(11, 2000, SCL.NOT_VEGETATED), observation(16, 9000, SCL.CLOUD_HIGH_PROBABILITY)],
+        [
+            observation(1, 1000, SCL.VEGETATION),
+            observation(6, 3000, SCL.VEGETATION),
+            observation(11, 2000, SCL.NOT_VEGETATED),
+            observation(16, 9000, SCL.CLOUD_HIGH_PROBABILITY),
+        ],
         bins,
-    )  # fmt: skip
+    )
     assert cube.shape == (1, 10, 2, 2)
     assert cube[0, 0, 0, 0] == pytest.approx(0.2)  # median of 0.1, 0.3, 0.2; the cloud is ignored
 
@@ -34,8 +38,10 @@ def test_scenes_outside_every_bin_are_never_read() -> None:
     def must_not_load():
         raise AssertionError("loaded a scene outside the bins")
 
-    cube = composite([observation(1, 1000, SCL.VEGETATION), (datetime(2025, 8, 1, tzinfo=UTC), must_not_load)],
-                     monthly_bins(2025, [5]))  # fmt: skip
+    cube = composite(
+        [observation(1, 1000, SCL.VEGETATION), (datetime(2025, 8, 1, tzinfo=UTC), must_not_load)],
+        monthly_bins(2025, [5]),
+    )
     assert cube.shape == (1, 10, 2, 2)
 
 

@@ -11,6 +11,8 @@ import sys
 def test_the_analyze_flow_process_does_not_load_torch() -> None:
     loaded = subprocess.run(
         [sys.executable, "-c", "import sys, flows.analyze; print('torch' in sys.modules)"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert loaded.stdout.strip() == "False", loaded.stderr

@@ -54,7 +54,9 @@ def test_metrics_of_a_known_confusion() -> None:
 def test_training_without_two_fields_of_any_class_is_refused(tmp_path: Path) -> None:
     from cropai.errors import InvalidInput
 
-    lonely = TrainingData(np.zeros((6, 10, 8, 8), np.float32), np.ones((8, 8), np.int64), np.ones((8, 8), np.int32), 2025)
+    lonely = TrainingData(
+        np.zeros((6, 10, 8, 8), np.float32), np.ones((8, 8), np.int64), np.ones((8, 8), np.int32), 2025
+    )
     with pytest.raises(InvalidInput, match="two fields"):
         train_model(lonely, TINY)
 

@@ -14,8 +14,9 @@ from models.registry import LoadedModel
 @pytest.fixture(scope="module")
 def predictor() -> Predictor:
     torch.manual_seed(0)
-    contract = ModelContract(band_means=[0.1] * 10, band_stds=[0.05] * 10,
-                             architecture_params={"encoder_width": 8, "context_width": 4})  # fmt: skip
+    contract = ModelContract(
+        band_means=[0.1] * 10, band_stds=[0.05] * 10, architecture_params={"encoder_width": 8, "context_width": 4}
+    )
     model = CropNet(10, 6, len(contract.classes), encoder_width=8, context_width=4)
     return Predictor(LoadedModel(model.eval(), contract, "tiny", "1.0.0", "0" * 64), device="cpu")
 

@@ -19,8 +19,16 @@ ORIGIN = Affine(10, 0, 400_000, 0, -10, 5_340_000)
 
 
 def write(path: Path, data: np.ndarray, transform: Affine = ORIGIN, names=None, **profile) -> str:
-    options = dict(driver="GTiff", width=data.shape[2], height=data.shape[1], count=data.shape[0],
-                   dtype=str(data.dtype), crs="EPSG:32631", transform=transform, nodata=0)  # fmt: skip
+    options = dict(
+        driver="GTiff",
+        width=data.shape[2],
+        height=data.shape[1],
+        count=data.shape[0],
+        dtype=str(data.dtype),
+        crs="EPSG:32631",
+        transform=transform,
+        nodata=0,
+    )
     options.update(profile)
     with rasterio.open(path, "w", **options) as dst:
         dst.write(data)
@@ -36,7 +44,15 @@ def stack(height: int = 64, width: int = 48, bands: int = 11) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("name", "band"),
-    [("B02", "B02"), ("blue", "B02"), ("nir08", "B8A"), ("B8A", "B8A"), ("swir22", "B12"), ("scl", "SCL"), ("visual", None)],
+    [
+        ("B02", "B02"),
+        ("blue", "B02"),
+        ("nir08", "B8A"),
+        ("B8A", "B8A"),
+        ("swir22", "B12"),
+        ("scl", "SCL"),
+        ("visual", None),
+    ],
 )
 def test_provider_band_names_map_to_sentinel2_bands(name: str, band: str | None) -> None:
     assert canonical_band(name) == band
@@ -69,12 +85,16 @@ def test_a_band_mapping_must_name_every_band(tmp_path: Path) -> None:
     with pytest.raises(InvalidScene, match="band_mapping names 3 bands but the file has 11"):
         plan_layout([(path, None)], band_mapping=["B02", "B03", "B04"])
     with pytest.raises(InvalidScene, match="unknown band names"):
-        plan_layout([(path, None)], band_mapping=["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B99", None])
+        plan_layout(
+            [(path, None)], band_mapping=["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B99", None]
+        )
 
 
 def test_bands_in_different_crs_cannot_be_stacked(tmp_path: Path) -> None:
-    files = [(write(tmp_path / f"{b}.tif", stack(bands=1), crs="EPSG:32631" if b != "B12" else "EPSG:32632"), (b,))
-             for b in sentinel2.BANDS]  # fmt: skip
+    files = [
+        (write(tmp_path / f"{b}.tif", stack(bands=1), crs="EPSG:32631" if b != "B12" else "EPSG:32632"), (b,))
+        for b in sentinel2.BANDS
+    ]
     with pytest.raises(InvalidScene, match="different CRSs"):
         plan_layout(files)
 
@@ -83,7 +103,11 @@ def test_20_m_bands_are_resampled_onto_the_10_m_grid(tmp_path: Path) -> None:
     files = []
     for band in (*sentinel2.BANDS, "SCL"):
         coarse = band in ("B05", "B06", "B07", "B8A", "B11", "B12", "SCL")
-        data = np.full((1, 32, 24) if coarse else (1, 64, 48), 1000 + sentinel2.BANDS.index(band) if band != "SCL" else 4, np.uint16)
+        data = np.full(
+            (1, 32, 24) if coarse else (1, 64, 48),
+            1000 + sentinel2.BANDS.index(band) if band != "SCL" else 4,
+            np.uint16,
+        )
         transform = ORIGIN @ Affine.scale(2) if coarse else ORIGIN
         files.append((write(tmp_path / f"{band}.tif", data, transform), (band,)))
     layout = plan_layout(files)

@@ -55,7 +55,7 @@ def test_the_zoom_0_tile_is_the_whole_web_mercator_world() -> None:
 
 @pytest.mark.parametrize(("z", "x", "y"), [(-1, 0, 0), (23, 0, 0), (2, 4, 0), (2, 0, -1)])
 def test_a_tile_that_does_not_exist_is_refused(z: int, x: int, y: int) -> None:
-    with pytest.raises(InvalidInput, match="outside|does not exist"):
+    with pytest.raises(InvalidInput, match=r"outside|does not exist"):
         TileId(z, x, y)
 
 
@@ -146,7 +146,9 @@ def inside_tiles(z: int) -> list[TileId]:
 
 def test_beyond_the_cache_limit_tiles_are_rendered_but_not_cached(stored_map: LocalStore) -> None:
     first, second, third = inside_tiles(16)[:3]
-    bodies = [map_tile(stored_map, "analyses/a/cropmap.tif", "a", tile, max_cached=2) for tile in (first, second, third)]
+    bodies = [
+        map_tile(stored_map, "analyses/a/cropmap.tif", "a", tile, max_cached=2) for tile in (first, second, third)
+    ]
     assert stored_map.exists(tile_key("a", first)) and stored_map.exists(tile_key("a", second))
     assert not stored_map.exists(tile_key("a", third))
     assert np.asarray(Image.open(io.BytesIO(bodies[2])))[..., 3].any()  # painted all the same

@@ -39,8 +39,9 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_refresh_tokens_user_id_users"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_refresh_tokens_user_id_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("jti", name=op.f("pk_refresh_tokens")),
     )
     op.create_index(op.f("ix_refresh_tokens_family"), "refresh_tokens", ["family"], unique=False)
@@ -52,8 +53,9 @@ def upgrade() -> None:
         sa.Column("idempotency_key", sa.String(length=200), nullable=False),
         sa.Column("field_ids", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.ForeignKeyConstraint(["owner_id"], ["users.id"], name=op.f("fk_field_uploads_owner_id_users"),
-                                ondelete="CASCADE"),
+        sa.ForeignKeyConstraint(
+            ["owner_id"], ["users.id"], name=op.f("fk_field_uploads_owner_id_users"), ondelete="CASCADE"
+        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_field_uploads")),
         sa.UniqueConstraint("owner_id", "idempotency_key", name=op.f("uq_field_uploads_owner_id_idempotency_key")),
     )

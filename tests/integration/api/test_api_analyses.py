@@ -14,7 +14,13 @@ from cropai.db import Analysis, AnalysisStatus, Role
 from cropai.services import services
 from tests.api_fixtures import SQUARE, UNSERVED_DEPLOYMENT, make_client, new_account
 
-REQUEST = {"name": "beauce", "aoi": SQUARE, "start_date": "2025-04-01", "end_date": "2025-09-30", "model": "cropnet@latest"}
+REQUEST = {
+    "name": "beauce",
+    "aoi": SQUARE,
+    "start_date": "2025-04-01",
+    "end_date": "2025-09-30",
+    "model": "cropnet@latest",
+}
 
 
 def submit(client: TestClient, headers: dict[str, str], **changes: object) -> dict:
@@ -24,12 +30,14 @@ def submit(client: TestClient, headers: dict[str, str], **changes: object) -> di
     return response.json()
 
 
-def flow_run(flow_run_id: str):  # noqa: ANN201
+def flow_run(flow_run_id: str):
     with get_client(sync_client=True) as prefect:
         return prefect.read_flow_run(uuid.UUID(flow_run_id))
 
 
-def test_submission_queues_the_analysis_and_starts_its_deployment(client: TestClient, api_app_settings: Settings) -> None:
+def test_submission_queues_the_analysis_and_starts_its_deployment(
+    client: TestClient, api_app_settings: Settings
+) -> None:
     analyst = new_account(client, api_app_settings)
     made = submit(client, analyst.headers)
     assert made["status"] == "queued" and made["owner_id"] == analyst.id
@@ -41,7 +49,9 @@ def test_submission_queues_the_analysis_and_starts_its_deployment(client: TestCl
         assert prefect.read_deployment(run.deployment_id).name == UNSERVED_DEPLOYMENT.split("/")[1]
 
 
-def test_retry_with_the_same_idempotency_key_returns_the_same_analysis(client: TestClient, api_app_settings: Settings) -> None:
+def test_retry_with_the_same_idempotency_key_returns_the_same_analysis(
+    client: TestClient, api_app_settings: Settings
+) -> None:
     analyst = new_account(client, api_app_settings)
     headers = {**analyst.headers, "Idempotency-Key": "order-42"}
     first, second = submit(client, headers), submit(client, headers)
@@ -56,8 +66,16 @@ def test_retry_with_the_same_idempotency_key_returns_the_same_analysis(client: T
         ({"aoi": {"type": "Point", "coordinates": [1.6, 48.2]}}, "aoi", "expected a Polygon"),
         ({"aoi": {"type": "Polygon", "coordinates": "nonsense"}}, "aoi", "not valid GeoJSON"),
         ({"aoi": {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}}, "aoi", "invalid"),
-        ({"aoi": {"type": "Polygon", "coordinates": [[[400000, 5300000], [410000, 5300000], [410000, 5310000],
-                                                      [400000, 5300000]]]}}, "aoi", "EPSG:4326"),  # fmt: skip
+        (
+            {
+                "aoi": {
+                    "type": "Polygon",
+                    "coordinates": [[[400000, 5300000], [410000, 5300000], [410000, 5310000], [400000, 5300000]]],
+                }
+            },
+            "aoi",
+            "EPSG:4326",
+        ),
         ({"aoi": {"type": "Polygon", "coordinates": [[[0, 40], [2, 40], [2, 42], [0, 42], [0, 40]]]}}, "aoi", "km²"),
         ({"start_date": "2025-09-30", "end_date": "2025-04-01"}, "end_date", "before it starts"),
         ({"start_date": "2024-01-01", "end_date": "2025-09-30"}, "end_date", "at most 400"),
@@ -154,7 +172,9 @@ def test_a_crashed_flow_run_turns_a_stale_row_into_failed_with_the_reason(
     analyst = new_account(client, api_app_settings)
     made = submit(client, analyst.headers)
     with get_client(sync_client=True) as prefect:
-        prefect.set_flow_run_state(uuid.UUID(made["flow_run_id"]), Crashed(message="worker lost: out of memory"), force=True)
+        prefect.set_flow_run_state(
+            uuid.UUID(made["flow_run_id"]), Crashed(message="worker lost: out of memory"), force=True
+        )
     read = client.get(f"/analyses/{made['id']}", headers=analyst.headers).json()
     assert read["status"] == "failed"
     assert "Crashed" in read["status_reason"] and "out of memory" in read["status_reason"]

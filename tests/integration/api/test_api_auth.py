@@ -36,12 +36,17 @@ def test_requests_without_credentials_are_401_with_a_hint(client: TestClient) ->
     assert response.headers["www-authenticate"] == "Bearer"
 
 
-def test_refresh_token_gives_new_tokens_but_is_not_an_access_token(client: TestClient, api_app_settings: Settings) -> None:
+def test_refresh_token_gives_new_tokens_but_is_not_an_access_token(
+    client: TestClient, api_app_settings: Settings
+) -> None:
     account = new_account(client, api_app_settings)
     tokens = client.post("/auth/token", data={"username": account.email, "password": PASSWORD}).json()
     refreshed = client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
     assert refreshed.status_code == 200
-    assert client.get("/auth/me", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"}).status_code == 200
+    assert (
+        client.get("/auth/me", headers={"Authorization": f"Bearer {refreshed.json()['access_token']}"}).status_code
+        == 200
+    )
     as_access = client.get("/auth/me", headers={"Authorization": f"Bearer {tokens['refresh_token']}"})
     assert as_access.status_code == 401 and "refresh token" in as_access.json()["detail"]
     as_refresh = client.post("/auth/refresh", json={"refresh_token": tokens["access_token"]})
@@ -75,11 +80,15 @@ def test_api_key_works_until_revoked(client: TestClient, api_app_settings: Setti
 
 def test_api_keys_are_stored_hashed_and_expire(client: TestClient, api_app_settings: Settings) -> None:
     account = new_account(client, api_app_settings)
-    created = client.post("/auth/api-keys", json={"name": "short", "expires_in_days": 1}, headers=account.headers).json()
+    created = client.post(
+        "/auth/api-keys", json={"name": "short", "expires_in_days": 1}, headers=account.headers
+    ).json()
     with services(api_app_settings).sessions.begin() as session:
         row = session.get(ApiKey, created["id"])
         assert created["key"] not in (row.key_hash, row.prefix)
-        session.execute(update(ApiKey).where(ApiKey.id == row.id).values(expires_at=datetime.now(UTC) - timedelta(minutes=1)))
+        session.execute(
+            update(ApiKey).where(ApiKey.id == row.id).values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
+        )
     response = client.get("/auth/me", headers={"X-API-Key": created["key"]})
     assert response.status_code == 401 and "expired" in response.json()["detail"]
 
@@ -120,8 +129,10 @@ def test_login_attempts_are_rate_limited(api_app_settings: Settings) -> None:
     from tests.api_fixtures import make_client
 
     with make_client(api_app_settings.model_copy(update={"login_attempts_per_minute": 3})) as limited:
-        codes = [limited.post("/auth/token", data={"username": "a@example.org", "password": "guess-number-x"}).status_code
-                 for _ in range(4)]  # fmt: skip
+        codes = [
+            limited.post("/auth/token", data={"username": "a@example.org", "password": "guess-number-x"}).status_code
+            for _ in range(4)
+        ]
         assert codes == [401, 401, 401, 429]
         last = limited.post("/auth/token", data={"username": "a@example.org", "password": "guess"})
         assert 1 <= int(last.headers["retry-after"]) <= 60 and "login attempts" in last.json()["detail"]

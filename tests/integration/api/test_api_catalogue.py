@@ -13,23 +13,47 @@ from tests.api_fixtures import new_account
 
 def parcel(x: float, y: float, name: str, size: float = 0.002) -> dict:
     ring = [[x, y], [x + size, y], [x + size, y + size], [x, y + size], [x, y]]
-    return {"type": "Feature", "id": name, "properties": {"name": name}, "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    return {
+        "type": "Feature",
+        "id": name,
+        "properties": {"name": name},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
 
 
 def collection(*features: dict) -> dict:
     return {"type": "FeatureCollection", "features": list(features)}
 
 
-def add_scene(settings: Settings, scene_id: str, day: int, cloud: float, bbox: tuple[float, float, float, float]) -> None:
+def add_scene(
+    settings: Settings, scene_id: str, day: int, cloud: float, bbox: tuple[float, float, float, float]
+) -> None:
     minx, miny, maxx, maxy = bbox
     with services(settings).sessions.begin() as session:
-        session.add(Scene(
-            scene_id=scene_id, content_hash=scene_id.ljust(64, "0"), object_key=f"scenes/{scene_id}/x.tif",
-            source_uri=f"/in/{scene_id}.tif", platform="sentinel-2a", acquired_at=datetime(2025, 5, day, 10, 30, tzinfo=UTC),
-            crs="EPSG:32631", resolution_m=10.0, width=100, height=100, bands=["B02"], cloud_fraction=cloud,
-            footprint_geojson={"type": "Polygon", "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy], [minx, miny]]]},
-            minx=minx, miny=miny, maxx=maxx, maxy=maxy,
-        ))  # fmt: skip
+        session.add(
+            Scene(
+                scene_id=scene_id,
+                content_hash=scene_id.ljust(64, "0"),
+                object_key=f"scenes/{scene_id}/x.tif",
+                source_uri=f"/in/{scene_id}.tif",
+                platform="sentinel-2a",
+                acquired_at=datetime(2025, 5, day, 10, 30, tzinfo=UTC),
+                crs="EPSG:32631",
+                resolution_m=10.0,
+                width=100,
+                height=100,
+                bands=["B02"],
+                cloud_fraction=cloud,
+                footprint_geojson={
+                    "type": "Polygon",
+                    "coordinates": [[[minx, miny], [maxx, miny], [maxx, maxy], [minx, miny]]],
+                },
+                minx=minx,
+                miny=miny,
+                maxx=maxx,
+                maxy=maxy,
+            )
+        )
 
 
 def test_scene_search_filters_by_bbox_date_and_cloud(client: TestClient, api_app_settings: Settings) -> None:
@@ -64,16 +88,27 @@ def test_models_are_listed_with_their_metrics(client: TestClient, api_app_settin
     assert model["metrics"]["macro_f1"] > 0.9 and "maize" in [c["name"] for c in model["classes"]]
 
 
-def test_field_upload_is_all_or_nothing_and_names_the_bad_feature(client: TestClient, api_app_settings: Settings) -> None:
+def test_field_upload_is_all_or_nothing_and_names_the_bad_feature(
+    client: TestClient, api_app_settings: Settings
+) -> None:
     analyst = new_account(client, api_app_settings)
-    bad = {"type": "Feature", "properties": {}, "geometry": {"type": "LineString", "coordinates": [[1.6, 48.2], [1.61, 48.2]]}}
+    bad = {
+        "type": "Feature",
+        "properties": {},
+        "geometry": {"type": "LineString", "coordinates": [[1.6, 48.2], [1.61, 48.2]]},
+    }
     response = client.post("/fields", json=collection(parcel(1.60, 48.20, "ok"), bad), headers=analyst.headers)
     assert response.status_code == 422
-    assert response.json()["detail"][0]["loc"] == ["body", "features"] and "feature 1" in response.json()["detail"][0]["msg"]
+    assert (
+        response.json()["detail"][0]["loc"] == ["body", "features"]
+        and "feature 1" in response.json()["detail"][0]["msg"]
+    )
     assert client.get("/fields", headers=analyst.headers).json()["total"] == 0
 
 
-def test_field_upload_refuses_other_geojson_types_and_empty_collections(client: TestClient, api_app_settings: Settings) -> None:
+def test_field_upload_refuses_other_geojson_types_and_empty_collections(
+    client: TestClient, api_app_settings: Settings
+) -> None:
     analyst = new_account(client, api_app_settings)
     assert client.post("/fields", json={"type": "Feature", "features": []}, headers=analyst.headers).status_code == 422
     assert client.post("/fields", json=collection(), headers=analyst.headers).status_code == 422
@@ -81,8 +116,9 @@ def test_field_upload_refuses_other_geojson_types_and_empty_collections(client: 
 
 def test_fields_are_private_to_their_owner(client: TestClient, api_app_settings: Settings) -> None:
     alice, bob = new_account(client, api_app_settings), new_account(client, api_app_settings)
-    created = client.post("/fields", json=collection(parcel(1.60, 48.20, "north"), parcel(1.61, 48.21, "south")),
-                          headers=alice.headers)  # fmt: skip
+    created = client.post(
+        "/fields", json=collection(parcel(1.60, 48.20, "north"), parcel(1.61, 48.21, "south")), headers=alice.headers
+    )
     assert created.status_code == 201 and created.json()["count"] == 2
     first = created.json()["ids"][0]
     mine = client.get("/fields?bbox=1.599,48.199,1.605,48.205", headers=alice.headers).json()
@@ -100,8 +136,9 @@ def test_field_upload_limit(api_app_settings: Settings, tmp_path: Path) -> None:
 
     with make_client(api_app_settings.model_copy(update={"max_fields_per_upload": 1})) as client:
         analyst = new_account(client, api_app_settings)
-        response = client.post("/fields", json=collection(parcel(1.6, 48.2, "a"), parcel(1.61, 48.2, "b")),
-                               headers=analyst.headers)  # fmt: skip
+        response = client.post(
+            "/fields", json=collection(parcel(1.6, 48.2, "a"), parcel(1.61, 48.2, "b")), headers=analyst.headers
+        )
         assert response.status_code == 422 and "at most 1 per upload" in response.json()["detail"][0]["msg"]
 
 
@@ -109,7 +146,9 @@ def ten_parcels() -> dict:
     return collection(*(parcel(1.60 + 0.003 * i, 48.20, f"p{i}") for i in range(10)))
 
 
-def test_an_upload_repeated_with_its_idempotency_key_stores_nothing_new(client: TestClient, api_app_settings: Settings) -> None:
+def test_an_upload_repeated_with_its_idempotency_key_stores_nothing_new(
+    client: TestClient, api_app_settings: Settings
+) -> None:
     analyst = new_account(client, api_app_settings)
     keyed = {**analyst.headers, "Idempotency-Key": "parcels-2025-04"}
     first = client.post("/fields", json=ten_parcels(), headers=keyed)

@@ -33,7 +33,9 @@ def analyst(client: TestClient, proxied_settings: Settings) -> Account:
     return new_account(client, proxied_settings)
 
 
-def test_unreachable_catalogue_is_a_503_asking_to_retry(client: TestClient, analyst: Account, postgres_proxy: TcpProxy) -> None:
+def test_unreachable_catalogue_is_a_503_asking_to_retry(
+    client: TestClient, analyst: Account, postgres_proxy: TcpProxy
+) -> None:
     postgres_proxy.cut()
     response = client.get("/analyses", headers=analyst.headers)
     assert response.status_code == 503, response.text
@@ -42,7 +44,9 @@ def test_unreachable_catalogue_is_a_503_asking_to_retry(client: TestClient, anal
     assert "Traceback" not in response.text
 
 
-def test_api_answers_again_once_the_catalogue_is_back(client: TestClient, analyst: Account, postgres_proxy: TcpProxy) -> None:
+def test_api_answers_again_once_the_catalogue_is_back(
+    client: TestClient, analyst: Account, postgres_proxy: TcpProxy
+) -> None:
     postgres_proxy.cut()
     assert client.get("/analyses", headers=analyst.headers).status_code == 503
     postgres_proxy.restore()

@@ -58,8 +58,11 @@ def test_a_running_analysis_whose_runner_died_is_crashed_and_failed_with_the_rea
     sessions = services(settings).sessions
     assert claim(sessions, made["id"], 1, run_id)
     with sessions.begin() as session:  # the runner was killed: no heartbeat since a minute
-        session.execute(update(Analysis).values(heartbeat_at=utcnow() - timedelta(minutes=1),
-                                                updated_at=utcnow() - timedelta(minutes=1)))  # fmt: skip
+        session.execute(
+            update(Analysis).values(
+                heartbeat_at=utcnow() - timedelta(minutes=1), updated_at=utcnow() - timedelta(minutes=1)
+            )
+        )
     sweep_until(settings, lambda: analysis(settings, made["id"]).status == AnalysisStatus.failed)
     reason = analysis(settings, made["id"]).status_reason
     assert "no heartbeat" in reason and f"/analyses/{made['id']}/rerun" in reason
@@ -83,8 +86,11 @@ def test_an_ingest_run_whose_process_died_is_failed(api_app_settings: Settings, 
     flow_run_id = started.json()["flow_run_id"]
     force_state(flow_run_id, Running())
     with services(settings).sessions.begin() as session:
-        session.add(IngestRun(source="store:inbox/", flow_run_id=uuid.UUID(flow_run_id),
-                              started_at=utcnow() - timedelta(minutes=5)))  # fmt: skip
+        session.add(
+            IngestRun(
+                source="store:inbox/", flow_run_id=uuid.UUID(flow_run_id), started_at=utcnow() - timedelta(minutes=5)
+            )
+        )
 
     def failed() -> bool:
         with services(settings).sessions() as session:
@@ -148,8 +154,9 @@ def frozen_prefect() -> Iterator[str]:
 def test_a_frozen_prefect_gets_a_503_at_its_deadline_then_at_once(
     api_app_settings: Settings, frozen_prefect: str
 ) -> None:
-    frozen = api_app_settings.model_copy(update={"prefect_api_url": frozen_prefect, "orchestrator_deadline_s": 1.0,
-                                                 "orchestrator_cooldown_s": 60.0})  # fmt: skip
+    frozen = api_app_settings.model_copy(
+        update={"prefect_api_url": frozen_prefect, "orchestrator_deadline_s": 1.0, "orchestrator_cooldown_s": 60.0}
+    )
     with make_client(frozen) as client:
         analyst = new_account(client, frozen)
         first = client.post("/analyses", json=REQUEST, headers=analyst.headers)
@@ -171,7 +178,7 @@ def busy_prefect() -> Iterator[tuple[str, list[int]]]:
     answers: list[int] = []
 
     class Busy(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the handler's protocol
+        def do_GET(self) -> None:
             self.send_response(answers.pop(0) if answers else 200)
             self.end_headers()
 
@@ -186,7 +193,9 @@ def busy_prefect() -> Iterator[tuple[str, list[int]]]:
         server.shutdown()
 
 
-def test_a_busy_prefect_is_asked_again_within_the_deadline(settings: Settings, busy_prefect: tuple[str, list[int]]) -> None:
+def test_a_busy_prefect_is_asked_again_within_the_deadline(
+    settings: Settings, busy_prefect: tuple[str, list[int]]
+) -> None:
     url, answers = busy_prefect
     orchestrator = Orchestrator(settings.model_copy(update={"prefect_api_url": url, "orchestrator_deadline_s": 5.0}))
     answers.extend([503, 503, 429])

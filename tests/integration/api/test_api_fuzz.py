@@ -24,8 +24,9 @@ def test_no_operation_answers_with_a_server_error(client: TestClient, api_app_se
     for operation in operations:
 
         @given(case=operation.as_strategy())
-        @settings(max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+        )
         def answers_without_a_server_error(case: schemathesis.Case) -> None:
             # The admin's own credentials win (a fuzzed X-API-Key would too), so that the fuzzer
             # reaches the handlers; a fuzzed password change of the admin is aimed elsewhere.
@@ -34,7 +35,9 @@ def test_no_operation_answers_with_a_server_error(client: TestClient, api_app_se
                 return
             response = case.call(headers={**headers, **admin.headers})
             if response.status_code >= 500:
-                server_errors.append(f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
+                server_errors.append(
+                    f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
+                )
 
         answers_without_a_server_error()
     assert server_errors == []

@@ -5,6 +5,7 @@ a large upload is parsed off the event loop, so other requests are answered mean
 from __future__ import annotations
 
 import http.client
+import itertools
 import json
 import os
 import socket
@@ -55,8 +56,12 @@ def served(settings: Settings, log: Path) -> Iterator[ServedApi]:
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not name.startswith("CROPAI_")}
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "api.serve", "--port", str(port)],
-                                   env={**env, **settings.as_environment()}, stdout=sink, stderr=subprocess.STDOUT)  # fmt: skip
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.serve", "--port", str(port)],
+            env={**env, **settings.as_environment()},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
     try:
         url = f"http://127.0.0.1:{port}"
         wait_for_http(f"{url}/healthz", deadline_s=60)
@@ -78,9 +83,13 @@ def post_filler(api: ServedApi, path: str, size: int, *, chunked: bool) -> tuple
     """POST ``size`` bytes of whitespace, declared with Content-Length or sent chunked, all of it
     sent whatever the server answers meanwhile; the status and JSON answer."""
     with socket.create_connection(("127.0.0.1", api.port), timeout=60) as sock:
-        head = [f"POST {path} HTTP/1.1", f"Host: 127.0.0.1:{api.port}", "Content-Type: application/json",
-                *(f"{name}: {value}" for name, value in api.headers.items()),
-                "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}"]  # fmt: skip
+        head = [
+            f"POST {path} HTTP/1.1",
+            f"Host: 127.0.0.1:{api.port}",
+            "Content-Type: application/json",
+            *(f"{name}: {value}" for name, value in api.headers.items()),
+            "Transfer-Encoding: chunked" if chunked else f"Content-Length: {size}",
+        ]
         sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
         piece = b" " * (64 * 1024)
         left = size
@@ -96,7 +105,9 @@ def post_filler(api: ServedApi, path: str, size: int, *, chunked: bool) -> tuple
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
-def test_a_body_over_the_limit_is_refused_without_being_held_in_memory(small_limit_api: ServedApi, chunked: bool) -> None:
+def test_a_body_over_the_limit_is_refused_without_being_held_in_memory(
+    small_limit_api: ServedApi, chunked: bool
+) -> None:
     post_filler(small_limit_api, "/fields", 2 * MIB, chunked=chunked)  # the refusal's own code paths, warmed up
     before = small_limit_api.rss_bytes()
     status, answer = post_filler(small_limit_api, "/fields", BODY_BYTES, chunked=chunked)
@@ -136,7 +147,9 @@ def test_a_malformed_upload_is_a_422_naming_the_field(client: TestClient, api_ap
     assert broken.status_code == 422 and broken.json()["detail"][0]["type"] == "json_invalid"
 
 
-def test_other_requests_are_answered_while_a_large_upload_is_processed(api_app_settings: Settings, tmp_path: Path) -> None:
+def test_other_requests_are_answered_while_a_large_upload_is_processed(
+    api_app_settings: Settings, tmp_path: Path
+) -> None:
     # 10,000 fields of 40 vertices, about 9 MB: within every limit, seconds of work for the server.
     features = [parcel(1.5 + (i % 100) * 0.003, 48.0 + (i // 100) * 0.003, f"p{i}", size=0.002) for i in range(10_000)]
     for feature in features:
@@ -168,7 +181,8 @@ def test_other_requests_are_answered_while_a_large_upload_is_processed(api_app_s
 def densified(ring: list[list[float]], per_side: int) -> list[list[float]]:
     """The closed ring with ``per_side`` evenly spaced vertices on each side."""
     points = []
-    for (x0, y0), (x1, y1) in zip(ring, ring[1:], strict=False):
-        points += [[round(x0 + (x1 - x0) * k / per_side, 6), round(y0 + (y1 - y0) * k / per_side, 6)]
-                   for k in range(per_side)]  # fmt: skip
+    for (x0, y0), (x1, y1) in itertools.pairwise(ring):
+        points += [
+            [round(x0 + (x1 - x0) * k / per_side, 6), round(y0 + (y1 - y0) * k / per_side, 6)] for k in range(per_side)
+        ]
     return [*points, points[0]]

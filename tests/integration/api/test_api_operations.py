@@ -38,7 +38,9 @@ def test_readyz_tells_anonymous_callers_only_whether_it_is_ready(client: TestCli
     assert response.status_code == 200 and response.json() == {"status": "ready"}
 
 
-def test_readyz_shows_its_checks_to_the_monitoring_token_and_admins(monitored: TestClient, api_app_settings: Settings) -> None:
+def test_readyz_shows_its_checks_to_the_monitoring_token_and_admins(
+    monitored: TestClient, api_app_settings: Settings
+) -> None:
     admin, analyst = new_account(monitored, api_app_settings, Role.admin), new_account(monitored, api_app_settings)
     every_check_ok = {"database": "ok", "store": "ok", "prefect": "ok", "deployments": "ok"}
     assert monitored.get("/readyz", headers=MONITOR).json() == {"status": "ready", "checks": every_check_ok}
@@ -48,8 +50,12 @@ def test_readyz_shows_its_checks_to_the_monitoring_token_and_admins(monitored: T
 
 
 def test_readyz_names_what_is_down_to_monitoring_only(api_app_settings: Settings) -> None:
-    down = api_app_settings.model_copy(update={"prefect_api_url": f"http://127.0.0.1:{free_port()}/api",
-                                              "monitoring_token": SecretStr(MONITORING_TOKEN)})  # fmt: skip
+    down = api_app_settings.model_copy(
+        update={
+            "prefect_api_url": f"http://127.0.0.1:{free_port()}/api",
+            "monitoring_token": SecretStr(MONITORING_TOKEN),
+        }
+    )
     with make_client(down) as client:
         anonymous = client.get("/readyz")
         detailed = client.get("/readyz", headers=MONITOR)
@@ -63,10 +69,14 @@ def test_readyz_is_not_ready_when_prefect_hangs(api_app_settings: Settings) -> N
     with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen()
-        hung = api_app_settings.model_copy(update={
-            "prefect_api_url": f"http://127.0.0.1:{silent.getsockname()[1]}/api", "connect_timeout_s": 0.5,
-            "orchestrator_deadline_s": 3.0, "monitoring_token": SecretStr(MONITORING_TOKEN),
-        })  # fmt: skip
+        hung = api_app_settings.model_copy(
+            update={
+                "prefect_api_url": f"http://127.0.0.1:{silent.getsockname()[1]}/api",
+                "connect_timeout_s": 0.5,
+                "orchestrator_deadline_s": 3.0,
+                "monitoring_token": SecretStr(MONITORING_TOKEN),
+            }
+        )
         with make_client(hung) as client:
             response = client.get("/readyz", headers=MONITOR)
     assert response.status_code == 503
@@ -104,7 +114,7 @@ def test_every_response_carries_a_request_id_and_keeps_a_given_one(client: TestC
     assert client.get("/healthz", headers={"X-Request-ID": "trace-abc"}).headers["x-request-id"] == "trace-abc"
 
 
-def test_access_log_is_one_json_line_per_request(client: TestClient, caplog) -> None:  # noqa: ANN001
+def test_access_log_is_one_json_line_per_request(client: TestClient, caplog) -> None:
     import json
 
     from api.observability import JsonFormatter
@@ -121,7 +131,10 @@ def test_cors_allows_configured_origins_only(api_app_settings: Settings) -> None
     allowed = api_app_settings.model_copy(update={"cors_origins": "https://maps.example.org"})
     with make_client(allowed) as client:
         preflight = {"Origin": "https://maps.example.org", "Access-Control-Request-Method": "POST"}
-        assert client.options("/analyses", headers=preflight).headers["access-control-allow-origin"] == "https://maps.example.org"
+        assert (
+            client.options("/analyses", headers=preflight).headers["access-control-allow-origin"]
+            == "https://maps.example.org"
+        )
         other = client.get("/healthz", headers={"Origin": "https://evil.example.com"})
         assert "access-control-allow-origin" not in other.headers
 
@@ -130,7 +143,9 @@ def test_admin_panel_lets_admins_in_and_keeps_analysts_out(client: TestClient, a
     admin = new_account(client, api_app_settings, Role.admin)
     analyst = new_account(client, api_app_settings)
     assert client.get("/admin/user/list", follow_redirects=False).status_code in (302, 303, 307)
-    refused = client.post("/admin/login", data={"username": analyst.email, "password": PASSWORD}, follow_redirects=False)
+    refused = client.post(
+        "/admin/login", data={"username": analyst.email, "password": PASSWORD}, follow_redirects=False
+    )
     assert refused.status_code == 400
     client.post("/admin/login", data={"username": admin.email, "password": PASSWORD})
     users = client.get("/admin/user/list")

@@ -48,7 +48,9 @@ def test_map_streams_from_s3_and_presigns(s3_api_settings: Settings) -> None:
         presigned = client.get(f"/analyses/{analysis_id}/map?presign=true", headers=analyst.headers).json()
         with urllib.request.urlopen(presigned["url"], timeout=10) as response:
             assert response.read() == MAP_BYTES  # no credentials needed
-        assert client.get(f"/analyses/{analysis_id}/quicklook.png", headers=analyst.headers).content.startswith(b"\x89PNG")
+        assert client.get(f"/analyses/{analysis_id}/quicklook.png", headers=analyst.headers).content.startswith(
+            b"\x89PNG"
+        )
 
 
 def test_a_missing_map_object_is_a_404_not_a_crash(s3_api_settings: Settings) -> None:

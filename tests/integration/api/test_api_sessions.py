@@ -26,7 +26,7 @@ def bearer(tokens: dict[str, str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-def refresh(client: TestClient, tokens: dict[str, str]):  # noqa: ANN201 - an httpx response
+def refresh(client: TestClient, tokens: dict[str, str]):
     return client.post("/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
 
 
@@ -170,8 +170,12 @@ def test_deactivation_and_reactivation_in_the_admin_panel_do_not_revive_tokens(
 
 def test_admin_login_answers_429_past_the_limit(api_app_settings: Settings) -> None:
     with make_client(api_app_settings.model_copy(update={"login_attempts_per_minute": 2})) as limited:
-        codes = [limited.post("/admin/login", data={"username": "a@example.org", "password": "guess-number-x"},
-                              follow_redirects=False).status_code for _ in range(3)]  # fmt: skip
+        codes = [
+            limited.post(
+                "/admin/login", data={"username": "a@example.org", "password": "guess-number-x"}, follow_redirects=False
+            ).status_code
+            for _ in range(3)
+        ]
         assert codes == [400, 400, 429]
         last = limited.post("/admin/login", data={"username": "a@example.org", "password": "guess"})
         assert 1 <= int(last.headers["retry-after"]) <= 60 and "login attempts" in last.text
@@ -179,25 +183,42 @@ def test_admin_login_answers_429_past_the_limit(api_app_settings: Settings) -> N
 
 def test_spraying_many_accounts_from_one_client_gets_429(api_app_settings: Settings) -> None:
     with make_client(api_app_settings.model_copy(update={"login_attempts_per_client_per_minute": 5})) as limited:
-        codes = [limited.post("/auth/token", data={"username": f"user{n}@example.org", "password": "Summer2026!"})
-                 .status_code for n in range(25)]  # fmt: skip
+        codes = [
+            limited.post(
+                "/auth/token", data={"username": f"user{n}@example.org", "password": "Summer2026!"}
+            ).status_code
+            for n in range(25)
+        ]
         assert codes[:5] == [401] * 5 and set(codes[5:]) == {429}
 
 
 def test_forwarded_for_from_an_untrusted_client_does_not_escape_the_limit(api_app_settings: Settings) -> None:
     with make_client(api_app_settings.model_copy(update={"login_attempts_per_client_per_minute": 2})) as limited:
-        codes = [limited.post("/auth/token", data={"username": f"user{n}@example.org", "password": "guess-number-x"},
-                              headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(3)]  # fmt: skip
+        codes = [
+            limited.post(
+                "/auth/token",
+                data={"username": f"user{n}@example.org", "password": "guess-number-x"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            ).status_code
+            for n in range(3)
+        ]
         assert codes == [401, 401, 429]
 
 
 def test_forwarded_for_from_a_trusted_proxy_counts_each_client_apart(api_app_settings: Settings) -> None:
     # TestClient connects from the peer address "testclient", trusted here as if it were the proxy.
-    behind_proxy = api_app_settings.model_copy(update={"login_attempts_per_client_per_minute": 2,
-                                                       "trusted_proxies": "testclient"})  # fmt: skip
+    behind_proxy = api_app_settings.model_copy(
+        update={"login_attempts_per_client_per_minute": 2, "trusted_proxies": "testclient"}
+    )
     with make_client(behind_proxy) as limited:
-        codes = [limited.post("/auth/token", data={"username": f"user{n}@example.org", "password": "guess-number-x"},
-                              headers={"X-Forwarded-For": f"198.51.100.{n}"}).status_code for n in range(3)]  # fmt: skip
+        codes = [
+            limited.post(
+                "/auth/token",
+                data={"username": f"user{n}@example.org", "password": "guess-number-x"},
+                headers={"X-Forwarded-For": f"198.51.100.{n}"},
+            ).status_code
+            for n in range(3)
+        ]
         assert codes == [401, 401, 401]
 
 

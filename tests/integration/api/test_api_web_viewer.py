@@ -33,7 +33,9 @@ def mapped_analysis(settings: Settings, owner_id: int, folder: Path, status: Ana
     analysis_id = create_analysis(svc.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@1.0.0", owner_id)
     map_key = f"analyses/{analysis_id}/cropmap.tif"
     svc.store.put(map_key, write_two_class_map(folder / "cropmap.tif"))
-    set_status(svc.sessions, analysis_id, status, map_key=map_key, quicklook_key=f"analyses/{analysis_id}/quicklook.png")
+    set_status(
+        svc.sessions, analysis_id, status, map_key=map_key, quicklook_key=f"analyses/{analysis_id}/quicklook.png"
+    )
     return analysis_id
 
 
@@ -56,7 +58,9 @@ def test_tiles_are_rendered_from_the_cog_in_s3_and_cached_beside_it(s3_api_setti
         assert away.status_code == 200 and not np.asarray(Image.open(io.BytesIO(away.content)))[..., 3].any()
 
 
-def test_tiles_need_a_completed_analysis_one_may_see(client: TestClient, api_app_settings: Settings, tmp_path: Path) -> None:
+def test_tiles_need_a_completed_analysis_one_may_see(
+    client: TestClient, api_app_settings: Settings, tmp_path: Path
+) -> None:
     analyst, other = new_account(client, api_app_settings), new_account(client, api_app_settings)
     done = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.completed)
     running = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.running)
@@ -69,8 +73,9 @@ def test_tiles_need_a_completed_analysis_one_may_see(client: TestClient, api_app
     assert beyond.status_code == 404 and "x and y run 0..7" in beyond.json()["detail"]
 
 
-def test_tiles_beyond_the_maps_zooms_are_refused_and_never_cached(client: TestClient, api_app_settings: Settings,
-                                                                    tmp_path: Path) -> None:  # fmt: skip
+def test_tiles_beyond_the_maps_zooms_are_refused_and_never_cached(
+    client: TestClient, api_app_settings: Settings, tmp_path: Path
+) -> None:
     analyst = new_account(client, api_app_settings)
     done = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.completed)
     deepest = tile_of(1.606, 48.204, 22)
