@@ -105,7 +105,7 @@ def measure(store_kind: str, scenes_dir: Path, endpoint: str | None) -> dict[str
     started = time.perf_counter()
     summary = ingest_scenes(str(scenes_dir))
     ingest_s = time.perf_counter() - started
-    assert summary["ingested"] == len(files), summary
+    assert summary.ingested == len(files), summary
     shutil.rmtree(work, ignore_errors=True)
     return {
         "files": len(files),

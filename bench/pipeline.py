@@ -127,8 +127,8 @@ def run_child(mode: str, workdir: Path, size_km: float) -> dict:
             figures["seconds"] = time.perf_counter() - started
             peaks = dask.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
             figures["worker_rss_mb"] = max(peaks.values())
-        figures["pixels"] = summary["aoi_pixels"]
-        figures["batches"] = summary["batches"]
+        figures["pixels"] = summary.aoi_pixels
+        figures["batches"] = summary.batches
     figures["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return figures
 

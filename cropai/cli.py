@@ -175,9 +175,9 @@ def _ingest(settings: Settings, source: str, search: Any = None, mapping: list[s
         errors.print(f"[red]ingest failed:[/] {state.message}", soft_wrap=True)
         raise typer.Exit(1)
     console.print(
-        f"[green]ingest run {summary['ingest_run_id']}:[/] {summary['found']} found, "
-        f"{summary['ingested']} ingested, {summary['skipped']} skipped as duplicates, "
-        f"{summary['rejected']} rejected"
+        f"[green]ingest run {summary.ingest_run_id}:[/] {summary.found} found, "
+        f"{summary.ingested} ingested, {summary.skipped} skipped as duplicates, "
+        f"{summary.rejected} rejected"
     )
     return summary
 
@@ -222,12 +222,12 @@ def _run_analysis(
         raise typer.Exit(1)
     summary = state.result()
     table = Table("class", "pixels", "hectares", title=f"crops of analysis {analysis_id}")
-    for area in summary["classes"]:
-        table.add_row(area["class_name"], f"{area['pixel_count']:,}", f"{area['area_ha']:,.2f}")
+    for area in summary.classes:
+        table.add_row(area.class_name, f"{area.pixel_count:,}", f"{area.area_ha:,.2f}")
     console.print(table)
     console.print(
-        f"[green]crop map[/]  {summary['map']}\n[green]quicklook[/] {summary['quicklook']}\n"
-        f"{summary['fields']} field(s) predicted"
+        f"[green]crop map[/]  {summary.map}\n[green]quicklook[/] {summary.quicklook}\n"
+        f"{summary.fields} field(s) predicted"
     )
     return summary
 
@@ -250,7 +250,7 @@ def demo() -> None:
     _ingest(settings, str(made.root / "scenes"))
     fields = _demo_fields(made)
     summary = _run_analysis(settings, DEMO_AOI, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest", "demo")
-    _report_field_accuracy(summary["analysis_id"], fields)
+    _report_field_accuracy(summary.analysis_id, fields)
     console.print(f"[green]catalogue[/] {settings.resolved_database_url}\n[green]store[/] {_services().store.url}")
 
 
@@ -359,10 +359,8 @@ def train(
         steps,
         register,
     )
-    metrics = outcome["metrics"]
-    table = Table(
-        "class", "precision", "recall", "F1", "pixels", title=f"{name}@{outcome['version']} on held-out fields"
-    )
+    metrics = outcome.metrics
+    table = Table("class", "precision", "recall", "F1", "pixels", title=f"{name}@{outcome.version} on held-out fields")
     for cls, values in metrics["per_class"].items():
         table.add_row(
             cls,
@@ -375,7 +373,7 @@ def train(
     console.print(
         f"overall accuracy {metrics['overall_accuracy']:.3f}, macro F1 {metrics['macro_f1']:.3f} "
         f"({metrics['validation_fields']} held-out fields); "
-        + (f"[green]registered {name}@{outcome['version']}[/]" if outcome["registered"] else "not registered")
+        + (f"[green]registered {name}@{outcome.version}[/]" if outcome.registered else "not registered")
     )
 
 

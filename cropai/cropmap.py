@@ -61,6 +61,24 @@ class CropMap:
     aoi_pixels: int
 
 
+@dataclass(frozen=True)
+class AnalysisSummary:
+    """What one analysis produced: what ``cropai analyze`` prints and the run's artifact shows."""
+
+    analysis_id: str
+    model: str
+    map: str  # where GDAL opens the crop map: a file path or a /vsis3/ address
+    quicklook: str
+    map_key: str
+    quicklook_key: str
+    classes: list[ClassArea]
+    fields: int  # fields predicted
+    valid_pixels: int
+    aoi_pixels: int
+    batches: int = 0
+    batches_reused: int = 0
+
+
 def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int, dict]] = ()) -> CropMap:
     """Write ``cropmap.tif`` and ``quicklook.png`` under the analysis prefix and measure them.
 

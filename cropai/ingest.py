@@ -52,6 +52,23 @@ MAX_VERSION_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
+class IngestSummary:
+    """What one ingest run did: the figures ``cropai ingest`` prints and the run's artifact shows."""
+
+    ingest_run_id: int
+    source: str
+    found: int
+    ingested: int
+    skipped: int
+    rejected: int
+    status: str
+
+    @classmethod
+    def of(cls, run: IngestRun) -> IngestSummary:
+        return cls(run.id, run.source, run.found, run.ingested, run.skipped, run.rejected, run.status.value)
+
+
+@dataclass(frozen=True)
 class IngestOutcome:
     """What became of one candidate."""
 

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import replace
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
-from prefect.states import Cancelled, Failed
+from prefect.states import Cancelled, Failed, State
 from prefect_dask import DaskTaskRunner
 
 from cropai.analysis_runs import claim
 from cropai.cluster import dask_cluster
 from cropai.config import load_settings
+from cropai.cropmap import AnalysisSummary
 from cropai.db import Analysis
 from cropai.heartbeat import heartbeat, heartbeat_interval_s
 from cropai.services import services
@@ -37,7 +38,7 @@ from tasks.analyze import (
     on_crashed=[mark_failed],
     on_cancellation=[mark_cancelled],
 )
-def analyze(analysis_id: str, attempt: int = 1) -> Any:
+def analyze(analysis_id: str, attempt: int = 1) -> AnalysisSummary | State:
     """Map the crops of an analysis: plan tiles, predict batches on Dask, write the map and statistics.
 
     Args:
@@ -55,7 +56,7 @@ def analyze(analysis_id: str, attempt: int = 1) -> Any:
         return _map_crops(analysis_id)
 
 
-def _map_crops(analysis_id: str) -> Any:
+def _map_crops(analysis_id: str) -> AnalysisSummary | State:
     logger = get_run_logger()
     plan = plan_analysis(analysis_id)
     batches = len(plan.tiles.batches)
@@ -73,9 +74,9 @@ def _map_crops(analysis_id: str) -> Any:
                 return Cancelled(message=f"analysis {analysis_id} was finished elsewhere (cancelled?); stopped")
     if failures:
         return Failed(message=f"{len(failures)} of {batches} batches failed after retries: {'; '.join(failures)}")
-    summary = {**finalise_analysis(plan), "batches": batches, "batches_reused": reused}
+    summary = replace(finalise_analysis(plan), batches=batches, batches_reused=reused)
     create_markdown_artifact(summary_markdown(summary), key="analysis-summary")
-    logger.info("analysis %s: map %s, quicklook %s", analysis_id, summary["map"], summary["quicklook"])
+    logger.info("analysis %s: map %s, quicklook %s", analysis_id, summary.map, summary.quicklook)
     return summary
 
 
@@ -87,11 +88,11 @@ def _prefect_env() -> dict[str, str]:
         return {"PREFECT_API_URL": str(client.api_url).rstrip("/")}
 
 
-def summary_markdown(summary: dict[str, Any]) -> str:
-    rows = "\n".join(f"| {c['class_name']} | {c['pixel_count']:,} | {c['area_ha']:,.2f} |" for c in summary["classes"])
+def summary_markdown(summary: AnalysisSummary) -> str:
+    rows = "\n".join(f"| {c.class_name} | {c.pixel_count:,} | {c.area_ha:,.2f} |" for c in summary.classes)
     return (
-        f"# Analysis {summary['analysis_id']}\n\nModel `{summary['model']}`; {summary['valid_pixels']:,} of "
-        f"{summary['aoi_pixels']:,} AOI pixels mapped; {summary['fields']} field(s) predicted.\n\n"
-        f"- crop map (COG): `{summary['map']}`\n- quicklook: `{summary['quicklook']}`\n\n"
+        f"# Analysis {summary.analysis_id}\n\nModel `{summary.model}`; {summary.valid_pixels:,} of "
+        f"{summary.aoi_pixels:,} AOI pixels mapped; {summary.fields} field(s) predicted.\n\n"
+        f"- crop map (COG): `{summary.map}`\n- quicklook: `{summary.quicklook}`\n\n"
         f"| class | pixels | hectares |\n| --- | --- | --- |\n{rows}\n"
     )

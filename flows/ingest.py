@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow, runtime
 from prefect.logging import get_run_logger
-from prefect.states import Failed
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cropai.config import Settings, load_settings
 from cropai.db import IngestRun
 from cropai.heartbeat import heartbeat, heartbeat_interval_s
+from cropai.ingest import IngestSummary
 from cropai.services import services
 from cropai.source_bounds import SourceBounds
 from cropai.sources import StacSearch
@@ -24,7 +23,7 @@ def ingest_scenes(
     source: str,
     search: StacSearch | None = None,
     band_mapping: list[str | None] | None = None,
-) -> Any:
+) -> IngestSummary | State:
     """Ingest every scene of a source into the object store and the catalogue.
 
     Bad scenes are quarantined with their reason and the run still completes; it
@@ -58,7 +57,7 @@ def _bounds_of_this_run(settings: Settings) -> SourceBounds:
 
 def _ingest(
     source: str, search: StacSearch | None, band_mapping: list[str | None] | None, run_id: int, bounds: SourceBounds
-) -> Any:
+) -> IngestSummary | State:
     logger = get_run_logger()
     discovered = discover_scenes(source, search, run_id, bounds, return_state=True)
     if discovered.is_failed():
@@ -84,10 +83,10 @@ def _ingest(
     logger.info(
         "ingest run %s: %s found, %s ingested, %s skipped as duplicates, %s rejected",
         run_id,
-        summary["found"],
-        summary["ingested"],
-        summary["skipped"],
-        summary["rejected"],
+        summary.found,
+        summary.ingested,
+        summary.skipped,
+        summary.rejected,
     )
     if error:
         return Failed(message=error, data=summary)

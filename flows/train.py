@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from models.train import TrainOutcome
 from tasks.train import synthesise_training_set, synthetic_training_description, train_and_register
 
 
@@ -21,7 +22,7 @@ def train(
     epochs: int = 40,
     steps_per_epoch: int = 40,
     register_version: bool = True,
-) -> dict[str, Any]:
+) -> TrainOutcome:
     """Train a crop-type model and register it as `name@version`.
 
     Args:
@@ -48,11 +49,11 @@ def train(
     outcome = train_and_register(
         scenes_dir, labels_path, parcels_path, name, version, config, register_version, description
     )
-    metrics = outcome["metrics"]
+    metrics = outcome.metrics
     create_table_artifact(
         [{"class": cls, **values} for cls, values in metrics["per_class"].items()],
         key="train-per-class",
-        description=f"{name}@{outcome['version']}: overall accuracy {metrics['overall_accuracy']:.3f}, "
+        description=f"{name}@{outcome.version}: overall accuracy {metrics['overall_accuracy']:.3f}, "
         f"macro F1 {metrics['macro_f1']:.3f} on {metrics['validation_fields']} held-out fields",
     )
     create_markdown_artifact(confusion_markdown(metrics), key="train-confusion-matrix")

@@ -69,6 +69,17 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
 
 
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What one training run made: the version (registered or not) and its held-out metrics."""
+
+    name: str
+    version: str
+    registered: bool
+    metrics: dict[str, Any]
+    losses: list[float]
+
+
 # The default model's training set: a 10 km x 10 km farming area in the Beauce, one season.
 DEFAULT_TRAINING_BBOX = (1.55, 48.15, 1.69, 48.24)
 DEFAULT_TRAINING_SEASON = ("2025-03-01", "2025-10-31")

@@ -4,7 +4,6 @@ finalise (map, quicklook, statistics), and the state hooks that keep the Analysi
 from __future__ import annotations
 
 import uuid
-from dataclasses import asdict
 from typing import Any
 
 from prefect import task
@@ -15,7 +14,7 @@ from cropai.analysis import AnalysisPlan, plan_from_catalogue
 from cropai.analysis_records import owner_fields, save_results, set_status
 from cropai.analysis_runs import owned_by
 from cropai.config import load_settings
-from cropai.cropmap import finalise
+from cropai.cropmap import AnalysisSummary, finalise
 from cropai.db import Analysis, AnalysisStatus, is_unreachable
 from cropai.errors import ServiceUnavailable
 from cropai.services import services
@@ -95,7 +94,7 @@ def _one_torch_thread_per_dask_thread() -> None:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def finalise_analysis(plan: AnalysisPlan) -> dict[str, Any]:
+def finalise_analysis(plan: AnalysisPlan) -> AnalysisSummary:
     """Crop-map COG, quicklook, class areas and per-field predictions."""
     svc = services(load_settings())
     with svc.sessions() as session:
@@ -109,18 +108,18 @@ def finalise_analysis(plan: AnalysisPlan) -> dict[str, Any]:
         map_key=cropmap.map_key,
         quicklook_key=cropmap.quicklook_key,
     )
-    return {
-        "analysis_id": plan.analysis_id,
-        "model": plan.model,
-        "map": svc.store.gdal_path(cropmap.map_key),
-        "quicklook": svc.store.gdal_path(cropmap.quicklook_key),
-        "map_key": cropmap.map_key,
-        "quicklook_key": cropmap.quicklook_key,
-        "classes": [asdict(c) for c in cropmap.classes],
-        "fields": len(cropmap.fields),
-        "valid_pixels": cropmap.valid_pixels,
-        "aoi_pixels": cropmap.aoi_pixels,
-    }
+    return AnalysisSummary(
+        analysis_id=plan.analysis_id,
+        model=plan.model,
+        map=svc.store.gdal_path(cropmap.map_key),
+        quicklook=svc.store.gdal_path(cropmap.quicklook_key),
+        map_key=cropmap.map_key,
+        quicklook_key=cropmap.quicklook_key,
+        classes=cropmap.classes,
+        fields=len(cropmap.fields),
+        valid_pixels=cropmap.valid_pixels,
+        aoi_pixels=cropmap.aoi_pixels,
+    )
 
 
 def record_batch_done(analysis_id: str, done: int) -> bool:

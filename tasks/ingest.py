@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from cropai.config import load_settings
 from cropai.db import is_unreachable
 from cropai.errors import ServiceUnavailable
-from cropai.ingest import IngestOutcome, finish_run, ingest_candidate, set_found, start_run
+from cropai.ingest import IngestOutcome, IngestSummary, finish_run, ingest_candidate, set_found, start_run
 from cropai.services import services
 from cropai.source_bounds import SourceBounds
 from cropai.sources import SceneCandidate, StacSearch, discover
@@ -78,20 +78,12 @@ def ingest_scene(candidate: SceneCandidate, run_id: int, band_mapping: list[str 
 
 
 @task(cache_policy=NO_CACHE)
-def close_ingest_run(run_id: int, outcomes: list[IngestOutcome], error: str | None) -> dict[str, Any]:
+def close_ingest_run(run_id: int, outcomes: list[IngestOutcome], error: str | None) -> IngestSummary:
     """Final counts into ingest_runs and a table artifact operators read in the UI."""
     run = finish_run(services(load_settings()).sessions, run_id, outcomes, error)
-    summary = {
-        "ingest_run_id": run.id,
-        "source": run.source,
-        "found": run.found,
-        "ingested": run.ingested,
-        "skipped": run.skipped,
-        "rejected": run.rejected,
-        "status": run.status.value,
-    }
+    summary = IngestSummary.of(run)
     rows: list[dict[str, Any]] = [
-        {"figure": name, "value": summary[name]} for name in ("found", "ingested", "skipped", "rejected")
+        {"figure": name, "value": getattr(summary, name)} for name in ("found", "ingested", "skipped", "rejected")
     ]
     rows += [{"figure": f"rejected: {r['file']}", "value": r["reason"]} for r in run.rejections]
     if error:

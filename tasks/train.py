@@ -14,7 +14,7 @@ from cropai.config import load_settings
 from cropai.services import services
 from cropai.synth import synthesize
 from models.registry import LATEST, ModelRef, list_versions, register, resolve
-from models.train import TrainConfig, default_training_spec, load_training_data, train_model
+from models.train import TrainConfig, TrainOutcome, default_training_spec, load_training_data, train_model
 
 
 def synthetic_training_description(seed: int) -> str:
@@ -44,7 +44,7 @@ def train_and_register(
     config: dict[str, Any],
     register_version: bool,
     data_description: str | None = None,
-) -> dict[str, Any]:
+) -> TrainOutcome:
     """Fit a model on labelled rasters, measure it on held-out fields and register it."""
     logger = get_run_logger()
     svc = services(load_settings())
@@ -74,13 +74,7 @@ def train_and_register(
             training,
             description=f"CropNet trained on {described}",
         )
-    return {
-        "name": name,
-        "version": version,
-        "registered": register_version,
-        "metrics": result.metrics,
-        "losses": result.losses,
-    }
+    return TrainOutcome(name, version, register_version, result.metrics, result.losses)
 
 
 def next_version(sessions: Any, name: str) -> str:

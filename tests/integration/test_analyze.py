@@ -73,7 +73,7 @@ def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Sea
     before = crop_map(svc, row(svc, analysis_id))
     # A rerun after a kill: one batch lost its marker (never finished), the others are reused.
     markers = svc.store.list(f"analyses/{analysis_id}/batches/")
-    assert len(markers) == first["batches"] >= 2
+    assert len(markers) == first.batches >= 2
     svc.store.delete(markers[0].key)
     cached_tile = tile_key(str(analysis_id), TileId(14, 8265, 5681))
     svc.store.put(cached_tile, b"a web tile of the first map")
@@ -81,7 +81,7 @@ def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Sea
         session.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=AnalysisStatus.failed))
     second = analyze(str(analysis_id), reopen(svc.sessions, analysis_id))
     assert not svc.store.exists(cached_tile)  # the viewer renders the new map's tiles afresh
-    assert second["batches_reused"] == first["batches"] - 1
+    assert second.batches_reused == first.batches - 1
     assert np.array_equal(crop_map(svc, row(svc, analysis_id)), before)
     with svc.sessions() as session:
         stats = session.scalars(select(AnalysisClassStat).where(AnalysisClassStat.analysis_id == analysis_id)).all()
@@ -146,7 +146,7 @@ def test_analysis_on_postgresql_and_the_s3_server(
     data = ingested_season(svc, tmp_path / "season")
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@latest")
     summary = analyze(str(analysis_id))
-    assert summary["map"].startswith("/vsis3/")
+    assert summary.map.startswith("/vsis3/")
     with svc.sessions() as session:
         predictions = session.scalars(select(FieldPrediction).where(FieldPrediction.analysis_id == analysis_id)).all()
     assert len(predictions) == len(data.field_classes)  # written with COPY

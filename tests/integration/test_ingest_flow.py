@@ -60,7 +60,7 @@ def test_run_with_a_bad_file_completes_with_a_summary_and_artifact(flow_settings
 
     assert state.is_completed()
     summary = state.result()
-    assert (summary["found"], summary["ingested"], summary["skipped"], summary["rejected"]) == (3, 2, 0, 1)
+    assert (summary.found, summary.ingested, summary.skipped, summary.rejected) == (3, 2, 0, 1)
     flow_run_id = state.state_details.flow_run_id
     run = run_record(flow_settings, flow_run_id)
     assert (run.status, run.found, run.ingested, run.rejected) == (RunStatus.completed, 3, 2, 1)
@@ -84,7 +84,7 @@ def test_rerun_skips_every_scene_already_catalogued(flow_settings: Settings, tmp
     small_scene_set(tmp_path / "set", scenes=2)
     ingest_scenes(str(tmp_path / "set" / "scenes"))
     summary = ingest_scenes(str(tmp_path / "set" / "scenes"))
-    assert (summary["ingested"], summary["skipped"]) == (0, 2)
+    assert (summary.ingested, summary.skipped) == (0, 2)
     assert len(catalogued(flow_settings)) == 2
 
 
@@ -118,7 +118,7 @@ def _catalog_on_disk(tmp_path: Path, scenes: int = 2) -> tuple[Path, list]:
 def test_static_stac_catalog_with_per_band_assets_is_stacked_at_10_m(flow_settings: Settings, tmp_path: Path) -> None:
     catalog, made = _catalog_on_disk(tmp_path)
     summary = ingest_scenes(str(catalog))
-    assert summary["ingested"] == 2
+    assert summary.ingested == 2
     rows = catalogued(flow_settings)
     assert [r.scene_id for r in rows] == sorted(s.scene_id for s in made)
     store = services(flow_settings).store
@@ -152,10 +152,10 @@ def test_stac_api_search_ingests_only_matching_items(loopback_stac: Settings, tm
             max_cloud_cover=100 * clearest.cloud_fraction + 0.01,
         )
         summary = ingest_scenes(url, search=search)
-        assert (summary["found"], summary["ingested"]) == (1, 1)
+        assert (summary.found, summary.ingested) == (1, 1)
         # Another day's window finds nothing.
         later = search.model_copy(update={"start": made[-1].acquired_at.date().replace(year=2026), "end": None})
-        assert ingest_scenes(url, search=later)["found"] == 0
+        assert ingest_scenes(url, search=later).found == 0
     assert [r.scene_id for r in catalogued(loopback_stac)] == [clearest.scene_id]
     assert catalogued(loopback_stac)[0].source_uri  # traceable to the item
 
@@ -175,7 +175,7 @@ def test_static_catalog_over_http(loopback_stac: Settings, tmp_path: Path) -> No
         (tmp_path / "files" / f"{item['id']}.json").write_text(json.dumps(item))
     with serve_stac_api(port, items, tmp_path / "files") as url:
         summary = ingest_scenes(f"{url}/files/catalog.json")
-    assert summary["ingested"] == 3
+    assert summary.ingested == 3
 
 
 def test_stac_api_that_does_not_answer_fails_the_run(loopback_stac: Settings) -> None:
@@ -238,7 +238,7 @@ def test_a_direct_call_as_cropai_ingest_makes_reads_a_folder_outside_the_roots(
 ) -> None:
     small_scene_set(tmp_path / "elsewhere", scenes=1)
     summary = ingest_scenes(str(tmp_path / "elsewhere" / "scenes"))
-    assert summary["ingested"] == 1
+    assert summary.ingested == 1
 
 
 def test_a_run_never_follows_a_catalog_link_to_a_private_address(

@@ -28,10 +28,10 @@ def test_train_flow_registers_a_version_with_its_metrics_and_artifacts(flow_sett
     )
     assert state.is_completed()
     outcome = state.result()
-    assert (outcome["name"], outcome["version"]) == ("fieldnet", "1.0.0")
+    assert (outcome.name, outcome.version) == ("fieldnet", "1.0.0")
     svc = services(flow_settings)
     row = resolve(svc.sessions, "fieldnet@latest")
-    assert row.metrics["macro_f1"] == outcome["metrics"]["macro_f1"]
+    assert row.metrics["macro_f1"] == outcome.metrics["macro_f1"]
     assert row.training["config"]["seed"] == 2 and len(row.training["losses"]) == 3
     assert load(svc.store, svc.sessions, "fieldnet@1.0.0").contract.months == [4, 5, 6, 7, 8, 9]
 
