@@ -7,8 +7,9 @@ import uuid
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
+from cropai.accounts import FULL_NAME_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, password_problem
 from cropai.db import AnalysisStatus, Role, as_utc
 
 T = TypeVar("T")
@@ -53,16 +54,33 @@ class UserOut(BaseModel):
 
 class UserCreate(BaseModel):
     email: EmailStr
-    password: str = Field(min_length=10, max_length=256)
-    full_name: str = Field(default="", max_length=200)
+    # The rule is the core's (the CLI applies it too); the schema only documents its bounds.
+    password: str = Field(json_schema_extra={"minLength": PASSWORD_MIN_CHARS, "maxLength": PASSWORD_MAX_CHARS})
+    full_name: str = Field(default="", max_length=FULL_NAME_MAX_CHARS)
     role: Role = Role.analyst
+
+    @field_validator("password")
+    @classmethod
+    def _password_rules(cls, password: str) -> str:
+        if problem := password_problem(password):
+            raise ValueError(problem)
+        return password
 
 
 class UserUpdate(BaseModel):
-    full_name: str | None = Field(default=None, max_length=200)
+    full_name: str | None = Field(default=None, max_length=FULL_NAME_MAX_CHARS)
     role: Role | None = None
     is_active: bool | None = None
-    password: str | None = Field(default=None, min_length=10, max_length=256)
+    password: str | None = Field(
+        default=None, json_schema_extra={"minLength": PASSWORD_MIN_CHARS, "maxLength": PASSWORD_MAX_CHARS}
+    )
+
+    @field_validator("password")
+    @classmethod
+    def _password_rules(cls, password: str | None) -> str | None:
+        if password is not None and (problem := password_problem(password)):
+            raise ValueError(problem)
+        return password
 
 
 class ApiKeyCreate(BaseModel):

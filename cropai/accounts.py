@@ -1,30 +1,69 @@
-"""User accounts: passwords hashed with argon2id (pwdlib), account creation for the CLI and
-the API alike, and the records that let sessions be ended: token versions and refresh tokens."""
+"""User accounts: the rules a new account's fields follow, passwords hashed with argon2id
+(pwdlib), account creation for the CLI and the API alike, and the records that let sessions
+be ended: token versions and refresh tokens."""
 
 from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
+from functools import cache
+from typing import Any, cast
 
+from email_validator import EmailNotValidError, validate_email
 from pwdlib import PasswordHash
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.db import RefreshToken, Role, User, session_scope
 from cropai.errors import InvalidInput
 
+PASSWORD_MIN_CHARS = 10  # shorter ones fall to guessing
+PASSWORD_MAX_CHARS = 256  # argon2 hashes any length: the bound caps the work one login asks of the server
+FULL_NAME_MAX_CHARS = 200  # the users.full_name column
+
 _passwords = PasswordHash.recommended()  # argon2id
-# Verified against when the account does not exist, so both paths take as long.
-_DUMMY_HASH = _passwords.hash("no-such-user")
+
+
+def password_problem(password: str) -> str | None:
+    """What makes ``password`` unfit for an account, or None when nothing does."""
+    if len(password) < PASSWORD_MIN_CHARS:
+        return f"a password needs at least {PASSWORD_MIN_CHARS} characters (this one has {len(password)})"
+    if len(password) > PASSWORD_MAX_CHARS:
+        return f"a password may have at most {PASSWORD_MAX_CHARS} characters (this one has {len(password)})"
+    return None
+
+
+def account_problems(email: str, password: str, role: str, full_name: str = "") -> list[str]:
+    """Every rule a new account's fields break, the API's and the CLI's alike; empty when none.
+    The email is checked as the API's ``EmailStr`` checks it: its form only, no DNS lookup."""
+    problems = []
+    try:
+        validate_email(email.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        problems.append(f"{email!r} is not a valid email address: {exc}")
+    if problem := password_problem(password):
+        problems.append(problem)
+    if role not in set(Role):
+        problems.append(f"role {role!r}: expected one of {', '.join(Role)}")
+    if len(full_name) > FULL_NAME_MAX_CHARS:
+        problems.append(f"a full name may have at most {FULL_NAME_MAX_CHARS} characters")
+    return problems
 
 
 def hash_password(password: str) -> str:
     return _passwords.hash(password)
 
 
+@cache
+def _dummy_hash() -> str:
+    # Hashed on first need, not at import: every `cropai` command imports this module.
+    return _passwords.hash("no-such-user")
+
+
 def verify_password(password: str, hashed: str | None) -> bool:
     if hashed is None:
-        _passwords.verify(password, _DUMMY_HASH)
+        # Verified against when the account does not exist, so both paths take as long.
+        _passwords.verify(password, _dummy_hash())
         return False
     return _passwords.verify(password, hashed)
 
@@ -85,16 +124,19 @@ def rotate_refresh_token(
     and the other finds it spent, which counts as reuse and revokes the family."""
     now = datetime.now(UTC)
     with session_scope(sessions) as session:
-        spent = session.execute(
-            update(RefreshToken)
-            .where(
-                RefreshToken.jti == jti,
-                RefreshToken.user_id == user_id,
-                RefreshToken.used_at.is_(None),
-                RefreshToken.revoked_at.is_(None),
-            )
-            .values(used_at=now),
-            execution_options=UNSYNCHRONIZED,
+        spent = cast(
+            "CursorResult[Any]",  # what an UPDATE returns; Session.execute is typed for any statement
+            session.execute(
+                update(RefreshToken)
+                .where(
+                    RefreshToken.jti == jti,
+                    RefreshToken.user_id == user_id,
+                    RefreshToken.used_at.is_(None),
+                    RefreshToken.revoked_at.is_(None),
+                )
+                .values(used_at=now),
+                execution_options=UNSYNCHRONIZED,
+            ),
         )
         row = session.get(RefreshToken, jti)
         if row is None or row.user_id != user_id:

@@ -15,8 +15,8 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import create_engine, make_url, text
 
+from cropai.cli.loopback import free_port, wait_for_http
 from cropai.config import Settings
-from cropai.loopback import free_port, wait_for_http
 from cropai.storage import LocalStore, ObjectStore, S3Store, open_store
 from tests.tcp_proxy import TcpProxy
 

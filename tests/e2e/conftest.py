@@ -17,14 +17,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from minio import Minio
 
+from cropai.cli.loopback import free_port
+from cropai.cli.supervisor import Ports, signal_group
 from cropai.config import Settings
-from cropai.loopback import free_port
-from cropai.stack import Ports, signal_group
 from cropai.synth import SyntheticSet, SynthSpec, synthesize
 from tests.analysis_fixtures import AREA
 from tests.conftest import S3_KEYS, postgres_schema, s3_settings
@@ -74,7 +75,7 @@ def system(postgres_server: str, s3_endpoint: str, tmp_path_factory: pytest.Temp
         # A base map the browser cannot reach: the viewer must fall back to a plain background.
         nowhere = f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png"
         # Faults are noticed within seconds here: a silent run is dead after 20 s, Prefect gets 3 s.
-        quick = {
+        quick: dict[str, Any] = {
             "stale_run_after_s": 20,
             "reconcile_after_s": 5,
             "orchestrator_deadline_s": 3,

@@ -7,12 +7,13 @@ from __future__ import annotations
 import re
 import signal
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 
-from cropai.stack import signal_group
+from cropai.cli.supervisor import signal_group
 from tests.analysis_fixtures import AOI, END, START
 from tests.e2e.conftest import POLL_DEADLINE_S, Season, System, new_user
 from tests.e2e.test_whole_system import final, submit
@@ -44,7 +45,7 @@ def prefect_get(system: System, path: str) -> dict:
     return response.raise_for_status().json()
 
 
-def poll(condition: object, what: str, system: System) -> None:
+def poll(condition: Callable[[], object], what: str, system: System) -> None:
     deadline = time.monotonic() + POLL_DEADLINE_S
     while not condition():
         assert time.monotonic() < deadline, f"{what} did not happen:\n{system.printed()}"

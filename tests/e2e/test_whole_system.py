@@ -20,7 +20,7 @@ import rasterio
 from distributed import Client
 from PIL import Image
 
-from cropai.stack import signal_group
+from cropai.cli.supervisor import signal_group
 from tests.analysis_fixtures import AOI, AREA, END, START, crop_parcels
 from tests.e2e.conftest import POLL_DEADLINE_S, Season, System, new_user, stop
 

@@ -4,10 +4,15 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import rasterio
+from typer.main import get_command
+from typer.testing import CliRunner
+
+from cropai.cli import app
 
 CROPAI = [sys.executable, "-c", "from cropai.cli import main; main()"]
 
@@ -23,6 +28,59 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("synth", "db", "store", "check"):
         assert command in result.stdout
+
+
+def test_every_command_and_group_has_help() -> None:
+    """Walks the command tree, so a new command is covered without a new test."""
+    runner = CliRunner()
+
+    def paths(command: object, path: list[str]) -> Iterator[list[str]]:
+        yield path
+        for name, sub in getattr(command, "commands", {}).items():
+            yield from paths(sub, [*path, name])
+
+    walked = []
+    for path in paths(get_command(app), []):
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.output, (path, result.output)
+        walked.append(" ".join(path))
+    assert {"up", "db current", "models show", "users create"} <= set(walked)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["models", "list"],
+        ["users", "list"],
+        ["store", "ls"],
+        ["db", "current"],
+        ["check"],
+        ["models", "show", "cropnet@latest"],
+    ],
+    ids=" ".join,
+)
+def test_read_only_commands_on_a_new_home_answer_without_a_traceback(tmp_path: Path, args: list[str]) -> None:
+    result = run(args, tmp_path)
+    assert "Traceback" not in result.stdout + result.stderr
+    one_error_line = result.stderr.startswith("error:") and result.stderr.count("\n") == 1
+    assert result.returncode == 0 or (result.returncode == 2 and one_error_line), result.stderr
+
+
+def test_a_server_catalogue_without_the_schema_stops_a_command_saying_what_to_run(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    result = run(["users", "list"], tmp_path, CROPAI_DATABASE_URL=postgres_url)
+    assert result.returncode == 2
+    assert "is at revision none: run `cropai db upgrade`" in result.stderr
+
+
+def test_check_and_db_current_report_a_server_catalogue_without_the_schema_and_leave_it_so(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    checked = run(["check"], tmp_path, CROPAI_DATABASE_URL=postgres_url)
+    assert checked.returncode == 1 and "at revision none: run `cropai db upgrade`" in checked.stdout
+    current = run(["db", "current"], tmp_path, CROPAI_DATABASE_URL=postgres_url)
+    assert "revision none (run `cropai db upgrade`)" in current.stdout
 
 
 def test_synth_writes_scenes_that_cog_tools_accept(tmp_path: Path) -> None:
@@ -192,6 +250,13 @@ def test_users_create_admin_then_the_api_on_uvicorn_lets_them_in(tmp_path: Path)
         output, _ = server.communicate(timeout=30)
     access = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert {"POST /auth/token", "GET /auth/me"} <= {f"{line['method']} {line['path']}" for line in access}
+
+
+def test_users_create_names_every_rule_the_account_breaks(tmp_path: Path) -> None:
+    result = run(["users", "create", "not-an-address", "--role", "boss"], tmp_path, CROPAI_NEW_USER_PASSWORD="short")
+    assert result.returncode == 2
+    for rule in ("not a valid email address", "at least 10 characters", "role 'boss'"):
+        assert rule in result.stderr, result.stderr
 
 
 def test_models_ensure_default_is_safe_to_repeat(tmp_path: Path) -> None:

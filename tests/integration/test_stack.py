@@ -20,10 +20,8 @@ import pytest
 from pydantic import SecretStr
 
 from api.orchestrator import Orchestrator
-from cropai.config import Settings
-from cropai.errors import ServiceUnavailable
-from cropai.loopback import free_port
-from cropai.stack import (
+from cropai.cli.loopback import free_port
+from cropai.cli.supervisor import (
     LOOPBACK,
     PYTHON,
     SERVED_DEPLOYMENTS,
@@ -35,6 +33,8 @@ from cropai.stack import (
     prefect_server,
     signal_group,
 )
+from cropai.config import Settings
+from cropai.errors import ServiceUnavailable
 
 DEADLINE_S = 60
 # A server answering GET with 200 on PORT; it exits with status 3 after EXIT_AFTER_S (0: never)
@@ -64,7 +64,7 @@ http.server.HTTPServer(("127.0.0.1", port), Ok).serve_forever()
 STACK = """
 import json, sys
 from pathlib import Path
-from cropai.stack import Program, RestartPolicy, Stack, StackError
+from cropai.cli.supervisor import Program, RestartPolicy, Stack, StackError
 
 def say(line):
     sys.stdout.write(line + "\\n")

@@ -29,8 +29,8 @@ def argv(service: dict) -> list[str]:
 
 
 def cropai_commands() -> set[str]:
-    names = {c.name or c.callback.__name__ for c in cropai_app.registered_commands}
-    return names | {g.name for g in cropai_app.registered_groups}
+    names = {c.name or getattr(c.callback, "__name__", "") for c in cropai_app.registered_commands}
+    return names | {g.name for g in cropai_app.registered_groups if g.name}
 
 
 @pytest.mark.parametrize("name", [n for n, s in SERVICES.items() if s.get("image") in OUR_IMAGES])

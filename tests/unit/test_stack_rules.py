@@ -1,7 +1,7 @@
 """How `cropai up` restarts a program that dies, and what it starts the programs with."""
 
+from cropai.cli.supervisor import Ports, RestartPolicy, stack_environment
 from cropai.config import Settings
-from cropai.stack import Ports, RestartPolicy, stack_environment
 
 MINUTE = 60.0
 

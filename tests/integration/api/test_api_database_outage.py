@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from cropai.cli.loopback import free_port
 from cropai.config import Settings
-from cropai.loopback import free_port
 from tests.api_fixtures import SQUARE, Account, api_settings, ensure_default_model_registered, make_client, new_account
 from tests.conftest import postgres_schema
 from tests.tcp_proxy import TcpProxy

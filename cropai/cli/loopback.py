@@ -13,7 +13,7 @@ import urllib.request
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 def wait_for_http(url: str, deadline_s: float = 30.0) -> None:

@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
+from cropai.cli.loopback import free_port
 from cropai.config import Settings
 from cropai.errors import CropAIError
-from cropai.loopback import free_port
 
 LOOPBACK = "127.0.0.1"
 PYTHON = sys.executable
 # The folder holding the cropai, flows and tasks packages: served flow runs import from it.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STOP_GRACE_S = 20.0
 GONE_WITHIN_S = 5.0  # after SIGKILL
 LOG_TAIL_LINES = 15
@@ -86,13 +86,13 @@ class RestartPolicy:
         """Seconds to wait before the next start of a program that ran ``ran_s`` seconds."""
         if ran_s >= self.quick_exit_s:
             return 0.0
-        return min(self.backoff_max_s, self.backoff_s * 2 ** len(self.recent(restarts, now)))
+        return min(self.backoff_max_s, self.backoff_s * 2.0 ** len(self.recent(restarts, now)))
 
 
 @dataclass
 class Running:
     program: Program
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     log: Path
     launched_at: float
     restarts: tuple[float, ...] = ()  # when the program was started again (monotonic), for the budget
