@@ -62,7 +62,9 @@ class AdminLogin(AuthenticationBackend):
         with self.services.sessions() as session:
             user = session.scalar(select(User).where(func.lower(User.email) == email))
             ok = verify_password(password, user.hashed_password if user else None)
-            return (user.id, user.token_version) if ok and user.is_active and user.role == Role.admin else None
+            if user is None or not ok or not user.is_active or user.role != Role.admin:
+                return None
+            return user.id, user.token_version
 
     async def logout(self, request: Request) -> bool:
         request.session.clear()

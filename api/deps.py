@@ -9,8 +9,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
-from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import ColumnElement, select, true
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.orchestrator import Orchestrator
@@ -174,13 +174,22 @@ AdminUser = Annotated[User, Depends(require_role(Role.admin))]
 Submitter = Annotated[User, Depends(require_role(Role.admin, Role.analyst))]
 
 
+# The one visibility rule, for a row in hand and for a query: admins and viewers read every
+# owner's analyses and fields; analysts only their own.
+
+
 def sees_everything(user: User) -> bool:
-    """Admins and viewers read every owner's analyses and fields; analysts only their own."""
     return user.role in (Role.admin, Role.viewer)
 
 
 def can_see(user: User, owner_id: int | None) -> bool:
+    """Whether ``user`` may see a row owned by ``owner_id``."""
     return sees_everything(user) or owner_id == user.id
+
+
+def visible_to(user: User, owner_id: InstrumentedAttribute[int | None]) -> ColumnElement[bool]:
+    """The SQL filter of the rows ``user`` may see, by their owner column (``Analysis.owner_id``)."""
+    return true() if sees_everything(user) else owner_id == user.id
 
 
 # Row ids as path parameters: bounded so that no value can overflow a database integer.

@@ -9,12 +9,20 @@ from __future__ import annotations
 import logging
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, InterfaceError, OperationalError
 
 from cropai.db import first_line, is_unreachable
-from cropai.errors import CropAIError, InvalidInput, ModelNotFound, ObjectNotFound, ServiceUnavailable
+from cropai.errors import (
+    CropAIError,
+    InvalidInput,
+    InvalidRequestField,
+    ModelNotFound,
+    ObjectNotFound,
+    ServiceUnavailable,
+)
 
 logger = logging.getLogger("cropai.api")
 
@@ -50,6 +58,11 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {"Retry-After": str(RETRY_AFTER_S)} if status == 503 else None
         return JSONResponse({"detail": str(exc)}, status_code=status, headers=headers)
 
+    async def invalid_field(request: Request, exc: Exception) -> JSONResponse:
+        # A request body field that a core rule refused: answered as pydantic's refusals are.
+        assert isinstance(exc, InvalidRequestField)
+        return await request_validation_exception_handler(request, field_error(("body", exc.field), str(exc)))
+
     async def too_many(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, TooManyRequests)
         return JSONResponse(
@@ -83,6 +96,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     app.add_exception_handler(CropAIError, domain_error)
+    app.add_exception_handler(InvalidRequestField, invalid_field)
     app.add_exception_handler(TooManyRequests, too_many)
     app.add_exception_handler(DataError, unstorable)
     app.add_exception_handler(OperationalError, unreachable)

@@ -59,8 +59,9 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(level: int = logging.INFO) -> None:
     """JSON lines on stderr for the API's loggers (uvicorn's own access log is turned off)."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter())
-    handler.formatter.converter = time.gmtime
+    formatter = JsonFormatter()
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
     for name in ("cropai.api", "cropai.api.access"):
         logger = logging.getLogger(name)
         logger.handlers = [handler]

@@ -16,15 +16,16 @@ import logging
 import threading
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.orchestrator import FlowRunStatus, Orchestrator
-from cropai.analysis_records import FINISHED, set_status
+from cropai.analysis_runs import FINISHED, cancel, fail
 from cropai.config import Settings
-from cropai.db import Analysis, AnalysisStatus, IngestRun, RunStatus, as_utc, session_scope, utcnow
+from cropai.db import Analysis, IngestRun, RunStatus, as_utc, session_scope, utcnow
 from cropai.errors import ServiceUnavailable
 
 logger = logging.getLogger("cropai.api")
@@ -36,13 +37,17 @@ COMPLETION_GRACE_S = 120.0
 LIVE_STATES = ("PENDING", "RUNNING", "CANCELLING")
 MAX_SWEEP_INTERVAL_S = 30.0
 
+# How Prefect says a flow run ended, and why.
+Outcome = Literal["failed", "cancelled", "completed"]
+Ended = tuple[Outcome, str]
+
 
 def _silent_for(*moments: datetime | None) -> float:
     latest = max((as_utc(m) for m in moments if m is not None), default=None)
     return (datetime.now(UTC) - latest).total_seconds() if latest else float("inf")
 
 
-def _run_ended(run: FlowRunStatus | None, flow_run_id: object) -> tuple[str, str] | None:
+def _run_ended(run: FlowRunStatus | None, flow_run_id: object) -> Ended | None:
     """(outcome, reason) when Prefect says the run is over: outcome is failed, cancelled or completed."""
     if run is None:
         return "failed", f"its flow run {flow_run_id} no longer exists in Prefect"
@@ -58,7 +63,7 @@ def _run_ended(run: FlowRunStatus | None, flow_run_id: object) -> tuple[str, str
 
 def _end_dead_run(
     orchestrator: Orchestrator, flow_run_id: uuid.UUID, run: FlowRunStatus, settings: Settings, silent_s: float
-) -> tuple[str, str] | None:
+) -> Ended | None:
     """End a run whose process stopped beating; (outcome, reason) for its row, else None."""
     if run.state_type not in LIVE_STATES or min(silent_s, run.state_age_s) < settings.stale_run_after_s:
         return None
@@ -76,7 +81,7 @@ def _end_dead_run(
 
 def _settle(
     orchestrator: Orchestrator, flow_run_id: uuid.UUID, settings: Settings, silent_s: float
-) -> tuple[tuple[str, str] | None, FlowRunStatus | None]:
+) -> tuple[Ended | None, FlowRunStatus | None]:
     """How a silent row's flow run ended ((outcome, reason), or None while it lives) and its status;
     a ServiceUnavailable when Prefect cannot tell."""
     run = orchestrator.flow_run_status(flow_run_id)
@@ -100,19 +105,32 @@ def reconcile_analysis(
     except ServiceUnavailable as exc:
         logger.warning("cannot reconcile analysis %s: %s", analysis.id, exc)
         return False
-    if ended is None:
+    verdict = _analysis_verdict(analysis.id, ended, run)
+    if verdict is None:
         return False
+    outcome, reason = verdict
+    if outcome == "cancelled":
+        return cancel(sessions, analysis.id, reason)
+    return fail(sessions, analysis.id, reason)
+
+
+def _analysis_verdict(analysis_id: uuid.UUID, ended: Ended | None, run: FlowRunStatus | None) -> Ended | None:
+    """What an analysis' row becomes when its flow run ended: failed (with how to rerun it) or
+    cancelled; None while the run lives, or when it completed so recently that its hook may
+    still record the results."""
+    if ended is None:
+        return None
     outcome, reason = ended
     if outcome == "completed":
         if run is None or run.state_age_s <= COMPLETION_GRACE_S:
-            return False
+            return None
         outcome, reason = (
             "failed",
             f"flow run {run.name} completed {run.state_age_s:.0f} s ago without recording the results",
         )
     if outcome == "failed":
-        reason += f"; rerun it with POST /analyses/{analysis.id}/rerun"
-    return set_status(sessions, analysis.id, AnalysisStatus(outcome), reason)
+        reason += f"; rerun it with POST /analyses/{analysis_id}/rerun"
+    return outcome, reason
 
 
 def reconcile_ingest_run(

@@ -35,7 +35,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from cropai.loopback import free_port, wait_for_http  # noqa: E402
+from cropai.cli.loopback import free_port, wait_for_http  # noqa: E402
 
 POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 HELLO = (
@@ -68,13 +68,13 @@ def seed(env: dict[str, str]) -> tuple[str, str, str]:
     """An analyst with a completed analysis (13 class rows) and a queued one; returns both ids and the email."""
     os.environ.update(env)
     from cropai.accounts import create_user
-    from cropai.analysis_records import create_analysis, set_status
-    from cropai.config import load_settings
+    from cropai.analysis_records import create_analysis
+    from cropai.analysis_runs import claim, finish, record_outputs
     from cropai.crops import CLASSES
-    from cropai.db import AnalysisClassStat, AnalysisStatus, upgrade_database
+    from cropai.db import AnalysisClassStat, upgrade_database
     from cropai.services import services
 
-    svc = services(load_settings())
+    svc = services()
     upgrade_database(svc.engine)
     user = create_user(svc.sessions, "bench@example.org", "bench-password-long", "analyst")
     aoi = {"type": "Polygon", "coordinates": [[[1.6, 48.2], [1.64, 48.2], [1.64, 48.22], [1.6, 48.22], [1.6, 48.2]]]}
@@ -92,13 +92,11 @@ def seed(env: dict[str, str]) -> tuple[str, str, str]:
                     area_ha=10.0 * crop.id,
                 )
             )
-    set_status(
-        svc.sessions,
-        analysis_id,
-        AnalysisStatus.completed,
-        map_key=f"analyses/{analysis_id}/cropmap.tif",
-        quicklook_key=f"analyses/{analysis_id}/quicklook.png",
+    claim(svc.sessions, analysis_id, 1, uuid.uuid4())  # completed as its flow run would complete it
+    record_outputs(
+        svc.sessions, analysis_id, f"analyses/{analysis_id}/cropmap.tif", f"analyses/{analysis_id}/quicklook.png"
     )
+    finish(svc.sessions, analysis_id)
     queued_id = create_analysis(
         svc.sessions, aoi, date(2025, 4, 1), date(2025, 9, 30), "cropnet@1.0.0", owner_id=user.id, name="bench queued"
     )

@@ -50,7 +50,6 @@ def prepare(workdir: Path, size_km: float) -> None:
         return
     shutil.rmtree(workdir, ignore_errors=True)
     os.environ["CROPAI_HOME"] = str(workdir / "home")
-    from cropai.config import load_settings
     from cropai.db import upgrade_database
     from cropai.ingest import ingest_candidate
     from cropai.services import services
@@ -58,7 +57,7 @@ def prepare(workdir: Path, size_km: float) -> None:
     from cropai.synth import SynthSpec, synthesize
     from models.registry import ensure_default_model
 
-    svc = services(load_settings())
+    svc = services()
     upgrade_database(svc.engine)
     ensure_default_model(svc.store, svc.sessions)
     ring = aoi_for(size_km)["coordinates"][0]
@@ -78,23 +77,23 @@ def run_child(mode: str, workdir: Path, size_km: float) -> dict:
         DASK_LOGGING__DISTRIBUTED="warning",
     )
     from cropai.analysis_records import create_analysis
-    from cropai.config import load_settings
     from cropai.services import services
 
-    svc = services(load_settings())
+    svc = services()
     analysis_id = create_analysis(svc.sessions, aoi_for(size_km), date(2025, 4, 1), date(2025, 9, 30), "cropnet@1.0.0")
     figures: dict = {}
     if mode == "bare":
         import torch
 
-        from cropai.analysis import plan_from_catalogue
+        from cropai.analysis import ModelInputs, plan_from_catalogue
+        from cropai.analysis_records import read_request
         from models.infer import create_outputs, run_batch
         from models.predict import load_predictor
         from models.registry import resolve
 
         torch.set_num_threads(os.cpu_count() or 1)
         model = resolve(svc.sessions, "cropnet@1.0.0")
-        plan = plan_from_catalogue(svc.sessions, analysis_id, "cropnet@1.0.0", model.contract)
+        plan = plan_from_catalogue(svc.sessions, read_request(svc.sessions, analysis_id), ModelInputs.of_version(model))
         predictor = load_predictor(svc.store, svc.sessions, plan.model)
         create_outputs(plan, svc.store)
         started = time.perf_counter()

@@ -10,12 +10,13 @@ Pixels never travel in a plan: each batch reads its windows from the scene COGs.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from rasterio.features import rasterize
 from rasterio.warp import transform_bounds, transform_geom
@@ -24,8 +25,9 @@ from rasterio.windows import transform as window_transform
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from cropai.analysis_records import AnalysisRequest
 from cropai.composite import TimeBin, composite, fill_gaps, monthly_bins
-from cropai.db import Analysis, Scene
+from cropai.db import ModelVersion, Scene
 from cropai.errors import InvalidInput
 from cropai.grid import BBox, Grid, grid_for_bbox
 from cropai.raster import read_window
@@ -39,6 +41,37 @@ class NoUsableScenes(InvalidInput):
 
 
 @dataclass(frozen=True)
+class ModelInputs:
+    """What planning takes of a model version: its name and the parts of its input contract
+    (``models.contract.ModelContract``) that shape the plan."""
+
+    name: str  # resolved name@version
+    months: tuple[int, ...]  # calendar months of the time bins, in order
+    band_means: tuple[float, ...]  # reflectance 0..1 per band: what a never-seen pixel gets
+    tile_size: int  # px, halo included
+    overlap: int  # px of halo on each side of a tile's core
+
+    @classmethod
+    def of_version(cls, version: ModelVersion) -> ModelInputs:
+        contract = version.contract
+        return cls(
+            f"{version.name}@{version.version}",
+            tuple(contract["months"]),
+            tuple(contract["band_means"]),
+            contract["tile_size"],
+            contract["overlap"],
+        )
+
+
+class CandidateScene(NamedTuple):
+    """A catalogued scene that may serve an analysis, before its footprint and date are checked."""
+
+    object_key: str
+    acquired_at: datetime
+    footprint_geojson: dict[str, Any]  # EPSG:4326
+
+
+@dataclass(frozen=True)
 class SceneRef:
     """A catalogued scene as a batch needs it: where, when, and its bounds in the grid's CRS."""
 
@@ -49,14 +82,17 @@ class SceneRef:
 
 @dataclass(frozen=True)
 class AnalysisPlan:
-    analysis_id: str
+    request: AnalysisRequest  # the analysis as its row was read, once, for this run
     model: str  # resolved name@version
     grid: Grid
     tiles: TilePlan
     time_bins: tuple[TimeBin, ...]
     band_means: tuple[float, ...]
     scenes: tuple[SceneRef, ...]
-    aoi_geojson: dict
+
+    @property
+    def analysis_id(self) -> uuid.UUID:
+        return self.request.analysis_id
 
     @property
     def prefix(self) -> str:
@@ -86,83 +122,73 @@ def season_bins(months: Sequence[int], start: date, end: date) -> tuple[TimeBin,
     return tuple(bins)
 
 
-def make_plan(
-    analysis_id: uuid.UUID | str,
-    aoi_geojson: dict,
-    start: date,
-    end: date,
-    model: str,
-    months: Sequence[int],
-    band_means: Sequence[float],
-    tile_size: int,
-    overlap: int,
-    scenes: Sequence[tuple[str, datetime, dict]],
-    batch_pixels: int | None = None,
-) -> AnalysisPlan:
-    """Plan an analysis over the AOI (GeoJSON geometry, EPSG:4326) from candidate scenes
-    given as (object key, acquisition time, footprint GeoJSON in EPSG:4326)."""
-    aoi = shapely.geometry.shape(aoi_geojson)
-    bins = season_bins(months, start, end)
+def make_plan(request: AnalysisRequest, model: ModelInputs, scenes: Sequence[CandidateScene]) -> AnalysisPlan:
+    """Plan an analysis over the request's AOI from the candidate scenes: the AOI's grid, its tiles
+    and batches, and the scenes that meet the AOI within the model's time bins."""
+    bins = season_bins(model.months, request.start, request.end)
+    usable = usable_scenes(request, bins, scenes)
+    grid = grid_for_bbox(request.bounds, RESOLUTION_M)
+    mask = aoi_mask(request.aoi_geojson, grid)
+    batching = {"batch_pixels": request.batch_pixels} if request.batch_pixels else {}
+    tiles = plan_tiles(grid, model.tile_size, model.overlap, aoi_mask=mask, **batching)
+    refs = tuple(
+        SceneRef(scene.object_key, scene.acquired_at, _bounds_in(grid, scene.footprint_geojson))
+        for scene in sorted(usable, key=lambda s: (s.acquired_at, s.object_key))
+    )
+    return AnalysisPlan(request, model.name, grid, tiles, bins, model.band_means, refs)
+
+
+def usable_scenes(
+    request: AnalysisRequest, bins: Sequence[TimeBin], scenes: Sequence[CandidateScene]
+) -> list[CandidateScene]:
+    """The scenes whose footprint meets the AOI and that fall in a time bin; none is an error
+    that names the AOI and the window."""
+    aoi = shapely.geometry.shape(request.aoi_geojson)
     usable = [
-        (key, moment, fp)
-        for key, moment, fp in scenes
-        if shapely.geometry.shape(fp).intersects(aoi) and any(b.contains(moment) for b in bins)
+        scene
+        for scene in scenes
+        if shapely.geometry.shape(scene.footprint_geojson).intersects(aoi)
+        and any(b.contains(scene.acquired_at) for b in bins)
     ]
     if not usable:
         raise NoUsableScenes(
-            f"no usable scenes for the AOI (bbox {tuple(round(v, 5) for v in aoi.bounds)}) between {start} and "
-            f"{end}: ingest scenes that cover it in that window (or relax the cloud limit)"
+            f"no usable scenes for the AOI (bbox {tuple(round(v, 5) for v in request.bounds)}) between "
+            f"{request.start} and {request.end}: ingest scenes that cover it in that window (or relax the cloud limit)"
         )
-    grid = grid_for_bbox(aoi.bounds, RESOLUTION_M)
-    mask = aoi_mask(aoi_geojson, grid)
-    kwargs = {"batch_pixels": batch_pixels} if batch_pixels else {}
-    tiles = plan_tiles(grid, tile_size, overlap, aoi_mask=mask, **kwargs)
-    refs = tuple(
-        SceneRef(key, moment, tuple(transform_bounds("EPSG:4326", grid.crs, *shapely.geometry.shape(fp).bounds)))
-        for key, moment, fp in sorted(usable, key=lambda s: (s[1], s[0]))
-    )
-    return AnalysisPlan(str(analysis_id), model, grid, tiles, bins, tuple(band_means), refs, aoi_geojson)
+    return usable
 
 
-def plan_from_catalogue(
-    sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, model: str, contract: dict[str, Any]
-) -> AnalysisPlan:
-    """The plan of a stored Analysis request for a resolved model version (``name@version``
-    and its contract): candidate scenes by bbox and cloud limit, latest version of each."""
+def _bounds_in(grid: Grid, footprint_geojson: dict[str, Any]) -> BBox:
+    """A footprint's bounds (EPSG:4326) in the grid's CRS."""
+    minx, miny, maxx, maxy = transform_bounds("EPSG:4326", grid.crs, *shapely.geometry.shape(footprint_geojson).bounds)
+    return float(minx), float(miny), float(maxx), float(maxy)
+
+
+def plan_from_catalogue(sessions: sessionmaker[Session], request: AnalysisRequest, model: ModelInputs) -> AnalysisPlan:
+    """The plan of a stored analysis request for a resolved model version, from the catalogue's scenes."""
+    return make_plan(request, model, candidate_scenes(sessions, request))
+
+
+def candidate_scenes(sessions: sessionmaker[Session], request: AnalysisRequest) -> list[CandidateScene]:
+    """Catalogued scenes whose bbox meets the AOI's, within the request's cloud limit: the
+    latest version of each."""
+    minx, miny, maxx, maxy = request.bounds
+    query = select(Scene).where(Scene.maxx >= minx, Scene.minx <= maxx, Scene.maxy >= miny, Scene.miny <= maxy)
+    if request.max_cloud_fraction is not None:
+        query = query.where(Scene.cloud_fraction.is_(None) | (Scene.cloud_fraction <= request.max_cloud_fraction))
+    latest: dict[str, Scene] = {}
     with sessions() as session:
-        analysis = session.get_one(Analysis, uuid.UUID(str(analysis_id)))
-        query = select(Scene).where(
-            Scene.maxx >= analysis.minx,
-            Scene.minx <= analysis.maxx,
-            Scene.maxy >= analysis.miny,
-            Scene.miny <= analysis.maxy,
-        )
-        max_cloud = analysis.options.get("max_cloud_fraction")
-        if max_cloud is not None:
-            query = query.where(Scene.cloud_fraction.is_(None) | (Scene.cloud_fraction <= max_cloud))
-        latest: dict[str, Scene] = {}
         for scene in session.scalars(query):
             if scene.scene_id not in latest or scene.version > latest[scene.scene_id].version:
                 latest[scene.scene_id] = scene  # a reprocessed scene replaces its older versions
-    return make_plan(
-        analysis_id,
-        analysis.aoi_geojson,
-        analysis.start_date,
-        analysis.end_date,
-        model,
-        contract["months"],
-        contract["band_means"],
-        contract["tile_size"],
-        contract["overlap"],
-        [(s.object_key, s.acquired_at, s.footprint_geojson) for s in latest.values()],
-        batch_pixels=analysis.options.get("batch_pixels"),
-    )
+        return [CandidateScene(s.object_key, s.acquired_at, s.footprint_geojson) for s in latest.values()]
 
 
-def aoi_mask(aoi_geojson: dict, grid: Grid) -> np.ndarray:
+def aoi_mask(aoi_geojson: dict[str, Any], grid: Grid) -> npt.NDArray[np.bool_]:
     """(y, x) True inside the AOI (pixel centres)."""
     geometry = transform_geom("EPSG:4326", grid.crs, aoi_geojson)
-    return rasterize([(geometry, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8") > 0
+    burnt = rasterize([(geometry, 1)], out_shape=grid.shape, transform=grid.transform, fill=0, dtype="uint8")
+    return np.asarray(burnt) > 0
 
 
 @dataclass(frozen=True)
@@ -201,12 +227,12 @@ def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchIn
         return None
     width, height = int(window.width), int(window.height)
 
-    def loader(scene: SceneRef):
+    def loader(scene: SceneRef) -> Callable[[], npt.NDArray[np.uint16]]:
         return lambda: read_window(store, scene.object_key, plan.grid.crs, transform, width, height)
 
     try:
         cube = composite([(scene.acquired_at, loader(scene)) for scene in touching], plan.time_bins)
     except ValueError:  # no scene of the batch falls in a time bin
         return None
-    seen = ~np.isnan(cube).all(axis=(0, 1))
+    seen = np.asarray(~np.isnan(cube).all(axis=(0, 1)))
     return BatchInput(fill_gaps(cube, plan.band_means), seen, int(window.row_off), int(window.col_off))

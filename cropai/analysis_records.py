@@ -1,4 +1,4 @@
-"""Analysis rows: creating a request, moving its status, storing its results.
+"""Analysis rows: creating a request, reading it back for its run, storing its results.
 
 Every write is idempotent: a rerun replaces an analysis' class statistics and
 field predictions instead of adding to them. Field predictions go in with
@@ -10,9 +10,10 @@ failing an analysis whose batches are still running.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import shapely
 from sqlalchemy import delete, insert, select
@@ -22,14 +23,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from cropai.db import (
     Analysis,
     AnalysisClassStat,
-    AnalysisStatus,
     FieldParcel,
     FieldPrediction,
     retry_transient,
     session_scope,
-    utcnow,
 )
-from cropai.errors import InvalidInput
+from cropai.errors import InvalidInput, InvalidRequestField
 
 if TYPE_CHECKING:  # the API writes requests without loading the raster stack
     from cropai.cropmap import CropMap
@@ -63,7 +62,8 @@ def aoi_geometry(geojson: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(f"AOI is a {shape.geom_type}: expected a Polygon or MultiPolygon (EPSG:4326)")
     if not shape.is_valid:
         raise InvalidInput(f"AOI polygon is invalid ({shapely.is_valid_reason(shape)})")
-    return shapely.geometry.mapping(shape)
+    checked: dict[str, Any] = shapely.geometry.mapping(shape)
+    return checked
 
 
 @cache
@@ -75,12 +75,19 @@ def _wgs84() -> Any:
 
 def area_ha(geometry: dict[str, Any]) -> float:
     """Geodesic area of a lon/lat (Multi)Polygon in hectares."""
-    return abs(_wgs84().geometry_area_perimeter(shapely.geometry.shape(geometry))[0]) / 10_000
+    return abs(float(_wgs84().geometry_area_perimeter(shapely.geometry.shape(geometry))[0])) / 10_000
+
+
+def check_dates(start: date, end: date) -> None:
+    """A date window must not end before it starts (an error naming ``end_date``)."""
+    if end < start:
+        raise InvalidRequestField("end_date", f"the window ends ({end}) before it starts ({start})")
 
 
 @retry_transient
 def create_analysis(
     sessions: sessionmaker[Session],
+    /,
     aoi_geojson: dict[str, Any],
     start: date,
     end: date,
@@ -95,8 +102,7 @@ def create_analysis(
     ``idempotency_key`` is unique per owner: a second request with the same key is refused
     by the database (IntegrityError), so the caller can hand back the first one. (Without a
     key, a retry after a commit whose answer was lost with the connection adds a second row.)"""
-    if end < start:
-        raise InvalidInput(f"date window ends ({end}) before it starts ({start})")
+    check_dates(start, end)
     geometry = aoi_geometry(aoi_geojson)
     minx, miny, maxx, maxy = shapely.geometry.shape(geometry).bounds
     with session_scope(sessions) as session:
@@ -120,50 +126,56 @@ def create_analysis(
         return analysis.id
 
 
-FINISHED = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled)
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """An analysis as its run needs it, read from its row once per run: the AOI (GeoJSON
+    (Multi)Polygon, EPSG:4326), the date window, the model asked for, the owner and the options."""
+
+    analysis_id: uuid.UUID
+    aoi_geojson: dict[str, Any]
+    start: date
+    end: date
+    model_ref: str  # as asked, e.g. "cropnet@latest"
+    owner_id: int | None = None  # None: the fields without an owner are predicted
+    max_cloud_fraction: float | None = None  # scenes cloudier than this (0..1) are left out
+    batch_pixels: int | None = None  # core pixels per batch, when not the default
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """The AOI's (minx, miny, maxx, maxy) in degrees, as the row's indexed bbox columns hold them."""
+        minx, miny, maxx, maxy = shapely.geometry.shape(self.aoi_geojson).bounds
+        return float(minx), float(miny), float(maxx), float(maxy)
 
 
-@retry_transient
-def set_status(
-    sessions: sessionmaker[Session],
-    analysis_id: uuid.UUID | str,
-    status: AnalysisStatus,
-    reason: str | None = None,
-    **values: Any,
-) -> bool:
-    """Move an analysis to ``status`` (and set ``values``); False when it had finished already.
-
-    A finished analysis (completed, failed, cancelled) stays as it is: a late state hook, a
-    progress write or a flow run that outlived its cancellation cannot revive it. Only a rerun
-    (``cropai.analysis_runs.reopen``) takes it back to queued."""
-    with session_scope(sessions) as session:
-        analysis = session.get_one(Analysis, uuid.UUID(str(analysis_id)))
-        if analysis.status in FINISHED:
-            return False
-        analysis.status = status
-        analysis.status_reason = reason
-        if status == AnalysisStatus.running and analysis.started_at is None:
-            analysis.started_at = utcnow()
-        if status in FINISHED:
-            analysis.finished_at = utcnow()
-        for key, value in values.items():
-            setattr(analysis, key, value)
-        return True
+def read_request(sessions: sessionmaker[Session], analysis_id: uuid.UUID) -> AnalysisRequest:
+    with sessions() as session:
+        row = session.get_one(Analysis, analysis_id)
+        return AnalysisRequest(
+            analysis_id=row.id,
+            aoi_geojson=row.aoi_geojson,
+            start=row.start_date,
+            end=row.end_date,
+            model_ref=row.model_ref,
+            owner_id=row.owner_id,
+            max_cloud_fraction=row.options.get("max_cloud_fraction"),
+            batch_pixels=row.options.get("batch_pixels"),
+        )
 
 
-def owner_fields(sessions: sessionmaker[Session], analysis: Analysis) -> list[tuple[int, dict[str, Any]]]:
+def owner_fields(sessions: sessionmaker[Session], request: AnalysisRequest) -> list[tuple[int, dict[str, Any]]]:
     """The owner's field parcels that intersect the AOI, as (id, GeoJSON geometry)."""
-    aoi = shapely.geometry.shape(analysis.aoi_geojson)
+    aoi = shapely.geometry.shape(request.aoi_geojson)
+    minx, miny, maxx, maxy = request.bounds
     with sessions() as session:
         rows = session.scalars(
             select(FieldParcel).where(
                 FieldParcel.owner_id.is_(None)
-                if analysis.owner_id is None
-                else FieldParcel.owner_id == analysis.owner_id,
-                FieldParcel.maxx >= analysis.minx,
-                FieldParcel.minx <= analysis.maxx,
-                FieldParcel.maxy >= analysis.miny,
-                FieldParcel.miny <= analysis.maxy,
+                if request.owner_id is None
+                else FieldParcel.owner_id == request.owner_id,
+                FieldParcel.maxx >= minx,
+                FieldParcel.minx <= maxx,
+                FieldParcel.maxy >= miny,
+                FieldParcel.miny <= maxy,
             )
         ).all()
     return [
@@ -172,18 +184,17 @@ def owner_fields(sessions: sessionmaker[Session], analysis: Analysis) -> list[tu
 
 
 @retry_transient
-def save_results(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, cropmap: CropMap) -> None:
+def save_results(sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, cropmap: CropMap) -> None:
     """Replace the analysis' class statistics and field predictions with these."""
-    key = uuid.UUID(str(analysis_id))
     with session_scope(sessions) as session:
-        session.execute(delete(AnalysisClassStat).where(AnalysisClassStat.analysis_id == key))
-        session.execute(delete(FieldPrediction).where(FieldPrediction.analysis_id == key))
+        session.execute(delete(AnalysisClassStat).where(AnalysisClassStat.analysis_id == analysis_id))
+        session.execute(delete(FieldPrediction).where(FieldPrediction.analysis_id == analysis_id))
         if cropmap.classes:
             session.execute(
                 insert(AnalysisClassStat),
                 [
                     {
-                        "analysis_id": key,
+                        "analysis_id": analysis_id,
                         "class_id": c.class_id,
                         "class_name": c.class_name,
                         "pixel_count": c.pixel_count,
@@ -193,10 +204,10 @@ def save_results(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, 
                 ],
             )
         rows = [
-            (key, f.field_id, f.class_id, f.class_name, f.share, f.mean_confidence, f.pixel_count)
+            (analysis_id, f.field_id, f.class_id, f.class_name, f.share, f.mean_confidence, f.pixel_count)
             for f in cropmap.fields
         ]
-        if rows and session.bind.dialect.name == "postgresql":
+        if rows and session.get_bind().dialect.name == "postgresql":
             _copy_rows(session, "field_predictions", FIELD_PREDICTION_COLUMNS, rows)
         elif rows:
             session.execute(
@@ -204,14 +215,15 @@ def save_results(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, 
             )
 
 
-def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
     """Bulk insert with COPY through the session's own psycopg connection (same transaction)."""
     import psycopg
 
     connection = session.connection()
+    driver = cast("psycopg.Connection[Any]", connection.connection.driver_connection)
     statement = f"COPY {table} ({', '.join(columns)}) FROM STDIN"
     try:
-        with connection.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
     except psycopg.OperationalError as exc:

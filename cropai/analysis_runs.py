@@ -1,4 +1,5 @@
-"""Which flow run owns an analysis: attempts, claims and reruns.
+"""Which flow run owns an analysis, and the status moves of its run: the one module that
+holds the rules of an analysis' status.
 
 Each start of an analysis is an *attempt* (1, 2, ...): a rerun in place adds one. A flow
 run carries the attempt it was started for and may work on the analysis only after
@@ -7,26 +8,34 @@ run, either running (Prefect restarting its process) or finished when an operato
 the run from the Prefect UI. So a flow run Prefect created late (after the API had given up
 on it), one that outlived its cancellation, or one of an older attempt finds nothing to do,
 and stops without touching the row.
+
+Status moves: queued -> running (``claim``, ``start``) -> completed (``finish``, once its
+outputs are recorded), or failed / cancelled from queued or running (``fail``, ``cancel``).
+A finished analysis (completed, failed, cancelled) keeps its status: a late state hook, a
+progress write or a flow run that outlived its cancellation cannot revive it. Only a rerun
+(``reopen``) takes a failed or cancelled one back to queued. Each move says whether it applied.
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, true, update
+from sqlalchemy import ColumnElement, CursorResult, Update, and_, func, or_, select, true, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.analysis_records import FINISHED
 from cropai.db import Analysis, AnalysisStatus, retry_transient, session_scope, utcnow
 from cropai.errors import InvalidInput
 
+FINISHED = (AnalysisStatus.completed, AnalysisStatus.failed, AnalysisStatus.cancelled)
 RERUNNABLE = (AnalysisStatus.failed, AnalysisStatus.cancelled)
 
 
 @retry_transient
 def claim(
     sessions: sessionmaker[Session],
-    analysis_id: uuid.UUID | str,
+    /,
+    analysis_id: uuid.UUID,
     attempt: int,
     flow_run_id: uuid.UUID,
     retried: bool = False,
@@ -35,41 +44,126 @@ def claim(
 
     ``retried``: this flow run has run before (Prefect's run count above 1), so an operator's
     retry may take back the analysis it owned even after it finished."""
-    key = uuid.UUID(str(analysis_id))
     owner_may_resume = Analysis.status == AnalysisStatus.running if not retried else true()
-    with session_scope(sessions) as session:
-        claimed = session.execute(
-            update(Analysis)
-            .where(
-                Analysis.id == key,
-                Analysis.attempt == attempt,
-                or_(
-                    Analysis.status == AnalysisStatus.queued,
-                    and_(Analysis.flow_run_id == flow_run_id, owner_may_resume),
-                ),
-            )
-            .values(
-                status=AnalysisStatus.running,
-                status_reason=None,
-                flow_run_id=flow_run_id,
-                finished_at=None,
-                started_at=func.coalesce(Analysis.started_at, utcnow()),
-                heartbeat_at=utcnow(),
-            )
+    return _applied(
+        sessions,
+        update(Analysis)
+        .where(
+            Analysis.id == analysis_id,
+            Analysis.attempt == attempt,
+            or_(
+                Analysis.status == AnalysisStatus.queued,
+                and_(Analysis.flow_run_id == flow_run_id, owner_may_resume),
+            ),
         )
-        return claimed.rowcount == 1
+        .values(
+            status=AnalysisStatus.running,
+            status_reason=None,
+            flow_run_id=flow_run_id,
+            finished_at=None,
+            started_at=func.coalesce(Analysis.started_at, utcnow()),
+            heartbeat_at=utcnow(),
+        ),
+    )
 
 
-def owned_by(sessions: sessionmaker[Session], analysis_id: uuid.UUID | str, flow_run_id: uuid.UUID) -> bool:
+def owned_by(sessions: sessionmaker[Session], analysis_id: uuid.UUID, flow_run_id: uuid.UUID) -> bool:
     """Whether the analysis is (still) worked on by this flow run."""
     with sessions() as session:
-        owner = session.scalar(select(Analysis.flow_run_id).where(Analysis.id == uuid.UUID(str(analysis_id))))
+        owner = session.scalar(select(Analysis.flow_run_id).where(Analysis.id == analysis_id))
     return owner == flow_run_id
 
 
 @retry_transient
+def start(
+    sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, model_version_id: int, batches_total: int
+) -> bool:
+    """Running, with the model version and the number of batches its plan found."""
+    return _move(
+        sessions,
+        analysis_id,
+        Analysis.status.not_in(FINISHED),
+        status=AnalysisStatus.running,
+        status_reason=None,
+        started_at=func.coalesce(Analysis.started_at, utcnow()),
+        model_version_id=model_version_id,
+        batches_total=batches_total,
+    )
+
+
+@retry_transient
+def progress(sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, batches_done: int) -> bool:
+    """Count the finished batches of a running analysis; False once it is not running (cancelled,
+    say, or queued again for a newer attempt): its flow run should stop then."""
+    return _move(sessions, analysis_id, Analysis.status == AnalysisStatus.running, batches_done=batches_done)
+
+
+@retry_transient
+def record_outputs(
+    sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, map_key: str, quicklook_key: str
+) -> bool:
+    """Note where a running analysis' crop map and quicklook are in the store."""
+    return _move(
+        sessions,
+        analysis_id,
+        Analysis.status == AnalysisStatus.running,
+        map_key=map_key,
+        quicklook_key=quicklook_key,
+    )
+
+
+@retry_transient
+def finish(sessions: sessionmaker[Session], /, analysis_id: uuid.UUID) -> bool:
+    """Completed: only a running analysis whose outputs are recorded, so that a completed one
+    always has its map and quicklook."""
+    return _move(
+        sessions,
+        analysis_id,
+        and_(Analysis.status == AnalysisStatus.running, Analysis.map_key.is_not(None)),
+        status=AnalysisStatus.completed,
+        status_reason=None,
+        finished_at=utcnow(),
+    )
+
+
+@retry_transient
+def fail(sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, reason: str) -> bool:
+    """Failed with ``reason``, unless it had finished already."""
+    return _end(sessions, analysis_id, AnalysisStatus.failed, reason)
+
+
+@retry_transient
+def cancel(sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, reason: str) -> bool:
+    """Cancelled with ``reason``, unless it had finished already."""
+    return _end(sessions, analysis_id, AnalysisStatus.cancelled, reason)
+
+
+def _end(sessions: sessionmaker[Session], analysis_id: uuid.UUID, status: AnalysisStatus, reason: str) -> bool:
+    return _move(
+        sessions,
+        analysis_id,
+        Analysis.status.not_in(FINISHED),
+        status=status,
+        status_reason=reason,
+        finished_at=utcnow(),
+    )
+
+
+def _move(sessions: sessionmaker[Session], analysis_id: uuid.UUID, allowed: ColumnElement[bool], **values: Any) -> bool:
+    """Set ``values`` on the analysis if its row is ``allowed`` to move, in one statement (so that
+    two writers, a cancel and a finish say, cannot both apply)."""
+    return _applied(sessions, update(Analysis).where(Analysis.id == analysis_id, allowed).values(**values))
+
+
+def _applied(sessions: sessionmaker[Session], statement: Update) -> bool:
+    """Run an UPDATE of one analysis; whether it changed the row."""
+    with session_scope(sessions) as session:
+        return cast("CursorResult[Any]", session.execute(statement)).rowcount == 1
+
+
+@retry_transient
 def record_flow_run(
-    sessions: sessionmaker[Session], analysis_id: uuid.UUID, attempt: int, flow_run_id: uuid.UUID
+    sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, attempt: int, flow_run_id: uuid.UUID
 ) -> None:
     """Note the flow run started for an attempt, unless that run has claimed the row already."""
     with session_scope(sessions) as session:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import io
 import json
 import tempfile
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 import zarr
 from PIL import Image, ImageDraw, ImageFont
@@ -65,7 +68,7 @@ class CropMap:
 class AnalysisSummary:
     """What one analysis produced: what ``cropai analyze`` prints and the run's artifact shows."""
 
-    analysis_id: str
+    analysis_id: uuid.UUID
     model: str
     map: str  # where GDAL opens the crop map: a file path or a /vsis3/ address
     quicklook: str
@@ -79,23 +82,23 @@ class AnalysisSummary:
     batches_reused: int = 0
 
 
-def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int, dict]] = ()) -> CropMap:
+def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int, dict[str, Any]]] = ()) -> CropMap:
     """Write ``cropmap.tif`` and ``quicklook.png`` under the analysis prefix and measure them.
 
     ``fields`` are (field id, GeoJSON geometry in EPSG:4326) of the owner's parcels.
     """
-    root = zarr.open_group(ObjectZarrStore(store, plan.zarr_prefix), mode="r")
-    labels, confidence = root["class"][:], root["confidence"][:]
-    inside = aoi_mask(plan.aoi_geojson, plan.grid)
+    predictions = ObjectZarrStore(store, plan.zarr_prefix)
+    labels, confidence = _read_band(predictions, "class"), _read_band(predictions, "confidence")
+    inside = aoi_mask(plan.request.aoi_geojson, plan.grid)
     labels[~inside], confidence[~inside] = 0, 0
 
     map_key, quicklook_key = f"{plan.prefix}/cropmap.tif", f"{plan.prefix}/quicklook.png"
     classes = class_areas(labels, plan.grid.pixel_area_ha)
     with tempfile.TemporaryDirectory(prefix="cropai-map-") as temp:
         path = Path(temp) / "cropmap.tif"
-        write_map(labels, confidence, plan.grid, path, analysis_id=plan.analysis_id, model=plan.model)
+        write_map(labels, confidence, plan.grid, path, analysis_id=str(plan.analysis_id), model=plan.model)
         store.put(map_key, path, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True)
-    for cached in store.list(tiles_prefix(plan.analysis_id)):  # web tiles of an earlier run's map
+    for cached in store.list(tiles_prefix(str(plan.analysis_id))):  # web tiles of an earlier run's map
         store.delete(cached.key)
     store.put(quicklook_key, quicklook(labels, classes), content_type="image/png")
     return CropMap(
@@ -106,6 +109,11 @@ def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int,
         int((labels > 0).sum()),
         int(inside.sum()),
     )
+
+
+def _read_band(predictions: ObjectZarrStore, name: str) -> npt.NDArray[np.uint8]:
+    """A (y, x) uint8 array of the prediction Zarr, whole."""
+    return np.asarray(zarr.open_array(predictions, path=name, mode="r")[:], dtype=np.uint8)
 
 
 def write_map(
@@ -154,7 +162,7 @@ def class_areas(labels: np.ndarray, pixel_area_ha: float) -> list[ClassArea]:
 
 
 def field_results(
-    labels: np.ndarray, confidence: np.ndarray, plan: AnalysisPlan, fields: Sequence[tuple[int, dict]]
+    labels: np.ndarray, confidence: np.ndarray, plan: AnalysisPlan, fields: Sequence[tuple[int, dict[str, Any]]]
 ) -> list[FieldResult]:
     results = []
     for field_id, geometry in fields:
@@ -188,10 +196,12 @@ def quicklook(labels: np.ndarray, classes: Sequence[ClassArea]) -> bytes:
     image = Image.fromarray(table[labels], mode="RGBA")
     scale = QUICKLOOK_MAX_PX / max(image.size)
     if scale < 1:
-        image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.NEAREST)
+        image = image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.NEAREST
+        )
     elif scale >= 2:  # small AOIs: whole-pixel enlargement keeps fields crisp
         factor = int(min(scale, 4))
-        image = image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+        image = image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
     font = ImageFont.load_default()
     row_px, legend_width = 16, 220
     legend_height = row_px * (len(classes) + 1) + 8

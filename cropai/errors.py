@@ -27,6 +27,15 @@ class InvalidInput(CropAIError, ValueError):
     """A caller gave a value Crop AI cannot work with (a bbox, a date window, a path)."""
 
 
+class InvalidRequestField(InvalidInput):
+    """One field of an analysis request breaks a rule (``field``: "aoi", "start_date", "end_date"),
+    so that the API can name it in its 422 and the CLI print the message as it is."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class InvalidScene(CropAIError):
     """A scene file that cannot be ingested; the message is the reason kept with it in quarantine."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.config import Settings
+from cropai.config import Settings, load_settings
 from cropai.db import make_engine, session_factory
 from cropai.storage import ObjectStore, open_store
 
@@ -29,8 +29,11 @@ _built: dict[str, Services] = {}
 _lock = threading.Lock()
 
 
-def services(settings: Settings) -> Services:
-    """The process-wide services for ``settings``: equal settings share one engine and store."""
+def services(settings: Settings | None = None) -> Services:
+    """The process-wide services for ``settings`` (by default this process' own, read by
+    ``load_settings``): equal settings share one engine and store."""
+    if settings is None:
+        settings = load_settings()
     key = json.dumps(settings.as_environment(), sort_keys=True)
     with _lock:
         if key not in _built:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
+from typing import cast
 
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, update_progress_artifact
@@ -11,11 +12,11 @@ from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed, State
-from prefect_dask import DaskTaskRunner
+from prefect_dask.task_runners import DaskTaskRunner
 
 from cropai.analysis_runs import claim
 from cropai.cluster import dask_cluster
-from cropai.config import load_settings
+from cropai.config import Settings, load_settings
 from cropai.cropmap import AnalysisSummary
 from cropai.db import Analysis
 from cropai.heartbeat import heartbeat, heartbeat_interval_s
@@ -47,22 +48,28 @@ def analyze(analysis_id: str, attempt: int = 1) -> AnalysisSummary | State:
     """
     settings = load_settings()
     sessions = services(settings).sessions
-    if not claim(sessions, analysis_id, attempt, uuid.UUID(flow_run.get_id()), retried=flow_run.get_run_count() > 1):
+    parsed_id = uuid.UUID(analysis_id)  # the deployment's parameter is text: parsed here, once
+    flow_run_id = uuid.UUID(flow_run.get_id())
+    if not claim(sessions, parsed_id, attempt, flow_run_id, retried=flow_run.get_run_count() > 1):
         return Cancelled(
             message=f"analysis {analysis_id} is not queued for attempt {attempt} (finished, cancelled "
             "or started again since): nothing to do"
         )
-    with heartbeat(sessions, Analysis, uuid.UUID(analysis_id), heartbeat_interval_s(settings)):
-        return _map_crops(analysis_id)
+    with heartbeat(sessions, Analysis, parsed_id, heartbeat_interval_s(settings)):
+        return _map_crops(parsed_id, settings)
 
 
-def _map_crops(analysis_id: str) -> AnalysisSummary | State:
+def _map_crops(analysis_id: uuid.UUID, settings: Settings) -> AnalysisSummary | State:
     logger = get_run_logger()
     plan = plan_analysis(analysis_id)
     batches = len(plan.tiles.batches)
-    progress = create_progress_artifact(0.0, key="analysis-progress", description=f"batches of analysis {analysis_id}")
+    # Called from this synchronous flow, Prefect's dispatcher answers the id, not a coroutine.
+    progress = cast(
+        uuid.UUID,
+        create_progress_artifact(0.0, key="analysis-progress", description=f"batches of analysis {analysis_id}"),
+    )
     failures, reused = [], 0
-    with dask_cluster(load_settings(), worker_env=_prefect_env()) as address, DaskTaskRunner(address=address) as runner:
+    with dask_cluster(settings, worker_env=_prefect_env()) as address, DaskTaskRunner(address=address) as runner:
         futures = {runner.submit(predict_batch, {"plan": plan, "batch_index": i}): i for i in range(batches)}
         for done, future in enumerate(as_completed(list(futures)), start=1):
             try:

@@ -50,7 +50,9 @@ def run_batch(plan: AnalysisPlan, batch_index: int, store: ObjectStore, predicto
         return BatchResult(**{**json.loads(store.get(marker)), "reused": True})
     started = time.perf_counter()
     batch = plan.tiles.batches[batch_index]
-    root = zarr.open_group(ObjectZarrStore(store, plan.zarr_prefix), mode="r+")
+    predictions = ObjectZarrStore(store, plan.zarr_prefix)
+    class_band = zarr.open_array(predictions, path="class", mode="r+")
+    confidence_band = zarr.open_array(predictions, path="confidence", mode="r+")
     class_ids = np.asarray(predictor.contract.class_ids, dtype=np.uint8)
     counts: dict[str, int] = {}
     made = batch_input(plan, batch, store)
@@ -68,8 +70,8 @@ def run_batch(plan: AnalysisPlan, batch_index: int, store: ObjectStore, predicto
             never_seen = ~made.tile(tile)[1]
             labels[never_seen], confidence[never_seen] = 0, 0
         window = (slice(tile.row, tile.row + tile.height), slice(tile.col, tile.col + tile.width))
-        root["class"][window] = labels
-        root["confidence"][window] = confidence
+        class_band[window] = labels
+        confidence_band[window] = confidence
         for value, count in zip(*np.unique(labels, return_counts=True), strict=True):
             counts[str(int(value))] = counts.get(str(int(value)), 0) + int(count)
     result = BatchResult(batch_index, len(batch.tiles), batch.pixels, counts, round(time.perf_counter() - started, 3))

@@ -4,18 +4,19 @@ finalise (map, quicklook, statistics), and the state hooks that keep the Analysi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.analysis import AnalysisPlan, plan_from_catalogue
-from cropai.analysis_records import owner_fields, save_results, set_status
-from cropai.analysis_runs import owned_by
-from cropai.config import load_settings
+from cropai.analysis import AnalysisPlan, ModelInputs, plan_from_catalogue
+from cropai.analysis_records import owner_fields, read_request, save_results
+from cropai.analysis_runs import cancel, fail, finish, owned_by, progress, record_outputs, start
 from cropai.cropmap import AnalysisSummary, finalise
-from cropai.db import Analysis, AnalysisStatus, is_unreachable
+from cropai.db import is_unreachable
 from cropai.errors import ServiceUnavailable
 from cropai.services import services
 from models.infer import BatchResult, create_outputs, run_batch
@@ -23,21 +24,14 @@ from models.versions import resolve
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def plan_analysis(analysis_id: str) -> AnalysisPlan:
+def plan_analysis(analysis_id: uuid.UUID) -> AnalysisPlan:
     """Pick the scenes, the grid, the tiles and batches; create the prediction Zarr."""
-    svc = services(load_settings())
-    with svc.sessions() as session:
-        model_ref = session.get_one(Analysis, uuid.UUID(analysis_id)).model_ref
-    model = resolve(svc.sessions, model_ref)
-    plan = plan_from_catalogue(svc.sessions, analysis_id, f"{model.name}@{model.version}", model.contract)
+    svc = services()
+    request = read_request(svc.sessions, analysis_id)  # the one read of the row in this run
+    model = resolve(svc.sessions, request.model_ref)
+    plan = plan_from_catalogue(svc.sessions, request, ModelInputs.of_version(model))
     create_outputs(plan, svc.store)
-    set_status(
-        svc.sessions,
-        analysis_id,
-        AnalysisStatus.running,
-        model_version_id=model.id,
-        batches_total=len(plan.tiles.batches),
-    )
+    start(svc.sessions, analysis_id, model.id, len(plan.tiles.batches))
     get_run_logger().info(
         "planned %d tiles in %d batches over %d x %d px from %d scenes with %s",
         len(plan.tiles.tiles),
@@ -75,7 +69,7 @@ def predict_batch(plan: AnalysisPlan, batch_index: int) -> BatchResult:
     from models.predict import load_predictor  # torch: loaded on the workers, not in the flow's process
 
     _one_torch_thread_per_dask_thread()
-    svc = services(load_settings())
+    svc = services()
     predictor = load_predictor(svc.store, svc.sessions, plan.model)
     return run_batch(plan, batch_index, svc.store, predictor)
 
@@ -96,18 +90,10 @@ def _one_torch_thread_per_dask_thread() -> None:
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
 def finalise_analysis(plan: AnalysisPlan) -> AnalysisSummary:
     """Crop-map COG, quicklook, class areas and per-field predictions."""
-    svc = services(load_settings())
-    with svc.sessions() as session:
-        analysis = session.get_one(Analysis, uuid.UUID(plan.analysis_id))
-    cropmap = finalise(plan, svc.store, owner_fields(svc.sessions, analysis))
+    svc = services()
+    cropmap = finalise(plan, svc.store, owner_fields(svc.sessions, plan.request))
     save_results(svc.sessions, plan.analysis_id, cropmap)
-    set_status(
-        svc.sessions,
-        plan.analysis_id,
-        AnalysisStatus.running,
-        map_key=cropmap.map_key,
-        quicklook_key=cropmap.quicklook_key,
-    )
+    record_outputs(svc.sessions, plan.analysis_id, cropmap.map_key, cropmap.quicklook_key)
     return AnalysisSummary(
         analysis_id=plan.analysis_id,
         model=plan.model,
@@ -122,13 +108,13 @@ def finalise_analysis(plan: AnalysisPlan) -> AnalysisSummary:
     )
 
 
-def record_batch_done(analysis_id: str, done: int) -> bool:
-    """Count finished batches; False once the analysis has finished (a cancel, say): stop then.
+def record_batch_done(analysis_id: uuid.UUID, done: int) -> bool:
+    """Count finished batches; False once the analysis is no longer running (a cancel, say): stop then.
 
     Progress is advisory: when the catalogue stays away past the retry budget the count is
     skipped (the next batch writes it again) rather than failing the run."""
     try:
-        return set_status(services(load_settings()).sessions, analysis_id, AnalysisStatus.running, batches_done=done)
+        return progress(services().sessions, analysis_id, done)
     except ServiceUnavailable as exc:
         get_run_logger().warning("progress of analysis %s not recorded: %s", analysis_id, exc)
         return True
@@ -139,20 +125,22 @@ def record_batch_done(analysis_id: str, done: int) -> bool:
 # that found its analysis finished, or an older attempt) leaves the row to its owner.
 
 
-def _settle(flow_run: Any, status: AnalysisStatus, reason: str | None) -> None:
-    sessions = services(load_settings()).sessions
-    analysis_id = flow_run.parameters["analysis_id"]
+def _settle(flow_run: Any, move: Callable[[sessionmaker[Session], uuid.UUID], bool]) -> None:
+    sessions = services().sessions
+    analysis_id = uuid.UUID(flow_run.parameters["analysis_id"])  # a hook is an edge: the parameter is text
     if owned_by(sessions, analysis_id, flow_run.id):
-        set_status(sessions, analysis_id, status, reason)
+        move(sessions, analysis_id)
 
 
 def mark_completed(flow: Any, flow_run: Any, state: Any) -> None:
-    _settle(flow_run, AnalysisStatus.completed, None)
+    _settle(flow_run, finish)
 
 
 def mark_failed(flow: Any, flow_run: Any, state: Any) -> None:
-    _settle(flow_run, AnalysisStatus.failed, state.message or state.type.value)
+    reason = state.message or state.type.value
+    _settle(flow_run, lambda sessions, analysis_id: fail(sessions, analysis_id, reason))
 
 
 def mark_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
-    _settle(flow_run, AnalysisStatus.cancelled, state.message or "cancelled")
+    reason = state.message or "cancelled"
+    _settle(flow_run, lambda sessions, analysis_id: cancel(sessions, analysis_id, reason))

@@ -46,14 +46,19 @@ def api_settings(settings: Settings, database_url: str, prefect_api_url: str = "
 
 
 def register_unserved_deployment(prefect_api_url: str) -> None:
+    from prefect.deployments.runner import RunnerDeployment
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.analyze import analyze
     from flows.ingest import ingest_scenes
 
     with temporary_settings({PREFECT_API_URL: prefect_api_url}):
-        analyze.to_deployment(name=UNSERVED_DEPLOYMENT.split("/")[1]).apply()
-        ingest_scenes.to_deployment(name=UNSERVED_INGEST.split("/")[1], parameters={"source": "store:inbox/"}).apply()
+        for deployment in (
+            analyze.to_deployment(name=UNSERVED_DEPLOYMENT.split("/")[1]),
+            ingest_scenes.to_deployment(name=UNSERVED_INGEST.split("/")[1], parameters={"source": "store:inbox/"}),
+        ):
+            assert isinstance(deployment, RunnerDeployment)  # called outside an event loop: not a coroutine
+            deployment.apply()
 
 
 def make_client(settings: Settings) -> TestClient:

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-import shapely
 from fastapi import APIRouter, Header, HTTPException, Query, Request, Response, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import delete, select
@@ -26,7 +25,7 @@ from api.deps import (
     StoreDep,
     Submitter,
     can_see,
-    sees_everything,
+    visible_to,
 )
 from api.errors import TooManyRequests, field_error
 from api.orchestrator import Orchestrator, PrefectUnreachable
@@ -36,8 +35,8 @@ from api.routes.fields import field_feature
 from api.schemas import AnalysisCreate, AnalysisLinks, AnalysisOut, ClassStatOut, Page
 from api.ttlcache import TTLCache
 from cropai import webtiles
-from cropai.analysis_records import FINISHED, aoi_geometry, area_ha, create_analysis, set_status
-from cropai.analysis_runs import RERUNNABLE, active_count, record_flow_run, reopen
+from cropai.analysis_records import create_analysis
+from cropai.analysis_runs import FINISHED, RERUNNABLE, active_count, cancel, fail, record_flow_run, reopen
 from cropai.config import Settings
 from cropai.crops import CLASSES_BY_ID
 from cropai.db import (
@@ -50,6 +49,7 @@ from cropai.db import (
     User,
 )
 from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
+from cropai.request_limits import checked_request
 from cropai.services import Services
 from cropai.storage import DEFAULT_URL_EXPIRY
 from cropai.webtiles import TileId
@@ -73,41 +73,8 @@ def finished_analyses() -> TTLCache[uuid.UUID, tuple[int | None, bytes]]:
 
 
 # --- checks that need settings or the catalogue: each a 422 naming its field -------------------
-
-
-def checked_aoi(aoi: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    try:
-        geometry = aoi_geometry(aoi)
-    except InvalidInput as exc:
-        raise field_error(("body", "aoi"), str(exc)) from None
-    shape = shapely.geometry.shape(geometry)
-    minx, miny, maxx, maxy = shape.bounds
-    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
-        raise field_error(
-            ("body", "aoi"),
-            "coordinates are outside longitude -180..180 / latitude -90..90: "
-            "give the AOI in EPSG:4326 (lon, lat), not a projected CRS",
-        )
-    vertices = shapely.get_num_coordinates(shape)
-    if vertices > settings.max_aoi_vertices:
-        raise field_error(
-            ("body", "aoi"), f"{vertices} vertices: at most {settings.max_aoi_vertices} (simplify the outline)"
-        )
-    km2 = area_ha(geometry) / 100
-    if km2 > settings.max_aoi_km2:
-        raise field_error(
-            ("body", "aoi"),
-            f"covers {km2:,.0f} km²: at most {settings.max_aoi_km2:,.0f} km² per analysis (split the area)",
-        )
-    return geometry
-
-
-def check_window(start: date, end: date, settings: Settings) -> None:
-    if end < start:
-        raise field_error(("body", "end_date"), f"the window ends ({end}) before it starts ({start})")
-    days = (end - start).days + 1
-    if days > settings.max_window_days:
-        raise field_error(("body", "end_date"), f"the window spans {days} days: at most {settings.max_window_days}")
+# The AOI and the date window are checked by the core (``cropai.request_limits``), as for
+# ``cropai analyze``; ``api.errors`` answers its refusals as 422s naming the field.
 
 
 def checked_model(sessions: sessionmaker[Session], reference: str) -> ModelVersion:
@@ -229,34 +196,45 @@ def submit_analysis(
         return _accepted(response, session, earlier)
     request.app.state.submit_limit.hit(str(user.id))
     _check_active_limit(session, user, settings)
-    aoi = checked_aoi(body.aoi, settings)
-    check_window(body.start_date, body.end_date, settings)
+    aoi = checked_request(settings, body.aoi, body.start_date, body.end_date)
     checked_model(services.sessions, body.model)
     try:
-        analysis_id = create_analysis(
-            services.sessions,
-            aoi,
-            body.start_date,
-            body.end_date,
-            body.model,
-            owner_id=user.id,
-            name=body.name,
-            idempotency_key=idempotency_key,
-        )
+        analysis_id = _queue(services, body, aoi, user, idempotency_key)
     except IntegrityError:  # the same key, submitted concurrently: hand back the winner
         earlier = _by_key(session, user, idempotency_key or "")
         if earlier is None:
             raise
         return _accepted(response, session, earlier)
+    _start_first_attempt(services, orchestrator, user, analysis_id)
+    request.app.state.metrics.analyses_submitted.inc()
+    return _accepted(response, session, session.get_one(Analysis, analysis_id))
+
+
+def _queue(
+    services: Services, body: AnalysisCreate, aoi: dict[str, Any], user: User, idempotency_key: str | None
+) -> uuid.UUID:
+    return create_analysis(
+        services.sessions,
+        aoi,
+        body.start_date,
+        body.end_date,
+        body.model,
+        owner_id=user.id,
+        name=body.name,
+        idempotency_key=idempotency_key,
+    )
+
+
+def _start_first_attempt(services: Services, orchestrator: Orchestrator, user: User, analysis_id: uuid.UUID) -> None:
+    """Start a new analysis' flow run; when Prefect never got the request, the analysis is deleted
+    again (nothing half-written) and the client retries."""
     try:
         _start(services, orchestrator, user, analysis_id, attempt=1)
     except PrefectUnreachable as exc:
-        if not exc.maybe_done:  # Prefect never got the request: nothing half-written, the client retries
+        if not exc.maybe_done:
             with services.sessions.begin() as cleanup:
                 cleanup.execute(delete(Analysis).where(Analysis.id == analysis_id))
         raise
-    request.app.state.metrics.analyses_submitted.inc()
-    return _accepted(response, session, session.get_one(Analysis, analysis_id))
 
 
 def _check_active_limit(session: Session, user: User, settings: Settings) -> None:
@@ -278,10 +256,9 @@ def _start(services: Services, orchestrator: Orchestrator, user: User, analysis_
             analysis_id, attempt, f"analysis-{analysis_id.hex[:8]}-{attempt}", ["api", f"user:{user.id}"]
         )
     except ServiceUnavailable as exc:
-        set_status(
+        fail(
             services.sessions,
             analysis_id,
-            AnalysisStatus.failed,
             f"not started: {exc}; submit again with the same Idempotency-Key or POST /analyses/{analysis_id}/rerun",
         )
         raise
@@ -324,9 +301,7 @@ def list_analyses(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict:
-    query = select(Analysis)
-    if not sees_everything(user):
-        query = query.where(Analysis.owner_id == user.id)
+    query = select(Analysis).where(visible_to(user, Analysis.owner_id))
     if status_ is not None:
         query = query.where(Analysis.status == status_)
     rows, total = paged(session, query, limit, offset, Analysis.created_at.desc(), Analysis.id)
@@ -367,7 +342,7 @@ def cancel_analysis(
     reason = f"cancelled by {user.email}"
     if analysis.flow_run_id is not None:
         orchestrator.cancel(analysis.flow_run_id, reason)
-    set_status(services.sessions, analysis_id, AnalysisStatus.cancelled, reason)
+    cancel(services.sessions, analysis_id, reason)
     session.expire(analysis)
     return analysis_out(session, session.get_one(Analysis, analysis_id))
 
@@ -397,13 +372,22 @@ def rerun_analysis(
     return _rerun(response, session, services, settings, orchestrator, user, analysis)
 
 
-def _completed(session: Session, user: User, analysis_id: uuid.UUID) -> Analysis:
+@dataclass(frozen=True)
+class Results:
+    """Where a completed analysis' outputs are in the store."""
+
+    map_key: str
+    quicklook_key: str
+
+
+def _results(session: Session, user: User, analysis_id: uuid.UUID) -> Results:
     analysis = visible_analysis(session, user, analysis_id)
-    if analysis.status != AnalysisStatus.completed:
+    # A completed analysis has both keys (``cropai.analysis_runs.finish``): the test is for the types.
+    if analysis.status != AnalysisStatus.completed or analysis.map_key is None or analysis.quicklook_key is None:
         raise HTTPException(
             409, f"analysis {analysis_id} is {analysis.status.value}: its results exist once it is completed"
         )
-    return analysis
+    return Results(analysis.map_key, analysis.quicklook_key)
 
 
 @router.get(
@@ -422,15 +406,15 @@ def download_map(
         bool, Query(description="answer with a presigned URL to the object instead of the bytes")
     ] = False,
 ) -> Any:
-    analysis = _completed(session, user, analysis_id)
+    results = _results(session, user, analysis_id)
     if presign:
         if not settings.uses_s3:
             raise HTTPException(409, "presigned URLs need an S3 store; this one is a folder: download without presign")
         return JSONResponse(
-            {"url": store.presigned_url(analysis.map_key), "expires_in_s": int(DEFAULT_URL_EXPIRY.total_seconds())}
+            {"url": store.presigned_url(results.map_key), "expires_in_s": int(DEFAULT_URL_EXPIRY.total_seconds())}
         )
     return StreamingResponse(
-        store.open_stream(analysis.map_key),
+        store.open_stream(results.map_key),
         media_type="image/tiff",
         headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.tif"'},
     )
@@ -443,8 +427,8 @@ def download_map(
     responses={200: {"content": {"image/png": {}}}},
 )
 def quicklook(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
-    analysis = _completed(session, user, analysis_id)
-    return Response(store.get(analysis.quicklook_key), media_type="image/png")
+    results = _results(session, user, analysis_id)
+    return Response(store.get(results.quicklook_key), media_type="image/png")
 
 
 @router.get(
@@ -458,18 +442,18 @@ def map_tile(
 ) -> Response:
     """256 px PNG tiles of the class band in the map's colours, transparent outside the AOI;
     rendered from the COG on first request and cached in the store beside it."""
-    analysis = _completed(session, user, analysis_id)
+    results = _results(session, user, analysis_id)
     try:
         tile = TileId(z, x, y)
     except InvalidInput as exc:
         raise HTTPException(404, str(exc)) from None
-    body = webtiles.map_tile(store, analysis.map_key, str(analysis_id), tile)
+    body = webtiles.map_tile(store, results.map_key, str(analysis_id), tile)
     return Response(body, media_type="image/png", headers={"Cache-Control": f"private, max-age={TILE_MAX_AGE_S}"})
 
 
 @router.get("/{analysis_id}/fields", summary="Per-field predictions as a GeoJSON FeatureCollection")
 def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
-    _completed(session, user, analysis_id)
+    _results(session, user, analysis_id)
     rows = session.execute(
         select(FieldParcel, FieldPrediction)
         .join(FieldPrediction, FieldPrediction.field_id == FieldParcel.id)

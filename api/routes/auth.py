@@ -62,7 +62,8 @@ def login(
     email = form.username.strip().lower()
     request.app.state.login_limits.hit(request, email)
     user = session.scalar(select(User).where(func.lower(User.email) == email))
-    if not verify_password(form.password, user.hashed_password if user else None) or not user.is_active:
+    ok = verify_password(form.password, user.hashed_password if user else None)  # same time with no user
+    if user is None or not ok or not user.is_active:
         raise _unauthorized("wrong email or password, or account deactivated")
     pair, jti, expires_at = _pair(settings, user)
     user.last_login_at = datetime.now(UTC)
@@ -127,8 +128,11 @@ def me(user: CurrentUser) -> User:
 def create_api_key(body: ApiKeyCreate, user: CurrentUser, session: SessionDep) -> ApiKeyCreated:
     """The key acts as you, with your role; it is shown in this response only. It stops working
     when your password changes, your account is deactivated or you log out everywhere."""
-    active = session.scalar(
-        select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+    active = (
+        session.scalar(
+            select(func.count()).select_from(ApiKey).where(ApiKey.user_id == user.id, ApiKey.revoked_at.is_(None))
+        )
+        or 0
     )
     if active >= MAX_KEYS_PER_USER:
         raise HTTPException(409, f"you have {active} active API keys; revoke one first")

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
-from sqlalchemy import select, true
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -21,7 +21,7 @@ from api.deps import (
     SettingsDep,
     Submitter,
     can_see,
-    sees_everything,
+    visible_to,
 )
 from api.errors import field_error
 from api.queries import intersecting, paged
@@ -130,10 +130,6 @@ def _store_upload(
         raise field_error(("body", "features"), str(exc)) from None
 
 
-def _visible(user: User):
-    return true() if sees_everything(user) else FieldParcel.owner_id == user.id
-
-
 @router.get("", summary="List field parcels as a GeoJSON FeatureCollection")
 def list_fields(
     user: CurrentUser,
@@ -142,7 +138,7 @@ def list_fields(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
-    query = intersecting(select(FieldParcel).where(_visible(user)), FieldParcel, bbox)
+    query = intersecting(select(FieldParcel).where(visible_to(user, FieldParcel.owner_id)), FieldParcel, bbox)
     rows, total = paged(session, query, limit, offset, FieldParcel.id)
     return {
         "type": "FeatureCollection",

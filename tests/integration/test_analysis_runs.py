@@ -8,8 +8,18 @@ import uuid
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.analysis_records import create_analysis, set_status
-from cropai.analysis_runs import claim, owned_by, record_flow_run, reopen
+from cropai.analysis_records import create_analysis
+from cropai.analysis_runs import (
+    cancel,
+    claim,
+    fail,
+    finish,
+    owned_by,
+    progress,
+    record_flow_run,
+    record_outputs,
+    reopen,
+)
 from cropai.config import Settings
 from cropai.db import Analysis, AnalysisStatus, make_engine, session_factory, upgrade_database
 from cropai.errors import InvalidInput
@@ -46,24 +56,38 @@ def test_the_first_flow_run_of_an_attempt_claims_a_queued_analysis(sessions: ses
 
 def test_a_late_flow_run_finds_its_abandoned_analysis_failed_and_does_nothing(sessions: sessionmaker[Session]) -> None:
     analysis_id = queued(sessions)
-    set_status(sessions, analysis_id, AnalysisStatus.failed, "not started: Prefect did not answer")
+    fail(sessions, analysis_id, "not started: Prefect did not answer")
     assert not claim(sessions, analysis_id, 1, uuid.uuid4())
     assert row(sessions, analysis_id).status == AnalysisStatus.failed
 
 
 def test_finished_analyses_are_not_revived_by_hooks_or_progress(sessions: sessionmaker[Session]) -> None:
     analysis_id = queued(sessions)
-    set_status(sessions, analysis_id, AnalysisStatus.cancelled, "cancelled by someone")
-    assert not set_status(sessions, analysis_id, AnalysisStatus.running, batches_done=3)
-    assert not set_status(sessions, analysis_id, AnalysisStatus.completed)
+    cancel(sessions, analysis_id, "cancelled by someone")
+    assert not progress(sessions, analysis_id, 3)
+    assert not record_outputs(sessions, analysis_id, "analyses/late/cropmap.tif", "analyses/late/quicklook.png")
+    assert not finish(sessions, analysis_id)
+    assert not fail(sessions, analysis_id, "a late failure hook")
     kept = row(sessions, analysis_id)
-    assert kept.status == AnalysisStatus.cancelled and kept.batches_done == 0
+    assert kept.status == AnalysisStatus.cancelled and kept.status_reason == "cancelled by someone"
+    assert kept.batches_done == 0 and kept.map_key is None
+
+
+def test_an_analysis_completes_only_once_its_outputs_are_recorded(sessions: sessionmaker[Session]) -> None:
+    analysis_id = queued(sessions)
+    assert not finish(sessions, analysis_id)  # queued: nothing ran
+    assert claim(sessions, analysis_id, 1, uuid.uuid4())
+    assert not finish(sessions, analysis_id)  # running, but no map yet
+    assert record_outputs(sessions, analysis_id, "analyses/a/cropmap.tif", "analyses/a/quicklook.png")
+    assert finish(sessions, analysis_id)
+    done = row(sessions, analysis_id)
+    assert done.status == AnalysisStatus.completed and done.finished_at is not None
 
 
 def test_a_rerun_is_a_new_attempt_that_older_flow_runs_cannot_claim(sessions: sessionmaker[Session]) -> None:
     analysis_id, old_run, new_run = queued(sessions), uuid.uuid4(), uuid.uuid4()
     assert claim(sessions, analysis_id, 1, old_run)
-    set_status(sessions, analysis_id, AnalysisStatus.failed, "runner died")
+    fail(sessions, analysis_id, "runner died")
     assert reopen(sessions, analysis_id) == 2
     reopened = row(sessions, analysis_id)
     assert reopened.status == AnalysisStatus.queued and reopened.flow_run_id is None and reopened.finished_at is None
@@ -90,7 +114,7 @@ def test_an_operators_retry_of_the_owning_flow_run_takes_back_its_failed_analysi
 ) -> None:
     analysis_id, owner = queued(sessions), uuid.uuid4()
     assert claim(sessions, analysis_id, 1, owner)
-    set_status(sessions, analysis_id, AnalysisStatus.failed, "batch 3 failed")
+    fail(sessions, analysis_id, "batch 3 failed")
     assert not claim(sessions, analysis_id, 1, owner)  # its first run, started after the row finished
     assert claim(sessions, analysis_id, 1, owner, retried=True)  # Retry pressed in the Prefect UI
     resumed = row(sessions, analysis_id)

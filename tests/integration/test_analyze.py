@@ -7,12 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+from prefect.client.schemas.objects import State
 from rio_cogeo.cogeo import cog_validate
 from sqlalchemy import select, update
 
 from cropai.analysis_records import create_analysis
 from cropai.analysis_runs import reopen
 from cropai.config import Settings
+from cropai.cropmap import AnalysisSummary
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldPrediction
 from cropai.services import Services, services
 from cropai.webtiles import TileId, tile_key
@@ -33,7 +35,17 @@ def row(svc: Services, analysis_id: uuid.UUID) -> Analysis:
         return session.get_one(Analysis, analysis_id)
 
 
+def reason(svc: Services, analysis_id: uuid.UUID) -> str:
+    return row(svc, analysis_id).status_reason or ""
+
+
+def summary_of(outcome: AnalysisSummary | State) -> AnalysisSummary:
+    assert isinstance(outcome, AnalysisSummary), outcome
+    return outcome
+
+
 def crop_map(svc: Services, analysis: Analysis) -> np.ndarray:
+    assert analysis.map_key is not None
     with svc.store.gdal_env(), rasterio.open(svc.store.gdal_path(analysis.map_key)) as src:
         return src.read()
 
@@ -46,6 +58,7 @@ def test_analysis_maps_the_aoi_and_predicts_most_fields_right(season: tuple[Serv
     analysis = row(svc, analysis_id)
     assert analysis.status == AnalysisStatus.completed and analysis.flow_run_id == state.state_details.flow_run_id
     assert analysis.batches_done == analysis.batches_total >= 1
+    assert analysis.map_key is not None and analysis.quicklook_key is not None
 
     path = svc.store.gdal_path(analysis.map_key)
     with svc.store.gdal_env():
@@ -69,7 +82,7 @@ def test_analysis_maps_the_aoi_and_predicts_most_fields_right(season: tuple[Serv
 def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Season]) -> None:
     svc, _ = season
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@1.0.0", options={"batch_pixels": 100_000})
-    first = analyze(str(analysis_id))
+    first = summary_of(analyze(str(analysis_id)))
     before = crop_map(svc, row(svc, analysis_id))
     # A rerun after a kill: one batch lost its marker (never finished), the others are reused.
     markers = svc.store.list(f"analyses/{analysis_id}/batches/")
@@ -79,7 +92,7 @@ def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Sea
     svc.store.put(cached_tile, b"a web tile of the first map")
     with svc.sessions.begin() as session:  # its runner was killed after the map was written
         session.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=AnalysisStatus.failed))
-    second = analyze(str(analysis_id), reopen(svc.sessions, analysis_id))
+    second = summary_of(analyze(str(analysis_id), reopen(svc.sessions, analysis_id)))
     assert not svc.store.exists(cached_tile)  # the viewer renders the new map's tiles afresh
     assert second.batches_reused == first.batches - 1
     assert np.array_equal(crop_map(svc, row(svc, analysis_id)), before)
@@ -95,10 +108,10 @@ def test_no_scenes_in_the_window_fails_with_a_reason(season: tuple[Services, Sea
     elsewhere = {"type": "Polygon", "coordinates": [[[10.0, 50.0], [10.02, 50.0], [10.02, 50.02], [10.0, 50.0]]]}
     analysis_id = create_analysis(svc.sessions, elsewhere, START, END, "cropnet@latest")
     assert analyze(str(analysis_id), return_state=True).is_failed()
-    analysis = row(svc, analysis_id)
-    assert analysis.status == AnalysisStatus.failed
-    assert "no usable scenes" in analysis.status_reason and "2025-04-01" in analysis.status_reason
-    assert "10.0" in analysis.status_reason  # the AOI is named
+    assert row(svc, analysis_id).status == AnalysisStatus.failed
+    why = reason(svc, analysis_id)
+    assert "no usable scenes" in why and "2025-04-01" in why
+    assert "10.0" in why  # the AOI is named
 
 
 # Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
@@ -108,7 +121,7 @@ def test_unknown_model_version_fails_with_the_known_ones(season: tuple[Services,
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@7.0.0")
     state = analyze(str(analysis_id), return_state=True)
     assert state.is_failed()
-    assert "no model version cropnet@7.0.0; known versions: cropnet@1.0.0" in row(svc, analysis_id).status_reason
+    assert "no model version cropnet@7.0.0; known versions: cropnet@1.0.0" in reason(svc, analysis_id)
 
 
 # Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
@@ -119,8 +132,7 @@ def test_a_batch_that_keeps_failing_fails_the_run_naming_it(season: tuple[Servic
         svc.store.delete(info.key)
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@latest")
     assert analyze(str(analysis_id), return_state=True).is_failed()
-    reason = row(svc, analysis_id).status_reason
-    assert reason.startswith("1 of 1 batches failed after retries: batch 0:")
+    assert reason(svc, analysis_id).startswith("1 of 1 batches failed after retries: batch 0:")
 
 
 def test_analysis_on_postgresql_and_the_s3_server(
@@ -145,8 +157,8 @@ def test_analysis_on_postgresql_and_the_s3_server(
     upgrade_database(svc.engine)
     data = ingested_season(svc, tmp_path / "season")
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@latest")
-    summary = analyze(str(analysis_id))
-    assert summary.map.startswith("/vsis3/")
+    summary = summary_of(analyze(str(analysis_id)))
+    assert summary.map.startswith("/vsis3/") and summary.analysis_id == analysis_id
     with svc.sessions() as session:
         predictions = session.scalars(select(FieldPrediction).where(FieldPrediction.analysis_id == analysis_id)).all()
     assert len(predictions) == len(data.field_classes)  # written with COPY

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy.exc import IntegrityError
 
 from cropai.accounts import create_user
-from cropai.analysis_records import create_analysis, set_status
+from cropai.analysis_records import create_analysis
+from cropai.analysis_runs import claim, progress
 from cropai.config import Settings
-from cropai.db import Analysis, AnalysisStatus, IngestRun, RunStatus, retry_budget, upgrade_database
+from cropai.db import Analysis, IngestRun, RunStatus, retry_budget, upgrade_database
 from cropai.errors import ServiceUnavailable
 from cropai.ingest import finish_run, start_run
 from cropai.services import Services, services
@@ -36,14 +37,17 @@ def catalogue(settings: Settings, postgres_server: str, postgres_proxy: TcpProxy
         yield svc
 
 
-def queued_analysis(svc: Services) -> uuid.UUID:
-    return create_analysis(svc.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest")
+def running_analysis(svc: Services) -> uuid.UUID:
+    """An analysis its flow run has claimed; leaves a pooled connection that an outage kills."""
+    analysis_id = create_analysis(svc.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@latest")
+    assert claim(svc.sessions, analysis_id, 1, uuid.uuid4())
+    return analysis_id
 
 
 def test_progress_write_lands_once_a_short_outage_ends(catalogue: Services, postgres_proxy: TcpProxy) -> None:
-    analysis_id = queued_analysis(catalogue)  # leaves a pooled connection that the cut kills
+    analysis_id = running_analysis(catalogue)
     with postgres_proxy.outage(SHORT_OUTAGE_S):
-        set_status(catalogue.sessions, analysis_id, AnalysisStatus.running, batches_done=7)
+        progress(catalogue.sessions, analysis_id, 7)
     with catalogue.sessions() as session:
         assert session.get_one(Analysis, analysis_id).batches_done == 7
 
@@ -51,9 +55,9 @@ def test_progress_write_lands_once_a_short_outage_ends(catalogue: Services, post
 def test_write_gives_up_after_its_retry_budget_naming_the_database(
     catalogue: Services, postgres_proxy: TcpProxy
 ) -> None:
-    analysis_id = queued_analysis(catalogue)
+    analysis_id = running_analysis(catalogue)
     with postgres_proxy.outage(60.0), retry_budget(1.0), pytest.raises(ServiceUnavailable) as raised:
-        set_status(catalogue.sessions, analysis_id, AnalysisStatus.running, batches_done=7)
+        progress(catalogue.sessions, analysis_id, 7)
     message = str(raised.value)
     assert f"127.0.0.1:{postgres_proxy.port}" in message and "CROPAI_DATABASE_URL" in message, message
 

@@ -1,17 +1,21 @@
 """Tiles leave no seams: a map predicted tile by tile equals one predicted in a single pass."""
 
+import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import zarr
 
-from cropai.analysis import make_plan
+from cropai.analysis import CandidateScene, ModelInputs, make_plan
+from cropai.analysis_records import AnalysisRequest
 from cropai.config import Settings
 from cropai.db import Scene, upgrade_database
 from cropai.services import services
 from cropai.zarr_store import ObjectZarrStore
 from models.infer import create_outputs, run_batch
 from models.predict import load_predictor
+from models.versions import resolve
 from tests.analysis_fixtures import AOI, END, START, ingested_season
 
 
@@ -21,30 +25,20 @@ def test_tiled_prediction_equals_a_single_pass(settings: Settings, tmp_path: Pat
     ingested_season(svc, tmp_path / "season")
     predictor = load_predictor(svc.store, svc.sessions, "cropnet@1.0.0")
     with svc.sessions() as session:
-        scenes = [(s.object_key, s.acquired_at, s.footprint_geojson) for s in session.query(Scene)]
-    contract = predictor.contract
+        scenes = [CandidateScene(s.object_key, s.acquired_at, s.footprint_geojson) for s in session.query(Scene)]
+    model = ModelInputs.of_version(resolve(svc.sessions, "cropnet@1.0.0"))
 
-    def predict(analysis_id: str, tile_size: int) -> tuple[np.ndarray, np.ndarray, int]:
-        plan = make_plan(
-            analysis_id,
-            AOI,
-            START,
-            END,
-            "cropnet@1.0.0",
-            contract.months,
-            contract.band_means,
-            tile_size,
-            contract.overlap,
-            scenes,
-            batch_pixels=10**9,
-        )
+    def predict(tile_size: int) -> tuple[np.ndarray, np.ndarray, int]:
+        request = AnalysisRequest(uuid.uuid4(), AOI, START, END, model.name, batch_pixels=10**9)  # one batch
+        plan = make_plan(request, replace(model, tile_size=tile_size), scenes)
         create_outputs(plan, svc.store)
         run_batch(plan, 0, svc.store, predictor)
-        root = zarr.open_group(ObjectZarrStore(svc.store, plan.zarr_prefix), mode="r")
-        return root["class"][:], root["confidence"][:], len(plan.tiles.tiles)
+        predictions = ObjectZarrStore(svc.store, plan.zarr_prefix)
+        bands = [np.asarray(zarr.open_array(predictions, path=name, mode="r")[:]) for name in ("class", "confidence")]
+        return bands[0], bands[1], len(plan.tiles.tiles)
 
-    tiled_class, tiled_confidence, tiles = predict("tiled", contract.tile_size)  # 256 px tiles, 224 px cores
-    whole_class, whole_confidence, one = predict("whole", 512)  # one tile (480 px core) covers the AOI
+    tiled_class, tiled_confidence, tiles = predict(model.tile_size)  # 256 px tiles, 224 px cores
+    whole_class, whole_confidence, one = predict(512)  # one tile (480 px core) covers the AOI
     assert tiles >= 2 and one == 1
     assert np.array_equal(tiled_class, whole_class)
     assert np.abs(tiled_confidence.astype(int) - whole_confidence.astype(int)).max() <= 1

@@ -84,7 +84,7 @@ def test_api_keys_are_stored_hashed_and_expire(client: TestClient, api_app_setti
         "/auth/api-keys", json={"name": "short", "expires_in_days": 1}, headers=account.headers
     ).json()
     with services(api_app_settings).sessions.begin() as session:
-        row = session.get(ApiKey, created["id"])
+        row = session.get_one(ApiKey, created["id"])
         assert created["key"] not in (row.key_hash, row.prefix)
         session.execute(
             update(ApiKey).where(ApiKey.id == row.id).values(expires_at=datetime.now(UTC) - timedelta(minutes=1))

@@ -7,12 +7,14 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import State
 from prefect.states import Crashed, Running
 from sqlalchemy import func, select, update
 
@@ -28,12 +30,12 @@ from tests.integration.api.test_api_analyses import REQUEST, flow_run, submit
 DEADLINE_S = 10.0
 
 
-def force_state(flow_run_id: str, state: object) -> None:
+def force_state(flow_run_id: str, state: State[Any]) -> None:
     with get_client(sync_client=True) as prefect:
         prefect.set_flow_run_state(uuid.UUID(flow_run_id), state, force=True)
 
 
-def sweep_until(settings: Settings, done: object) -> None:
+def sweep_until(settings: Settings, done: Callable[[], bool]) -> None:
     """Sweep as the API's background thread does, until ``done()`` holds."""
     orchestrator, sessions = Orchestrator(settings), services(settings).sessions
     deadline = time.monotonic() + DEADLINE_S
@@ -56,7 +58,7 @@ def test_a_running_analysis_whose_runner_died_is_crashed_and_failed_with_the_rea
     run_id = uuid.UUID(made["flow_run_id"])
     force_state(made["flow_run_id"], Running())
     sessions = services(settings).sessions
-    assert claim(sessions, made["id"], 1, run_id)
+    assert claim(sessions, uuid.UUID(made["id"]), 1, run_id)
     with sessions.begin() as session:  # the runner was killed: no heartbeat since a minute
         session.execute(
             update(Analysis).values(
@@ -64,7 +66,7 @@ def test_a_running_analysis_whose_runner_died_is_crashed_and_failed_with_the_rea
             )
         )
     sweep_until(settings, lambda: analysis(settings, made["id"]).status == AnalysisStatus.failed)
-    reason = analysis(settings, made["id"]).status_reason
+    reason = analysis(settings, made["id"]).status_reason or ""
     assert "no heartbeat" in reason and f"/analyses/{made['id']}/rerun" in reason
     assert flow_run(made["flow_run_id"]).state.is_crashed()
 
@@ -73,7 +75,7 @@ def test_a_live_analysis_with_a_fresh_heartbeat_is_left_alone(client: TestClient
     settings = api_app_settings.model_copy(update={"stale_run_after_s": 60.0})
     made = submit(client, new_account(client, settings).headers)
     force_state(made["flow_run_id"], Running())
-    assert claim(services(settings).sessions, made["id"], 1, uuid.UUID(made["flow_run_id"]))
+    assert claim(services(settings).sessions, uuid.UUID(made["id"]), 1, uuid.UUID(made["flow_run_id"]))
     assert sweep(Orchestrator(settings), settings, services(settings).sessions) == 0
     assert analysis(settings, made["id"]).status == AnalysisStatus.running
 
@@ -98,7 +100,7 @@ def test_an_ingest_run_whose_process_died_is_failed(api_app_settings: Settings, 
 
     sweep_until(settings, failed)
     with services(settings).sessions() as session:
-        assert "no heartbeat" in session.scalar(select(IngestRun.error))
+        assert "no heartbeat" in (session.scalar(select(IngestRun.error)) or "")
     assert flow_run(flow_run_id).state.is_crashed()
 
 

@@ -8,11 +8,11 @@ from datetime import date
 import pytest
 from fastapi.testclient import TestClient
 
-from cropai.analysis_records import create_analysis, set_status
+from cropai.analysis_records import create_analysis
 from cropai.config import Settings
-from cropai.db import AnalysisStatus
 from cropai.services import services
 from cropai.storage import S3Store
+from tests.analysis_fixtures import mapped
 from tests.api_fixtures import SQUARE, make_client, new_account
 from tests.conftest import s3_settings
 
@@ -34,7 +34,7 @@ def completed_analysis(settings: Settings, owner_id: int) -> uuid.UUID:
     map_key, quicklook_key = f"analyses/{analysis_id}/cropmap.tif", f"analyses/{analysis_id}/quicklook.png"
     svc.store.put(map_key, MAP_BYTES, content_type="image/tiff")
     svc.store.put(quicklook_key, b"\x89PNG\r\n\x1a\nfake", content_type="image/png")
-    set_status(svc.sessions, analysis_id, AnalysisStatus.completed, map_key=map_key, quicklook_key=quicklook_key)
+    mapped(svc.sessions, analysis_id, map_key, quicklook_key)
     return analysis_id
 
 

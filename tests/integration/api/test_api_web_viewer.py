@@ -11,31 +11,32 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
-from cropai.analysis_records import create_analysis, set_status
+from cropai.analysis_records import create_analysis
 from cropai.config import Settings
-from cropai.db import AnalysisStatus
 from cropai.services import services
+from cropai.storage import S3Store
 from cropai.webtiles import TILE_PX, tile_key, tiles_prefix
+from testkit.crop_maps import AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
+from tests.analysis_fixtures import mapped
 from tests.api_fixtures import SQUARE, make_client, new_account
 from tests.conftest import s3_settings
-from tests.crop_maps import AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
 
 
 @pytest.fixture
 def s3_api_settings(api_app_settings: Settings, s3_endpoint: str) -> Settings:
     configured = s3_settings(api_app_settings, s3_endpoint, f"tiles-{uuid.uuid4().hex[:10]}")
-    services(configured).store.ensure_bucket()
+    store = services(configured).store
+    assert isinstance(store, S3Store)
+    store.ensure_bucket()
     return configured
 
 
-def mapped_analysis(settings: Settings, owner_id: int, folder: Path, status: AnalysisStatus) -> uuid.UUID:
+def mapped_analysis(settings: Settings, owner_id: int, folder: Path, *, completed: bool = True) -> uuid.UUID:
     svc = services(settings)
     analysis_id = create_analysis(svc.sessions, SQUARE, date(2025, 4, 1), date(2025, 9, 30), "cropnet@1.0.0", owner_id)
     map_key = f"analyses/{analysis_id}/cropmap.tif"
     svc.store.put(map_key, write_two_class_map(folder / "cropmap.tif"))
-    set_status(
-        svc.sessions, analysis_id, status, map_key=map_key, quicklook_key=f"analyses/{analysis_id}/quicklook.png"
-    )
+    mapped(svc.sessions, analysis_id, map_key, f"analyses/{analysis_id}/quicklook.png", completed=completed)
     return analysis_id
 
 
@@ -46,7 +47,7 @@ def tile_url(analysis_id: uuid.UUID, z: int, x: int, y: int) -> str:
 def test_tiles_are_rendered_from_the_cog_in_s3_and_cached_beside_it(s3_api_settings: Settings, tmp_path: Path) -> None:
     with make_client(s3_api_settings) as client:
         analyst = new_account(client, s3_api_settings)
-        analysis_id = mapped_analysis(s3_api_settings, analyst.id, tmp_path, AnalysisStatus.completed)
+        analysis_id = mapped_analysis(s3_api_settings, analyst.id, tmp_path)
         response = client.get(tile_url(analysis_id, CORNER.z, CORNER.x, CORNER.y), headers=analyst.headers)
         assert response.status_code == 200 and response.headers["content-type"] == "image/png"
         assert response.headers["cache-control"].startswith("private")
@@ -62,8 +63,8 @@ def test_tiles_need_a_completed_analysis_one_may_see(
     client: TestClient, api_app_settings: Settings, tmp_path: Path
 ) -> None:
     analyst, other = new_account(client, api_app_settings), new_account(client, api_app_settings)
-    done = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.completed)
-    running = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.running)
+    done = mapped_analysis(api_app_settings, analyst.id, tmp_path)
+    running = mapped_analysis(api_app_settings, analyst.id, tmp_path, completed=False)
     corner = (CORNER.z, CORNER.x, CORNER.y)
     assert client.get(tile_url(done, *corner)).status_code == 401
     assert client.get(tile_url(done, *corner), headers=other.headers).status_code == 404
@@ -77,7 +78,7 @@ def test_tiles_beyond_the_maps_zooms_are_refused_and_never_cached(
     client: TestClient, api_app_settings: Settings, tmp_path: Path
 ) -> None:
     analyst = new_account(client, api_app_settings)
-    done = mapped_analysis(api_app_settings, analyst.id, tmp_path, AnalysisStatus.completed)
+    done = mapped_analysis(api_app_settings, analyst.id, tmp_path)
     deepest = tile_of(1.606, 48.204, 22)
     refused = client.get(tile_url(done, deepest.z, deepest.x, deepest.y), headers=analyst.headers)
     assert refused.status_code == 404 and "tiled at zooms 11 to 17" in refused.json()["detail"]
