@@ -56,7 +56,7 @@ def dask_cluster(settings: Settings, worker_env: dict[str, str] | None = None) -
 
     workers = settings.dask_workers or os.cpu_count() or 1
     log.info("starting a LocalCluster with %d single-threaded worker process(es)", workers)
-    with LocalCluster(
+    with LocalCluster(  # type: ignore[no-untyped-call]  # distributed leaves LocalCluster's __init__ untyped
         n_workers=workers,
         threads_per_worker=1,
         processes=True,

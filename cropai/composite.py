@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from cropai import sentinel2
 
@@ -39,16 +40,16 @@ def monthly_bins(year: int, months: Sequence[int]) -> list[TimeBin]:
     return bins
 
 
-def clear_mask(scl: np.ndarray) -> np.ndarray:
+def clear_mask(scl: npt.NDArray[np.uint16]) -> npt.NDArray[np.bool_]:
     """True where an observation sees the ground (SCL is vegetation, bare soil, water, dark area...)."""
     return ~np.isin(scl, tuple(sentinel2.UNUSABLE_SCL))
 
 
 def composite(
-    observations: Sequence[tuple[datetime, Callable[[], np.ndarray]]],
+    observations: Sequence[tuple[datetime, Callable[[], npt.NDArray[np.uint16]]]],
     bins: Sequence[TimeBin],
     bands: int = len(sentinel2.BANDS),
-) -> np.ndarray:
+) -> npt.NDArray[np.float32]:
     """Median of clear observations per bin.
 
     ``observations`` are (acquisition time, loader); a loader returns the stack
@@ -57,7 +58,7 @@ def composite(
     bin's observations, not the season's. Returns ``(time, band, y, x)`` float32
     reflectance (0..1), NaN where a bin has no clear observation of a pixel.
     """
-    out = None
+    out: npt.NDArray[np.float32] | None = None
     for index, time_bin in enumerate(bins):
         stacks = []
         for moment, load in observations:
@@ -78,7 +79,7 @@ def composite(
     return out
 
 
-def fill_gaps(cube: np.ndarray, band_means: Sequence[float]) -> np.ndarray:
+def fill_gaps(cube: npt.NDArray[np.floating], band_means: Sequence[float]) -> npt.NDArray[np.float32]:
     """Fill NaNs of a ``(time, band, y, x)`` cube: linearly in time between the nearest
     clear bins, with the nearest bin at the season's ends, and with the band's mean
     where a pixel was never seen clear. Returns a new float32 array without NaNs.
@@ -89,7 +90,7 @@ def fill_gaps(cube: np.ndarray, band_means: Sequence[float]) -> np.ndarray:
     return filled
 
 
-def _fill_series(series: np.ndarray, mean: float) -> None:
+def _fill_series(series: npt.NDArray[np.float32], mean: float) -> None:
     """In place, for one band: ``(time, y, x)``."""
     steps = series.shape[0]
     valid = ~np.isnan(series)

@@ -7,7 +7,7 @@ environment itself, so a test or a worker can run with its own settings.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -251,9 +251,10 @@ def _weak_signing_key(secret: str) -> str | None:
     return None
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment and ``.env``, turning a bad value into a
-    :class:`SettingsError` that names the variable and the form it expects."""
+    :class:`SettingsError` that names the variable and the form it expects. ``overrides`` take
+    the place of variables and are validated like them."""
     try:
         return Settings(**overrides)
     except ValidationError as exc:

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Concatenate, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -48,6 +48,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sess
 
 from cropai.config import Settings
 from cropai.errors import ServiceUnavailable
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 MIGRATIONS_PACKAGE = "cropai:migrations"
 
@@ -434,8 +437,7 @@ def retry_transient(
     connection dropped. Each attempt checks a connection out anew; the engine's pre-ping and
     SQLAlchemy's invalidation of a dropped connection's pool keep dead ones from coming back."""
 
-    @functools.wraps(write)
-    def retrying(sessions: sessionmaker[Session], *args: P.args, **kwargs: P.kwargs) -> T:
+    def retrying(sessions: sessionmaker[Session], /, *args: P.args, **kwargs: P.kwargs) -> T:
         started = time.monotonic()
         deadline = started + _retry_budget_s.get()
         delay_s = RETRY_FIRST_DELAY_S
@@ -461,6 +463,8 @@ def retry_transient(
                 delay_s = min(2 * delay_s, RETRY_MAX_DELAY_S)
                 attempt += 1
 
+    # update_wrapper rather than @wraps: the decorator's type would hide the signature from callers.
+    functools.update_wrapper(retrying, write)
     return retrying
 
 
@@ -480,7 +484,7 @@ def _unreachable(sessions: sessionmaker[Session], what: str, exc: DBAPIError, wa
     )
 
 
-def alembic_config(engine: Engine) -> Any:
+def alembic_config(engine: Engine) -> AlembicConfig:
     """An Alembic config bound to ``engine``; ``env.py`` reuses its connection."""
     from alembic.config import Config
 

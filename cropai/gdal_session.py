@@ -8,7 +8,7 @@ from typing import Any
 import rasterio.session
 
 
-class StaticS3Credentials(rasterio.session.Session):
+class StaticS3Credentials(rasterio.session.Session):  # type: ignore[misc]  # rasterio ships no types
     """Hands fixed S3 keys to GDAL as a rasterio session (no boto3 needed)."""
 
     def __init__(self, access_key: str, secret_key: str, region: str) -> None:

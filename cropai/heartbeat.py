@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from uuid import UUID
 
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
@@ -35,7 +35,7 @@ def heartbeat_interval_s(settings: Settings) -> float:
 
 @contextmanager
 def heartbeat(
-    sessions: sessionmaker[Session], row: type[Analysis] | type[IngestRun], row_id: Any, interval_s: float
+    sessions: sessionmaker[Session], row: type[Analysis] | type[IngestRun], row_id: UUID | int, interval_s: float
 ) -> Iterator[None]:
     """Write ``row.heartbeat_at`` now and every ``interval_s`` seconds until the block ends."""
     stop = threading.Event()

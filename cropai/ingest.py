@@ -34,6 +34,7 @@ from cropai.errors import InvalidInput, InvalidScene
 from cropai.raster import (
     DATETIME_TAGS,
     SceneLayout,
+    SceneMeasures,
     acquisition_time_from,
     measure_scene,
     plan_layout,
@@ -170,6 +171,27 @@ def hash_files(paths: Sequence[Path]) -> str:
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()
 
 
+@dataclass(frozen=True)
+class _CanonicalScene:
+    """A scene rewritten as its canonical COG (``cog``, in the work folder) and what the
+    catalogue records of it."""
+
+    scene_id: str
+    content_hash: str  # SHA-256 of the source files (see ``hash_files``)
+    acquired_at: datetime
+    platform: str
+    layout: SceneLayout
+    measures: SceneMeasures
+    cloud_fraction: float | None
+    cog: Path
+    size_bytes: int
+
+    @property
+    def object_key(self) -> str:
+        """Where the COG is stored: the content hash in the key keeps versions of one scene apart."""
+        return f"scenes/{self.scene_id}/{self.content_hash[:16]}.tif"
+
+
 def _land(
     candidate: SceneCandidate,
     paths: list[Path],
@@ -180,6 +202,23 @@ def _land(
     run_id: int | None,
     band_mapping: Sequence[str | None] | None,
 ) -> IngestOutcome:
+    """Write the canonical COG, upload it and catalogue it as the scene's next version."""
+    scene = _canonical_scene(candidate, paths, content_hash, work, band_mapping)
+    store.put(
+        scene.object_key, scene.cog, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True
+    )
+    return _catalogue(candidate, scene, store, sessions, run_id)
+
+
+def _canonical_scene(
+    candidate: SceneCandidate,
+    paths: list[Path],
+    content_hash: str,
+    work: Path,
+    band_mapping: Sequence[str | None] | None,
+) -> _CanonicalScene:
+    """Recognise the scene's bands, write the canonical COG into ``work`` and measure it;
+    raises :class:`InvalidScene` when the scene cannot be used."""
     layout = plan_layout(
         [(str(path), asset.bands) for path, asset in zip(paths, candidate.assets, strict=True)], band_mapping
     )
@@ -199,15 +238,26 @@ def _land(
     )
     measures = measure_scene(cog)
     cloud = measures.cloud_fraction if measures.cloud_fraction is not None else candidate.cloud_fraction
-    key = f"scenes/{scene_id}/{content_hash[:16]}.tif"
-    size = cog.stat().st_size
-    store.put(key, cog, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True)
+    return _CanonicalScene(
+        scene_id, content_hash, acquired_at, platform, layout, measures, cloud, cog, cog.stat().st_size
+    )
 
+
+def _catalogue(
+    candidate: SceneCandidate,
+    scene: _CanonicalScene,
+    store: ObjectStore,
+    sessions: sessionmaker[Session],
+    run_id: int | None,
+) -> IngestOutcome:
+    """Add the stored scene's row under the next free version; skip it (removing an orphaned
+    upload) when the same content landed meanwhile from another task."""
+    key = scene.object_key
     for _ in range(MAX_VERSION_ATTEMPTS):
         try:
             with session_scope(sessions) as session:
-                existing = session.scalar(select(Scene).where(Scene.content_hash == content_hash))
-                if existing is not None:  # the same content landed meanwhile from another task
+                existing = session.scalar(select(Scene).where(Scene.content_hash == scene.content_hash))
+                if existing is not None:
                     if existing.object_key != key:  # under another name: ours would be an orphan
                         store.delete(key)
                     return IngestOutcome(
@@ -218,37 +268,41 @@ def _land(
                         existing.object_key,
                         "same content landed concurrently",
                     )
-                latest = session.scalar(select(func.max(Scene.version)).where(Scene.scene_id == scene_id))
+                latest = session.scalar(select(func.max(Scene.version)).where(Scene.scene_id == scene.scene_id))
                 version = (latest or 0) + 1
-                minx, miny, maxx, maxy = measures.bbox_wgs84
-                session.add(
-                    Scene(
-                        scene_id=scene_id,
-                        version=version,
-                        content_hash=content_hash,
-                        object_key=key,
-                        source_uri=candidate.source_uri,
-                        platform=platform,
-                        acquired_at=acquired_at,
-                        crs=layout.crs,
-                        resolution_m=layout.resolution_m,
-                        width=layout.width,
-                        height=layout.height,
-                        bands=layout.bands,
-                        cloud_fraction=cloud,
-                        footprint_geojson=measures.footprint_wgs84,
-                        minx=minx,
-                        miny=miny,
-                        maxx=maxx,
-                        maxy=maxy,
-                        size_bytes=size,
-                        ingest_run_id=run_id,
-                    )
-                )
-            return IngestOutcome(candidate.source_uri, "ingested", scene_id, version, key, size_bytes=size)
+                session.add(_scene_row(scene, version, candidate.source_uri, run_id))
+            return IngestOutcome(
+                candidate.source_uri, "ingested", scene.scene_id, version, key, size_bytes=scene.size_bytes
+            )
         except IntegrityError:
             continue  # another task took this version number; count again
-    raise RuntimeError(f"could not assign a version to {scene_id} after {MAX_VERSION_ATTEMPTS} attempts")
+    raise RuntimeError(f"could not assign a version to {scene.scene_id} after {MAX_VERSION_ATTEMPTS} attempts")
+
+
+def _scene_row(scene: _CanonicalScene, version: int, source_uri: str, run_id: int | None) -> Scene:
+    minx, miny, maxx, maxy = scene.measures.bbox_wgs84
+    return Scene(
+        scene_id=scene.scene_id,
+        version=version,
+        content_hash=scene.content_hash,
+        object_key=scene.object_key,
+        source_uri=source_uri,
+        platform=scene.platform,
+        acquired_at=scene.acquired_at,
+        crs=scene.layout.crs,
+        resolution_m=scene.layout.resolution_m,
+        width=scene.layout.width,
+        height=scene.layout.height,
+        bands=scene.layout.bands,
+        cloud_fraction=scene.cloud_fraction,
+        footprint_geojson=scene.measures.footprint_wgs84,
+        minx=minx,
+        miny=miny,
+        maxx=maxx,
+        maxy=maxy,
+        size_bytes=scene.size_bytes,
+        ingest_run_id=run_id,
+    )
 
 
 def scene_id_of(candidate: SceneCandidate, layout: SceneLayout) -> str:

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 # Reflectance at B02 B03 B04 B05 B06 B07 B08 B8A B11 B12.
 GREEN_CANOPY = np.array([0.030, 0.065, 0.030, 0.100, 0.270, 0.340, 0.380, 0.400, 0.200, 0.095])
@@ -128,7 +129,7 @@ PHENOLOGY: dict[str, Phenology] = {
 MARGIN = Phenology(90, 290, winter_green=0.35, peak_green=0.55, background=tuple(LOAM_SOIL))
 
 
-def endmembers(phenology: Phenology, soil_brightness: float = 1.0) -> np.ndarray:
+def endmembers(phenology: Phenology, soil_brightness: float = 1.0) -> npt.NDArray[np.float64]:
     """The (4, band) endmember matrix: green canopy, dry canopy, flowers, background."""
     return np.stack(
         [

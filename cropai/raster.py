@@ -20,8 +20,10 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 import rasterio.shutil
 import shapely
@@ -136,30 +138,36 @@ def plan_layout(
             for index, name in enumerate(names, start=1):
                 if name and name not in found:
                     found[name] = (BandSource(name, path, index), src)
-        missing = [b for b in sentinel2.BANDS if b not in found]
-        if missing:
-            raise InvalidScene(
-                f"missing bands {', '.join(missing)}: expected {', '.join(sentinel2.BANDS)} "
-                "named by band descriptions, STAC asset names or a band_mapping"
-            )
-        order = [*sentinel2.BANDS, *([sentinel2.SCL_BAND] if sentinel2.SCL_BAND in found else [])]
-        crs_names = {found[b][1].crs.to_string() for b in order}
-        if len(crs_names) > 1:
-            raise InvalidScene(f"bands are in different CRSs ({', '.join(sorted(crs_names))})")
-        finest = min((found[b][1] for b in sentinel2.BANDS), key=lambda s: abs(s.transform.a))
-        for band in order:
-            _check_same_extent(found[band][1], finest, band)
-        return SceneLayout(
-            sources=tuple(found[b][0] for b in order),
-            crs=finest.crs.to_string(),
-            transform=finest.transform,
-            width=finest.width,
-            height=finest.height,
-            tags=tags,
-        )
+        return _stacked_layout(found, tags)
     finally:
         for src in opened:
             src.close()
+
+
+def _stacked_layout(found: dict[str, tuple[BandSource, rasterio.DatasetReader]], tags: dict[str, str]) -> SceneLayout:
+    """The canonical stack of the bands found, on the grid of the finest; refused unless every
+    reflectance band is there, in one CRS and over one extent."""
+    missing = [b for b in sentinel2.BANDS if b not in found]
+    if missing:
+        raise InvalidScene(
+            f"missing bands {', '.join(missing)}: expected {', '.join(sentinel2.BANDS)} "
+            "named by band descriptions, STAC asset names or a band_mapping"
+        )
+    order = [*sentinel2.BANDS, *([sentinel2.SCL_BAND] if sentinel2.SCL_BAND in found else [])]
+    crs_names = {found[b][1].crs.to_string() for b in order}
+    if len(crs_names) > 1:
+        raise InvalidScene(f"bands are in different CRSs ({', '.join(sorted(crs_names))})")
+    finest = min((found[b][1] for b in sentinel2.BANDS), key=lambda s: abs(s.transform.a))
+    for band in order:
+        _check_same_extent(found[band][1], finest, band)
+    return SceneLayout(
+        sources=tuple(found[b][0] for b in order),
+        crs=finest.crs.to_string(),
+        transform=finest.transform,
+        width=finest.width,
+        height=finest.height,
+        tags=tags,
+    )
 
 
 def _open(path: str) -> rasterio.DatasetReader:
@@ -260,7 +268,24 @@ def _scratch_path(layout: SceneLayout, out_path: Path) -> str:
 
 
 def _write_stack(layout: SceneLayout, tags: dict[str, str], path: str) -> None:
-    profile = {
+    """Copy the layout's bands into a tiled, band-interleaved GeoTIFF at ``path``, one strip of rows at a time."""
+    by_file: dict[str, list[tuple[int, BandSource]]] = {}
+    for number, source in enumerate(layout.sources, start=1):
+        by_file.setdefault(source.path, []).append((number, source))
+    with ExitStack() as stack:
+        dst = stack.enter_context(rasterio.open(path, "w", **_stack_profile(layout)))
+        sources = [(stack.enter_context(rasterio.open(file)), bands) for file, bands in by_file.items()]
+        for row in range(0, layout.height, TILE_PX):
+            window = Window(0, row, layout.width, min(TILE_PX, layout.height - row))
+            for src, bands in sources:
+                _copy_strip(src, bands, dst, window, layout)
+        dst.descriptions = tuple(layout.bands)
+        dst.update_tags(**{**layout.tags, **tags})
+
+
+def _stack_profile(layout: SceneLayout) -> dict[str, Any]:
+    """The scratch file's creation options: uncompressed, so that strips go in and overviews come out fast."""
+    return {
         "driver": "GTiff",
         "width": layout.width,
         "height": layout.height,
@@ -276,35 +301,33 @@ def _write_stack(layout: SceneLayout, tags: dict[str, str], path: str) -> None:
         "compress": "none",
         "bigtiff": "if_safer",
     }
-    by_file: dict[str, list[tuple[int, BandSource]]] = {}
-    for number, source in enumerate(layout.sources, start=1):
-        by_file.setdefault(source.path, []).append((number, source))
-    with ExitStack() as stack:
-        dst = stack.enter_context(rasterio.open(path, "w", **profile))
-        sources = [(stack.enter_context(rasterio.open(file)), bands) for file, bands in by_file.items()]
-        for row in range(0, layout.height, TILE_PX):
-            window = Window(0, row, layout.width, min(TILE_PX, layout.height - row))
-            bounds = windows.bounds(window, layout.transform)
-            for src, bands in sources:
-                if src.transform == layout.transform and src.shape == (layout.height, layout.width):
-                    # Same grid: one plain read of every band this file gives.
-                    data = src.read([source.band_index for _, source in bands], window=window)
-                    dst.write(data, [number for number, _ in bands], window=window)
-                    continue
-                # A coarser (e.g. 20 m) file: its window resampled onto ours.
-                src_window = windows.from_bounds(*bounds, transform=src.transform)
-                for resampling, group in _by_resampling(bands).items():
-                    data = src.read(
-                        [source.band_index for _, source in group],
-                        window=src_window,
-                        out_shape=(len(group), int(window.height), int(window.width)),
-                        resampling=resampling,
-                        boundless=True,
-                        fill_value=0,
-                    )
-                    dst.write(data, [number for number, _ in group], window=window)
-        dst.descriptions = tuple(layout.bands)
-        dst.update_tags(**{**layout.tags, **tags})
+
+
+def _copy_strip(
+    src: rasterio.DatasetReader,
+    bands: list[tuple[int, BandSource]],
+    dst: rasterio.io.DatasetWriter,
+    window: Window,
+    layout: SceneLayout,
+) -> None:
+    """Write ``window`` of the stack's ``bands`` (stack band number, source) from ``src``."""
+    if src.transform == layout.transform and src.shape == (layout.height, layout.width):
+        # Same grid: one plain read of every band this file gives.
+        data = src.read([source.band_index for _, source in bands], window=window)
+        dst.write(data, [number for number, _ in bands], window=window)
+        return
+    # A coarser (e.g. 20 m) file: its window resampled onto ours.
+    src_window = windows.from_bounds(*windows.bounds(window, layout.transform), transform=src.transform)
+    for resampling, group in _by_resampling(bands).items():
+        data = src.read(
+            [source.band_index for _, source in group],
+            window=src_window,
+            out_shape=(len(group), int(window.height), int(window.width)),
+            resampling=resampling,
+            boundless=True,
+            fill_value=0,
+        )
+        dst.write(data, [number for number, _ in group], window=window)
 
 
 def _by_resampling(bands: list[tuple[int, BandSource]]) -> dict[Resampling, list[tuple[int, BandSource]]]:
@@ -327,7 +350,7 @@ def _overview_factors(width: int, height: int) -> list[int]:
 class SceneMeasures:
     """What ingestion records of a scene's pixels."""
 
-    footprint_wgs84: dict  # GeoJSON Polygon or MultiPolygon, EPSG:4326
+    footprint_wgs84: dict[str, Any]  # GeoJSON Polygon or MultiPolygon, EPSG:4326
     bbox_wgs84: tuple[float, float, float, float]
     valid_fraction: float
     cloud_fraction: float | None  # share of valid pixels flagged cloud or cirrus by SCL
@@ -357,7 +380,9 @@ def measure_scene(path: Path) -> SceneMeasures:
     return SceneMeasures(footprint, bbox, float(valid.mean()), cloud)
 
 
-def read_window(store: ObjectStore, key: str, crs: str, transform: Affine, width: int, height: int) -> np.ndarray:
+def read_window(
+    store: ObjectStore, key: str, crs: str, transform: Affine, width: int, height: int
+) -> npt.NDArray[np.uint16]:
     """The ``(band, y, x)`` uint16 pixels of a stored scene on a target grid window.
 
     GDAL warps on the fly (nearest neighbour, so SCL classes stay classes and a scene
@@ -371,7 +396,8 @@ def read_window(store: ObjectStore, key: str, crs: str, transform: Affine, width
             src, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.nearest, nodata=0
         ) as vrt,
     ):
-        return vrt.read()
+        pixels: npt.NDArray[np.uint16] = vrt.read()
+    return pixels
 
 
 def acquisition_time_from(tags: dict[str, str], file_name: str) -> datetime | None:

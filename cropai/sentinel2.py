@@ -9,6 +9,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 import numpy as np
+import numpy.typing as npt
 
 # The 10 bands at 10 m and 20 m used for crop typing (60 m atmospheric bands are left out),
 # in the order scenes are stored and models are fed.
@@ -64,7 +65,7 @@ UNUSABLE_SCL: frozenset[int] = frozenset(
 CLOUD_SCL: tuple[int, ...] = (SCL.CLOUD_MEDIUM_PROBABILITY, SCL.CLOUD_HIGH_PROBABILITY, SCL.THIN_CIRRUS)
 
 
-def cloud_fraction(scl: np.ndarray) -> float:
+def cloud_fraction(scl: npt.NDArray[np.integer]) -> float:
     """Share of valid pixels (SCL != 0) classified cloud (medium or high probability) or thin cirrus;
     0 when no pixel is valid. This is how the L2A metadata's CLOUDY_PIXEL_PERCENTAGE is meant."""
     valid = scl != SCL.NO_DATA

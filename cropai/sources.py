@@ -243,8 +243,8 @@ def _from_item(item: Any) -> SceneCandidate:
         entry = SceneAsset(asset.get_absolute_href(), names)
         if len(names) > 1:
             multi.append(entry)
-        elif names[0] not in single:
-            single[names[0]] = entry
+        elif (band := names[0]) is not None and band not in single:
+            single[band] = entry
     covered = set(single)
     assets = list(single.values()) + ([] if set(sentinel2.BANDS) <= covered else multi)
     cloud = item.properties.get("eo:cloud_cover")

@@ -14,7 +14,7 @@ import os
 import shutil
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -199,7 +199,8 @@ class LocalStore(ObjectStore):
     def gdal_env(self) -> AbstractContextManager[Any]:
         import rasterio
 
-        return rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+        env: AbstractContextManager[Any] = rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB)
+        return env
 
     def check(self) -> None:
         try:
@@ -379,7 +380,7 @@ def _minio_client(endpoint: str, settings: Settings, secure: bool) -> Minio:
     )
 
 
-def _chunks(read: Any, release: Any) -> Iterator[bytes]:
+def _chunks(read: Callable[[int], bytes], release: Callable[[], None]) -> Iterator[bytes]:
     try:
         while chunk := read(STREAM_CHUNK_BYTES):
             yield chunk

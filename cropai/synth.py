@@ -46,12 +46,13 @@ import json
 import math
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import rasterio
 import shapely
 from pyproj import Transformer
@@ -136,10 +137,10 @@ class SyntheticScene:
 class SyntheticSet:
     root: Path
     grid: Grid
-    scenes: list[SyntheticScene] = field(default_factory=list)
-    labels_path: Path | None = None
-    parcels_path: Path | None = None
-    manifest_path: Path | None = None
+    scenes: list[SyntheticScene]
+    labels_path: Path
+    parcels_path: Path
+    manifest_path: Path
 
 
 def synthesize(
@@ -160,21 +161,34 @@ def synthesize(
 
     parcels = make_parcels(grid, spec)
     parcel_index = rasterize_parcels(parcels, grid)
-    labels = _label_lookup(parcels)[parcel_index]
-    vigour = smooth_noise(np.random.default_rng([spec.seed, 1]), grid.shape, sigma_px=4.0)
-
     labels_path = out_dir / "labels.tif"
-    write_labels(labels, grid, labels_path)
+    write_labels(_label_lookup(parcels)[parcel_index], grid, labels_path)
     parcels_path = out_dir / "parcels.geojson"
     _write_text(parcels_path, json.dumps(parcels_geojson(parcels, grid)))
 
+    scenes = _write_scenes(spec, grid, parcels, parcel_index, out_dir / "scenes", on_scene)
+    manifest_path = out_dir / "manifest.json"
+    _write_text(manifest_path, json.dumps(_manifest(spec, grid, scenes), indent=2))
+    return SyntheticSet(out_dir, grid, scenes, labels_path, parcels_path, manifest_path)
+
+
+def _write_scenes(
+    spec: SynthSpec,
+    grid: Grid,
+    parcels: list[Parcel],
+    parcel_index: npt.NDArray[np.int32],
+    folder: Path,
+    on_scene: Callable[[SyntheticScene], None] | None,
+) -> list[SyntheticScene]:
+    """Render and write every acquisition of the season over one landscape."""
+    vigour = smooth_noise(np.random.default_rng([spec.seed, 1]), grid.shape, sigma_px=4.0)
     scenes = []
     for index, acquired_at in enumerate(acquisition_times(spec)):
         platform = "S2A" if index % 2 == 0 else "S2B"
         scene_id = f"{platform}_MSIL2A_{acquired_at:%Y%m%dT%H%M%S}_SYN_{_area_tag(spec)}"
         rng = np.random.default_rng([spec.seed, 100 + index])
         stack = render_scene(parcels, parcel_index, vigour, acquired_at, grid, rng, spec)
-        path = out_dir / "scenes" / f"{scene_id}.tif"
+        path = folder / f"{scene_id}.tif"
         scene = SyntheticScene(
             scene_id=scene_id,
             path=path,
@@ -187,10 +201,7 @@ def synthesize(
         scenes.append(scene)
         if on_scene:
             on_scene(scene)
-
-    manifest_path = out_dir / "manifest.json"
-    _write_text(manifest_path, json.dumps(_manifest(spec, grid, scenes), indent=2))
-    return SyntheticSet(out_dir, grid, scenes, labels_path, parcels_path, manifest_path)
+    return scenes
 
 
 # --- landscape ------------------------------------------------------------------------
@@ -205,7 +216,7 @@ def make_parcels(grid: Grid, spec: SynthSpec) -> list[Parcel]:
     crop_weights = np.array([CROP_SHARES[n] for n in crop_names])
     crop_weights /= crop_weights.sum()
 
-    parcels = []
+    parcels: list[Parcel] = []
     for rect in _split(rng, (minx, miny, maxx, maxy), spec.parcel_size_m):
         polygon = _skewed_quadrilateral(rng, rect)
         if polygon is None:
@@ -233,7 +244,7 @@ def make_parcels(grid: Grid, spec: SynthSpec) -> list[Parcel]:
     return parcels
 
 
-def _zone_class(zones: dict[str, np.ndarray], ix: tuple[int, int]) -> str | None:
+def _zone_class(zones: dict[str, npt.NDArray[np.float32]], ix: tuple[int, int]) -> str | None:
     # Thresholds on a unit-variance field: roughly 10 % forest, 3 % water, 5 % built-up, 8 % grass.
     for name, threshold in (("water", 1.9), ("forest", 1.3), ("built_up", 1.65), ("grassland", 1.4)):
         if zones[name][ix] > threshold:
@@ -273,13 +284,17 @@ def _skewed_quadrilateral(rng: np.random.Generator, rect: BBox) -> Polygon | Non
     return Polygon(corners)
 
 
-def rasterize_parcels(parcels: list[Parcel], grid: Grid) -> np.ndarray:
+def rasterize_parcels(parcels: list[Parcel], grid: Grid) -> npt.NDArray[np.int32]:
     """(y, x) int32 parcel ids on the grid; 0 between parcels."""
     shapes = ((mapping(p.polygon_utm), p.id) for p in parcels)
-    return rasterize(shapes, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32")
+    ids: npt.NDArray[np.int32] = rasterize(
+        shapes, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32"
+    )
+    return ids
 
 
-def _label_lookup(parcels: list[Parcel]) -> np.ndarray:
+def _label_lookup(parcels: list[Parcel]) -> npt.NDArray[np.uint8]:
+    """Class id by parcel id (index 0: between parcels, unlabelled)."""
     lookup = np.zeros(len(parcels) + 1, dtype=np.uint8)
     for parcel in parcels:
         lookup[parcel.id] = parcel.class_id
@@ -290,7 +305,7 @@ def parcels_geojson(parcels: list[Parcel], grid: Grid) -> dict[str, Any]:
     """A FeatureCollection of every parcel in EPSG:4326 (lon, lat), as RFC 7946 asks."""
     transformer = Transformer.from_crs(grid.crs, "EPSG:4326", always_xy=True)
 
-    def to_wgs84(xy: np.ndarray) -> np.ndarray:
+    def to_wgs84(xy: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
 
     features = []
@@ -327,13 +342,13 @@ def acquisition_times(spec: SynthSpec) -> list[datetime]:
 
 def render_scene(
     parcels: list[Parcel],
-    parcel_index: np.ndarray,
-    vigour: np.ndarray,
+    parcel_index: npt.NDArray[np.int32],
+    vigour: npt.NDArray[np.float32],
     acquired_at: datetime,
     grid: Grid,
     rng: np.random.Generator,
     spec: SynthSpec,
-) -> np.ndarray:
+) -> npt.NDArray[np.uint16]:
     """The (band, y, x) uint16 stack of one acquisition: 10 reflectance bands and SCL."""
     doy = acquired_at.timetuple().tm_yday
     surface = _surface_reflectance(parcels, parcel_index, vigour, doy)
@@ -353,7 +368,9 @@ def render_scene(
     return np.concatenate([digital, scl[None]], axis=0)
 
 
-def _surface_reflectance(parcels: list[Parcel], parcel_index: np.ndarray, vigour: np.ndarray, doy: int) -> np.ndarray:
+def _surface_reflectance(
+    parcels: list[Parcel], parcel_index: npt.NDArray[np.int32], vigour: npt.NDArray[np.float32], doy: int
+) -> npt.NDArray[np.float32]:
     """(band, y, x) float32 reflectance of the ground on day ``doy``."""
     n = len(parcels) + 1
     fractions = np.zeros((n, 3), dtype=np.float32)  # green, dry, flower
@@ -380,7 +397,9 @@ def _surface_reflectance(parcels: list[Parcel], parcel_index: np.ndarray, vigour
     return surface
 
 
-def _clouds(rng: np.random.Generator, shape: tuple[int, int], mean_cover: float) -> tuple[np.ndarray, np.ndarray]:
+def _clouds(
+    rng: np.random.Generator, shape: tuple[int, int], mean_cover: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
     """Cloud opacity and shadow strength, both (y, x) in 0..1."""
     if mean_cover <= 0:
         zeros = np.zeros(shape, dtype=np.float32)
@@ -399,7 +418,10 @@ def _clouds(rng: np.random.Generator, shape: tuple[int, int], mean_cover: float)
     return cloud, shadow
 
 
-def _scene_classification(observed: np.ndarray, cloud: np.ndarray, shadow: np.ndarray) -> np.ndarray:
+def _scene_classification(
+    observed: npt.NDArray[np.floating], cloud: npt.NDArray[np.float32], shadow: npt.NDArray[np.float32]
+) -> npt.NDArray[np.uint16]:
+    """The (y, x) SCL codes the L2A processor would give these pixels."""
     red, nir = observed[2], observed[6]
     ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
     scl = np.full(cloud.shape, SCL.NOT_VEGETATED, dtype=np.uint16)
@@ -412,7 +434,7 @@ def _scene_classification(observed: np.ndarray, cloud: np.ndarray, shadow: np.nd
     return scl
 
 
-def _swath_mask(rng: np.random.Generator, shape: tuple[int, int], probability: float) -> np.ndarray:
+def _swath_mask(rng: np.random.Generator, shape: tuple[int, int], probability: float) -> npt.NDArray[np.bool_]:
     """True where the acquisition has data; sometimes a slanted orbit edge cuts one side off."""
     height, width = shape
     if rng.uniform() >= probability:
@@ -425,14 +447,14 @@ def _swath_mask(rng: np.random.Generator, shape: tuple[int, int], probability: f
     return cols < edge if rng.uniform() < 0.5 else cols >= width - edge
 
 
-def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> np.ndarray:
+def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> npt.NDArray[np.float32]:
     """White noise blurred by a Gaussian of ``sigma_px`` pixels (via FFT), rescaled to mean 0, std 1."""
     white = rng.standard_normal(shape)
     fy = np.fft.fftfreq(shape[0])[:, None]
     fx = np.fft.rfftfreq(shape[1])[None, :]
     kernel = np.exp(-2.0 * (math.pi * sigma_px) ** 2 * (fx**2 + fy**2))
     smooth = np.fft.irfft2(np.fft.rfft2(white) * kernel, s=shape)
-    return ((smooth - smooth.mean()) / max(smooth.std(), 1e-12)).astype(np.float32)
+    return ((smooth - float(smooth.mean())) / max(float(smooth.std()), 1e-12)).astype(np.float32)
 
 
 # --- files ------------------------------------------------------------------------------
@@ -462,7 +484,9 @@ def _profile(grid: Grid, count: int, dtype: str, file_format: FileFormat) -> dic
     return profile
 
 
-def write_scene(stack: np.ndarray, grid: Grid, scene: SyntheticScene, path: Path, file_format: FileFormat) -> None:
+def write_scene(
+    stack: npt.NDArray[np.uint16], grid: Grid, scene: SyntheticScene, path: Path, file_format: FileFormat
+) -> None:
     temp = path.with_name(f".tmp-{path.name}")
     with rasterio.open(temp, "w", **_profile(grid, len(SCENE_BANDS), "uint16", file_format)) as dst:
         dst.write(stack)
@@ -481,7 +505,7 @@ def write_scene(stack: np.ndarray, grid: Grid, scene: SyntheticScene, path: Path
     os.replace(temp, path)
 
 
-def write_labels(labels: np.ndarray, grid: Grid, path: Path) -> None:
+def write_labels(labels: npt.NDArray[np.uint8], grid: Grid, path: Path) -> None:
     temp = path.with_name(f".tmp-{path.name}")
     with rasterio.open(temp, "w", **_profile(grid, 1, "uint8", "cog")) as dst:
         dst.write(labels, 1)

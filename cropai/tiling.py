@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 from affine import Affine
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
@@ -51,7 +52,8 @@ class Tile:
         return Window(self.col - self.halo, self.row - self.halo, self.size, self.size)
 
     def padded_transform(self, grid: Grid) -> Affine:
-        return window_transform(self.padded, grid.transform)
+        transform: Affine = window_transform(self.padded, grid.transform)
+        return transform
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ def plan_tiles(
     grid: Grid,
     tile_size: int,
     overlap: int,
-    aoi_mask: np.ndarray | None = None,
+    aoi_mask: npt.NDArray[np.bool_] | None = None,
     batch_pixels: int = DEFAULT_BATCH_PIXELS,
 ) -> TilePlan:
     """Tiles whose cores cover ``grid`` (or the True pixels of ``aoi_mask``, shape ``grid.shape``),
@@ -104,7 +106,8 @@ def plan_tiles(
         raise InvalidInput(f"tile size {tile_size} with overlap {overlap} leaves a core of {core} px: expected >= 16")
     side = max(1, math.isqrt(max(1, batch_pixels // (core * core))))  # tiles per block side
     rows, cols = math.ceil(grid.height / core), math.ceil(grid.width / core)
-    batches, count = [], 0
+    batches: list[Batch] = []
+    count = 0
     for block_row in range(0, rows, side):
         for block_col in range(0, cols, side):
             tiles = []

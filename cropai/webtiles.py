@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 from affine import Affine
 from PIL import Image
 
@@ -77,7 +78,7 @@ class TileId:
     @property
     def resolution_m(self) -> float:
         """Width of one tile pixel in EPSG:3857 metres."""
-        return 2 * HALF_WORLD_M / 2**self.z / TILE_PX
+        return 2 * HALF_WORLD_M / 2.0**self.z / TILE_PX
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def tile_key(analysis_id: str, tile: TileId) -> str:
     return f"{tiles_prefix(analysis_id)}{tile.z}/{tile.x}/{tile.y}.png"
 
 
-def render_tile(src: rasterio.DatasetReader, tile: TileId) -> np.ndarray:
+def render_tile(src: rasterio.DatasetReader, tile: TileId) -> npt.NDArray[np.uint8]:
     """The tile as RGBA, shape (256, 256, 4) uint8, from band 1 (class ids) of ``src``.
 
     ``src`` is a crop map: class ids with a colour table, 0 = no data."""
@@ -121,7 +122,9 @@ def render_tile(src: rasterio.DatasetReader, tile: TileId) -> np.ndarray:
     return np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8) if source is None else _paint(src, tile, *source)
 
 
-def _paint(src: rasterio.DatasetReader, tile: TileId, window: Window, out_shape: tuple[int, int]) -> np.ndarray:
+def _paint(
+    src: rasterio.DatasetReader, tile: TileId, window: Window, out_shape: tuple[int, int]
+) -> npt.NDArray[np.uint8]:
     """Read ``window`` of ``src`` at ``out_shape``, reproject it onto the tile and colour it: (256, 256, 4)."""
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
@@ -175,7 +178,8 @@ def _source_window(src: rasterio.DatasetReader, tile: TileId) -> tuple[Window, t
     return window, out_shape
 
 
-def png(rgba: np.ndarray) -> bytes:
+def png(rgba: npt.NDArray[np.uint8]) -> bytes:
+    """An RGBA array, shape (y, x, 4) uint8, as PNG bytes."""
     out = io.BytesIO()
     Image.fromarray(rgba, mode="RGBA").save(out, format="PNG", optimize=False)
     return out.getvalue()

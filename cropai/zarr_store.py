@@ -21,7 +21,6 @@ class ObjectZarrStore(Store):
     supports_writes: bool = True
     supports_deletes: bool = True
     supports_listing: bool = True
-    supports_partial_writes: bool = False
 
     def __init__(self, store: ObjectStore, prefix: str, *, read_only: bool = False) -> None:
         super().__init__(read_only=read_only)

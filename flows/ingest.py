@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from prefect import flow, runtime
+from prefect.client.schemas.objects import State
 from prefect.logging import get_run_logger
-from prefect.states import Failed, State
+from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from cropai.config import Settings, load_settings
 from cropai.db import IngestRun
 from cropai.heartbeat import heartbeat, heartbeat_interval_s
-from cropai.ingest import IngestSummary
+from cropai.ingest import IngestOutcome, IngestSummary
 from cropai.services import services
 from cropai.source_bounds import SourceBounds
-from cropai.sources import StacSearch
+from cropai.sources import SceneCandidate, StacSearch
 from flows.reasons import failure_reason
 from tasks.ingest import close_ingest_run, discover_scenes, ingest_scene, open_ingest_run
 
@@ -65,17 +66,7 @@ def _ingest(
         close_ingest_run(run_id, [], reason)
         return Failed(message=f"cannot read source {source}: {reason}")
     candidates = discovered.result()  # each carries the run's bounds on to its ingestion
-
-    # Scenes run in parallel threads (GDAL and hashing release the GIL), as many as the setting allows.
-    with ThreadPoolTaskRunner(max_workers=load_settings().ingest_concurrency) as runner:
-        futures = [
-            runner.submit(ingest_scene, {"candidate": c, "run_id": run_id, "band_mapping": band_mapping})
-            for c in candidates
-        ]
-        for future in futures:
-            future.wait()
-    states = [future.state for future in futures]
-
+    states = _ingest_each(candidates, run_id, band_mapping)
     outcomes = [state.result() for state in states if state.is_completed()]
     errors = [f"{c.name}: {failure_reason(s)}" for c, s in zip(candidates, states, strict=True) if not s.is_completed()]
     error = f"{len(errors)} scene(s) could not be stored: {'; '.join(errors)}" if errors else None
@@ -91,3 +82,20 @@ def _ingest(
     if error:
         return Failed(message=error, data=summary)
     return summary
+
+
+def _ingest_each(
+    candidates: list[SceneCandidate], run_id: int, band_mapping: list[str | None] | None
+) -> list[State[IngestOutcome]]:
+    """Run ``ingest_scene`` for every candidate and wait for all; their final states, in order.
+
+    Scenes run in parallel threads (GDAL and hashing release the GIL), as many as the setting allows."""
+    runner: ThreadPoolTaskRunner[IngestOutcome] = ThreadPoolTaskRunner(max_workers=load_settings().ingest_concurrency)
+    with runner:
+        futures = [
+            runner.submit(ingest_scene, {"candidate": c, "run_id": run_id, "band_mapping": band_mapping})
+            for c in candidates
+        ]
+        for future in futures:
+            future.wait()
+    return [future.state for future in futures]

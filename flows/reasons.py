@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from prefect.client.schemas.objects import State
 
-def failure_reason(state: Any) -> str:
+
+def failure_reason(state: State[Any]) -> str:
     """The exception message of a failed state, else its message."""
     try:
         state.result()

@@ -9,9 +9,13 @@ see the same deployments either way.
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from prefect import serve
-from prefect.deployments.runner import EntrypointType
+from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
+from prefect.types.entrypoint import EntrypointType
 
 from cropai.config import load_settings
 from flows.analyze import analyze
@@ -35,24 +39,40 @@ def serve_deployments(limit: int | None = None, schedule_ingest: bool = True) ->
     Prefect holds the rest as ``AwaitingConcurrencySlot``, and their analyses stay ``queued``."""
     settings = load_settings()
     serve(
-        analyze.to_deployment(
-            name="analyze",
-            tags=["analyze"],
-            entrypoint_type=MODULE,
-            concurrency_limit=settings.analysis_concurrency,
-            description="Map the crops of one Analysis request.",
+        _built(
+            analyze.to_deployment(
+                name="analyze",
+                tags=["analyze"],
+                entrypoint_type=MODULE,
+                concurrency_limit=settings.analysis_concurrency,
+                description="Map the crops of one Analysis request.",
+            )
         ),
-        ingest_scenes.to_deployment(
-            name="ingest-scheduled",
-            tags=["ingest"],
-            parameters={"source": INGEST_SOURCE},
-            entrypoint_type=MODULE,
-            schedule=Cron(INGEST_CRON, timezone="UTC") if schedule_ingest else None,
-            description="Ingest the scenes dropped in the store's inbox/ prefix.",
+        _built(
+            ingest_scenes.to_deployment(
+                name="ingest-scheduled",
+                tags=["ingest"],
+                parameters={"source": INGEST_SOURCE},
+                entrypoint_type=MODULE,
+                schedule=Cron(INGEST_CRON, timezone="UTC") if schedule_ingest else None,
+                description="Ingest the scenes dropped in the store's inbox/ prefix.",
+            )
         ),
-        train.to_deployment(
-            name="train", tags=["train"], entrypoint_type=MODULE, description="Train and register a crop-type model."
+        _built(
+            train.to_deployment(
+                name="train",
+                tags=["train"],
+                entrypoint_type=MODULE,
+                description="Train and register a crop-type model.",
+            )
         ),
         limit=limit or settings.flow_concurrency,
         print_starting_message=False,
     )
+
+
+def _built(deployment: RunnerDeployment | Coroutine[Any, Any, RunnerDeployment]) -> RunnerDeployment:
+    """What ``to_deployment`` returns outside an event loop: Prefect types it for async callers too."""
+    if not isinstance(deployment, RunnerDeployment):
+        raise TypeError("to_deployment returned a coroutine: serve the deployments outside an event loop")
+    return deployment

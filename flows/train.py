@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from models.train import TrainOutcome
+from models.train import ConfusionMatrix, TrainOutcome
 from tasks.train import synthesise_training_set, synthetic_training_description, train_and_register
 
 
@@ -56,13 +54,14 @@ def train(
         description=f"{name}@{outcome.version}: overall accuracy {metrics['overall_accuracy']:.3f}, "
         f"macro F1 {metrics['macro_f1']:.3f} on {metrics['validation_fields']} held-out fields",
     )
-    create_markdown_artifact(confusion_markdown(metrics), key="train-confusion-matrix")
+    create_markdown_artifact(confusion_markdown(metrics["confusion_matrix"]), key="train-confusion-matrix")
     return outcome
 
 
-def confusion_markdown(metrics: dict[str, Any]) -> str:
-    classes = metrics["confusion_matrix"]["classes"]
-    rows = metrics["confusion_matrix"]["rows_truth_columns_predicted"]
+def confusion_markdown(matrix: ConfusionMatrix) -> str:
+    """The confusion matrix as a Markdown table, without the classes absent from both sides."""
+    classes = matrix["classes"]
+    rows = matrix["rows_truth_columns_predicted"]
     kept = [i for i, row in enumerate(rows) if sum(row) or any(r[i] for r in rows)]
     header = "| truth \\ predicted | " + " | ".join(classes[i] for i in kept) + " |"
     lines = [header, "|" + " --- |" * (len(kept) + 1)]

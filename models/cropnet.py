@@ -24,7 +24,9 @@ from torch import nn
 
 
 class CropNet(nn.Module):
-    def __init__(self, bands: int, time_bins: int, classes: int, encoder_width: int = 64, context_width: int = 24):
+    def __init__(
+        self, bands: int, time_bins: int, classes: int, encoder_width: int = 64, context_width: int = 24
+    ) -> None:
         super().__init__()
         self.bands, self.time_bins = bands, time_bins
         self.layers = nn.Sequential(
@@ -43,7 +45,8 @@ class CropNet(nn.Module):
     def forward(self, cube: torch.Tensor) -> torch.Tensor:
         """``(batch, time, band, y, x)`` normalised reflectance -> ``(batch, class, y, x)`` logits."""
         batch, time, band, height, width = cube.shape
-        return self.layers(cube.reshape(batch, time * band, height, width))
+        logits: torch.Tensor = self.layers(cube.reshape(batch, time * band, height, width))
+        return logits
 
 
 ARCHITECTURES = {"cropnet": CropNet}

@@ -10,9 +10,11 @@ once per process.
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import psutil
 import torch
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,7 +47,7 @@ class Predictor:
         else:
             self.autocast_dtype = None
 
-    def check(self, cubes: np.ndarray) -> None:
+    def check(self, cubes: npt.NDArray[Any]) -> None:
         """Raise :class:`InvalidInput` naming what the contract expects."""
         expected = (self.contract.time_bins_count, len(self.contract.bands))
         if cubes.ndim != 5:
@@ -70,7 +72,7 @@ class Predictor:
                 "input contains NaN: fill gaps first (cropai.composite.fill_gaps), as the contract's binning rule says"
             )
 
-    def predict(self, cubes: np.ndarray) -> np.ndarray:
+    def predict(self, cubes: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
         """``(batch, time, band, y, x)`` reflectance -> ``(batch, class, y, x)`` float32 probabilities."""
         self.check(cubes)
         out = np.empty((cubes.shape[0], len(self.contract.classes), *cubes.shape[3:]), dtype=np.float32)
@@ -103,15 +105,16 @@ class Predictor:
         return min(size, self.max_batch) if self.max_batch else size
 
     @torch.inference_mode()
-    def _run(self, cubes: np.ndarray) -> np.ndarray:
+    def _run(self, cubes: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
         x = torch.from_numpy(np.ascontiguousarray(cubes, dtype=np.float32)).to(self.device, non_blocking=True)
         x = (x - self._means) / self._stds
-        autocast = (
+        autocast: AbstractContextManager[object] = (
             torch.autocast(device_type="cuda", dtype=self.autocast_dtype) if self.autocast_dtype else nullcontext()
         )
         with autocast:
             logits = self.model(x)
-        return torch.softmax(logits.float(), dim=1).cpu().numpy()
+        probabilities: npt.NDArray[np.float32] = torch.softmax(logits.float(), dim=1).cpu().numpy()
+        return probabilities
 
 
 _loaded: dict[tuple[str, str, str, str, str], Predictor] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,8 +57,8 @@ def register(
     version: str,
     state_dict: dict[str, torch.Tensor],
     contract: ModelContract,
-    metrics: dict[str, Any] | None = None,
-    training: dict[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    training: Mapping[str, Any] | None = None,
     description: str = "",
 ) -> ModelVersion:
     """Store weights and metadata and add the catalogue row; an existing version is refused."""
@@ -68,7 +69,7 @@ def register(
     torch.save(state_dict, buffer)
     weights = buffer.getvalue()
     return _register_bytes(
-        store, sessions, name, version, weights, contract, metrics or {}, training or {}, description
+        store, sessions, name, version, weights, contract, dict(metrics or {}), dict(training or {}), description
     )
 
 
@@ -118,6 +119,7 @@ def _register_bytes(
     training: dict[str, Any],
     description: str,
 ) -> ModelVersion:
+    """Store the weights and metadata under the version's prefix, then add its catalogue row."""
     with sessions() as session:
         if session.scalar(select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)):
             raise ModelVersionExists(f"model {name}@{version} is registered already; versions are immutable")
@@ -135,22 +137,29 @@ def _register_bytes(
     key_prefix = prefix(name, version)
     store.put(f"{key_prefix}/{WEIGHTS_FILE}", weights, content_type="application/octet-stream")
     store.put(f"{key_prefix}/{METADATA_FILE}", json.dumps(metadata, indent=2).encode(), content_type="application/json")
-    row = ModelVersion(
-        name=name,
-        version=version,
-        format="state_dict",
-        object_prefix=key_prefix,
-        checksum_sha256=checksum,
-        contract=metadata["contract"],
-        metrics=metrics,
-        training=training,
-        description=description,
+    return _catalogue(
+        sessions,
+        ModelVersion(
+            name=name,
+            version=version,
+            format="state_dict",
+            object_prefix=key_prefix,
+            checksum_sha256=checksum,
+            contract=metadata["contract"],
+            metrics=metrics,
+            training=training,
+            description=description,
+        ),
     )
+
+
+def _catalogue(sessions: sessionmaker[Session], row: ModelVersion) -> ModelVersion:
+    """Add the stored version's row; a version registered meanwhile by another process is refused."""
     try:
         with session_scope(sessions) as session:
             session.add(row)
     except IntegrityError:
-        raise ModelVersionExists(f"model {name}@{version} was registered concurrently") from None
+        raise ModelVersionExists(f"model {row.name}@{row.version} was registered concurrently") from None
     return row
 
 
@@ -182,6 +191,7 @@ def load(store: ObjectStore, sessions: sessionmaker[Session], reference: str | M
 
 def _load_state_dict(weights: bytes, where: str) -> dict[str, torch.Tensor]:
     try:
-        return torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+        state: dict[str, torch.Tensor] = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
     except Exception as exc:
         raise ModelIntegrityError(f"{where} is not a readable torch state dict: {exc}") from None
+    return state

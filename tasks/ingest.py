@@ -5,16 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from prefect import task
+from prefect import Task, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.schemas.objects import TaskRun
+from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import get_run_context
 from prefect.logging import get_run_logger
-from prefect.states import State
 from sqlalchemy.exc import DBAPIError
 
-from cropai.config import load_settings
 from cropai.db import is_unreachable
 from cropai.errors import ServiceUnavailable
 from cropai.ingest import IngestOutcome, IngestSummary, finish_run, ingest_candidate, set_found, start_run
@@ -26,7 +24,8 @@ from cropai.sources import SceneCandidate, StacSearch, discover
 TRANSIENT_ERRORS = (OSError, ServiceUnavailable, httpx.TransportError, httpx.HTTPStatusError)
 
 
-def _is_transient(task: Any, task_run: TaskRun, state: State) -> bool:
+def _is_transient(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
+    """Whether a failed try is worth another: the retry condition of the tasks that reach out."""
     try:
         state.result()
     except TRANSIENT_ERRORS:
@@ -43,14 +42,14 @@ def open_ingest_run(source: str) -> int:
     """Create the ingest_runs row that this flow run fills in."""
     flow_run = getattr(get_run_context(), "task_run", None)
     flow_run_id = getattr(flow_run, "flow_run_id", None)
-    return start_run(services(load_settings()).sessions, source, flow_run_id)
+    return start_run(services().sessions, source, flow_run_id)
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=_is_transient)
 def discover_scenes(source: str, search: StacSearch | None, run_id: int, bounds: SourceBounds) -> list[SceneCandidate]:
     """List the scenes of a source within the run's bounds; a source that cannot be listed, or
     that leads outside the bounds, fails the flow."""
-    svc = services(load_settings())
+    svc = services()
     candidates = discover(source, svc.store, search, bounds)
     set_found(svc.sessions, run_id, len(candidates))
     get_run_logger().info("found %d scene(s) in %s", len(candidates), source)
@@ -67,7 +66,7 @@ def discover_scenes(source: str, search: StacSearch | None, run_id: int, bounds:
 )
 def ingest_scene(candidate: SceneCandidate, run_id: int, band_mapping: list[str | None] | None) -> IngestOutcome:
     """Validate, convert to COG, upload and catalogue one scene (or quarantine it)."""
-    svc = services(load_settings())
+    svc = services()
     outcome = ingest_candidate(candidate, svc.store, svc.sessions, run_id, band_mapping)
     logger = get_run_logger()
     if outcome.status == "rejected":
@@ -80,7 +79,7 @@ def ingest_scene(candidate: SceneCandidate, run_id: int, band_mapping: list[str 
 @task(cache_policy=NO_CACHE)
 def close_ingest_run(run_id: int, outcomes: list[IngestOutcome], error: str | None) -> IngestSummary:
     """Final counts into ingest_runs and a table artifact operators read in the UI."""
-    run = finish_run(services(load_settings()).sessions, run_id, outcomes, error)
+    run = finish_run(services().sessions, run_id, outcomes, error)
     summary = IngestSummary.of(run)
     rows: list[dict[str, Any]] = [
         {"figure": name, "value": getattr(summary, name)} for name in ("found", "ingested", "skipped", "rejected")

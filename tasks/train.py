@@ -9,6 +9,7 @@ from typing import Any
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.config import load_settings
 from cropai.services import services
@@ -47,7 +48,7 @@ def train_and_register(
 ) -> TrainOutcome:
     """Fit a model on labelled rasters, measure it on held-out fields and register it."""
     logger = get_run_logger()
-    svc = services(load_settings())
+    svc = services()
     settings = TrainConfig(**config)
     data = load_training_data(
         Path(scenes_dir), Path(labels_path), parcels_path=Path(parcels_path) if parcels_path else None
@@ -77,7 +78,7 @@ def train_and_register(
     return TrainOutcome(name, version, register_version, result.metrics, result.losses)
 
 
-def next_version(sessions: Any, name: str) -> str:
+def next_version(sessions: sessionmaker[Session], name: str) -> str:
     """1.0.0 for a new name, else the latest version with its last number raised."""
     if not list_versions(sessions, name):
         return "1.0.0"

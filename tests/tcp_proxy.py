@@ -49,6 +49,10 @@ class TcpProxy:
         """``database_url`` with its host and port replaced by the proxy's."""
         return make_url(database_url).set(host="127.0.0.1", port=self.port).render_as_string(hide_password=False)
 
+    def is_cut(self) -> bool:
+        """Read under the lock; a cut may come from another thread at any moment."""
+        return self._is_cut
+
     def cut(self) -> None:
         """Drop every forwarded connection and hang up on new ones until ``restore()``."""
         with self._lock:
@@ -87,12 +91,12 @@ class TcpProxy:
         upstream: socket.socket | None = None
         try:
             with self._lock:
-                if self._is_cut:
+                if self.is_cut():
                     return
             upstream = socket.create_connection(self._target, timeout=CONNECT_TIMEOUT_S)
             upstream.settimeout(None)
             with self._lock:
-                if self._is_cut:  # cut while this connection was being made
+                if self.is_cut():  # cut while this connection was being made
                     return
                 self._live |= {client, upstream}
             back = threading.Thread(target=self._pump, args=(upstream, client), daemon=True)

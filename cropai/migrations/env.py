@@ -13,8 +13,8 @@ config = context.config
 
 
 def _engine() -> Engine:
-    engine = config.attributes.get("engine")
-    if engine is not None:
+    engine = config.attributes.get("engine")  # set by cropai.db.alembic_config
+    if isinstance(engine, Engine):
         return engine
     return make_engine(load_settings())
 

@@ -14,8 +14,9 @@ import yaml
 from cronsim import CronSim
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.client.schemas.schedules import CronSchedule
 from prefect.exceptions import ObjectAlreadyExists
-from prefect.flows import load_flow_from_entrypoint
+from prefect.flows import Flow, load_flow_from_entrypoint
 
 ROOT = Path(__file__).resolve().parents[2]
 # Parameters an on-demand deployment is given per run (the API passes the analysis id).
@@ -28,7 +29,7 @@ def deployments() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["name"])
 def test_each_deployment_loads_its_flow_with_valid_parameters(deployment: dict[str, Any]) -> None:
-    flow = load_flow_from_entrypoint(deployment["entrypoint"])
+    flow: Flow[..., Any] = load_flow_from_entrypoint(deployment["entrypoint"])
     flow.validate_parameters({**deployment.get("parameters", {}), **PER_RUN.get(deployment["name"], {})})
     assert deployment["work_pool"]["name"] == "cropai"
     for schedule in deployment.get("schedules", []):
@@ -74,10 +75,12 @@ def test_prefect_deploy_all_registers_every_deployment(prefect_api: str) -> None
             assert found.work_queue_name == expected_deployment["work_pool"]["work_queue_name"]
         deployment = client.read_deployment_by_name("ingest_scenes/ingest-scheduled")
     [expected] = [d for d in deployments() if d["name"] == "ingest-scheduled"]
-    assert deployment.schedules[0].schedule.cron == expected["schedules"][0]["cron"]
+    schedule = deployment.schedules[0].schedule
+    assert isinstance(schedule, CronSchedule) and schedule.cron == expected["schedules"][0]["cron"]
     assert deployment.parameters == expected["parameters"]
     assert deployment.work_pool_name == "cropai"
     # The UI renders a form from this schema: the source and a STAC search sub-form.
     schema = deployment.parameter_openapi_schema
+    assert schema is not None
     assert {"source", "search", "band_mapping"} <= set(schema["properties"])
     assert "StacSearch" in schema["definitions"]

@@ -164,6 +164,7 @@ def test_inbox_on_s3_lands_in_s3_and_empties_the_inbox(
     assert [o.status for o in outcomes] == ["ingested", "ingested"]
     assert s3_store.list("inbox/") == []
     for outcome in outcomes:
+        assert outcome.object_key is not None
         with s3_store.gdal_env(), rasterio.open(s3_store.gdal_path(outcome.object_key)) as cog:
             assert cog.count == 11
 
@@ -174,7 +175,7 @@ def test_run_counts_are_live_and_final(catalogue: Services, tmp_path: Path) -> N
     run_id = start_run(catalogue.sessions, "folder")
     outcomes = ingest_folder(tmp_path / "set" / "scenes", catalogue, run_id)
     with catalogue.sessions() as session:
-        live = session.get(IngestRun, run_id)
+        live = session.get_one(IngestRun, run_id)
         assert (live.ingested, live.rejected) == (2, 1)
     run = finish_run(catalogue.sessions, run_id, outcomes)
     assert (run.ingested, run.skipped, run.rejected, run.status.value) == (2, 0, 1, "completed")

@@ -22,7 +22,7 @@ from cropai.webtiles import (
     tiles_prefix,
     zoom_range,
 )
-from tests.crop_maps import AOI, AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
+from testkit.crop_maps import AOI, AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
 
 
 @pytest.fixture
