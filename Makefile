@@ -27,8 +27,13 @@ test: $(INSTALLED)
 test-unit: $(INSTALLED)
 	$(BIN)/python -m pytest -m unit $(PYTEST_ARGS)
 
+# The gates CI runs before the tests: lint rules, the formatter, types, and the import
+# contracts of docs/architecture.md (pyproject.toml [tool.importlinter]).
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 # The web viewer's map library, from the npm registry into api/web/vendor (committed: running
 # Crop AI needs neither Node.js nor the network). Run after changing web/package.json.

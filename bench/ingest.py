@@ -120,7 +120,7 @@ def measure(store_kind: str, scenes_dir: Path, endpoint: str | None) -> dict[str
 
 def start_s3_server() -> tuple[subprocess.Popen[bytes], str]:
     sys.path.insert(0, str(ROOT))
-    from tests.conftest import free_port, wait_for_http
+    from cropai.cli.loopback import free_port, wait_for_http
 
     port = free_port()
     server = subprocess.Popen(

@@ -29,7 +29,7 @@ from cropai.crops import CLASSES  # noqa: E402
 from cropai.grid import grid_for_bbox  # noqa: E402
 from cropai.storage import LocalStore  # noqa: E402
 from cropai.webtiles import TileId, map_tile  # noqa: E402
-from tests.crop_maps import tile_of  # noqa: E402
+from testkit.crop_maps import tile_of  # noqa: E402
 
 # About 20 km x 20 km in the Beauce.
 BBOX = (1.45, 48.10, 1.72, 48.28)
