@@ -15,7 +15,7 @@ from rasterio.enums import Resampling
 from rasterio.warp import transform_bounds
 
 from cropai import sentinel2
-from cropai.synth import SyntheticScene, SyntheticSet, SynthSpec, synthesize
+from cropai.synth import FileFormat, SyntheticScene, SyntheticSet, SynthSpec, synthesize
 
 BBOX = (1.600, 48.200, 1.612, 48.209)  # about 0.9 km x 1 km
 # Earth Search's asset keys; bands at 20 m there are written at 20 m here too.
@@ -35,14 +35,14 @@ ASSET_KEYS = {
 TWENTY_METRE = {"B05", "B06", "B07", "B8A", "B11", "B12", "SCL"}
 
 
-def small_scene_set(out: Path, scenes: int = 3, file_format: str = "cog", seed: int = 5) -> SyntheticSet:
+def small_scene_set(out: Path, scenes: int = 3, file_format: FileFormat = "cog", seed: int = 5) -> SyntheticSet:
     spec = SynthSpec(
         BBOX,
         date(2025, 5, 1),
         date(2025, 5, 1 + 5 * (scenes - 1)),
         seed=seed,
         partial_swath_probability=0.0,
-        file_format=file_format,  # type: ignore[arg-type]
+        file_format=file_format,
     )
     return synthesize(spec, out)
 

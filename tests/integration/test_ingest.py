@@ -16,6 +16,7 @@ from cropai.ingest import finish_run, ingest_candidate, start_run
 from cropai.services import Services, services
 from cropai.sources import discover
 from cropai.storage import S3Store
+from cropai.synth import FileFormat
 from tests.scene_files import BBOX, corrupt_file, crs_less_copy, small_scene_set, truncated_copy
 
 
@@ -114,7 +115,7 @@ def test_a_changed_file_with_the_same_id_becomes_version_2(catalogue: Services, 
     ids=["corrupt", "truncated-geotiff", "truncated-cog", "non-raster", "crs-less"],
 )
 def test_bad_files_are_quarantined_with_the_reason(
-    catalogue: Services, tmp_path: Path, file_format: str, make_bad, reason: str
+    catalogue: Services, tmp_path: Path, file_format: FileFormat, make_bad, reason: str
 ) -> None:
     good = small_scene_set(tmp_path / "set", scenes=1, file_format=file_format).scenes[0]
     drop = tmp_path / "drop"
