@@ -18,6 +18,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, TypeVar
@@ -507,3 +508,49 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """Where a catalogue's migrations stand against the ones this Crop AI ships."""
+
+    url: str  # password masked
+    revision: str | None  # None: no schema yet
+    head: str
+    known: bool  # False: a newer Crop AI migrated it past this one's head
+    embedded: bool  # an SQLite file, which only this machine's Crop AI uses
+
+    @property
+    def current(self) -> bool:
+        return self.revision == self.head
+
+    @property
+    def migrated_on_use(self) -> bool:
+        """Whether the first command that needs this catalogue may migrate it by itself: an
+        embedded one may, a shared server database is migrated by its operator."""
+        return self.embedded and self.known
+
+    def remedy(self) -> str:
+        """What to do about a catalogue that is not current."""
+        if not self.known:
+            return f"a newer Crop AI migrated it past this one's newest revision ({self.head}): upgrade this one"
+        return "run `cropai db upgrade`"
+
+    def lag(self) -> str:
+        """Where a catalogue that is not current stands, and what to do."""
+        return f"at revision {self.revision or 'none'}: {self.remedy()}"
+
+
+def migration_state(engine: Engine) -> MigrationState:
+    """The catalogue's migration state, read without changing it; ServiceUnavailable when the
+    database cannot be reached."""
+    from alembic.script import ScriptDirectory
+
+    check_database(engine)
+    revision = current_revision(engine)
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    known = revision is None or revision in {step.revision for step in script.walk_revisions()}
+    head = script.get_current_head()
+    assert head is not None, "the migrations ship with the package"
+    embedded = engine.url.get_backend_name() == "sqlite"
+    return MigrationState(masked_url(str(engine.url)), revision, head, known, embedded)

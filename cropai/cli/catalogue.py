@@ -11,11 +11,11 @@ import typer
 from rich.table import Table
 from sqlalchemy.engine import Engine
 
-from cropai.cli.common import console, schema_of
+from cropai.cli.common import console, prepare_store
 from cropai.config import load_settings
-from cropai.db import current_revision, make_engine, masked_url, upgrade_database
+from cropai.db import current_revision, make_engine, masked_url, migration_state, upgrade_database
 from cropai.errors import CropAIError, ServiceUnavailable
-from cropai.storage import ObjectStore, S3Store, open_store
+from cropai.storage import ObjectStore, open_store
 
 db_app = typer.Typer(help="Create and migrate the catalogue database.", no_args_is_help=True)
 store_app = typer.Typer(help="Inspect and prepare the object store.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="Target revision.")]
 @db_app.command("current")
 def db_current() -> None:
     """Show the database's migration revision."""
-    schema = schema_of(make_engine(load_settings()))
+    schema = migration_state(make_engine(load_settings()))
     remedy = "" if schema.current else f" ({schema.remedy()})"
     console.print(f"{schema.url}: revision {schema.revision or 'none'}{remedy}")
 
@@ -41,9 +41,7 @@ def db_current() -> None:
 def store_init() -> None:
     """Create the store's folder or bucket if it does not exist yet."""
     store = open_store(load_settings())
-    if isinstance(store, S3Store):
-        store.ensure_bucket()
-    store.check()
+    prepare_store(store)
     console.print(f"[green]store ready[/] {store.url}")
 
 
@@ -81,7 +79,7 @@ def check() -> None:
 def _database_status(engine: Engine) -> str:
     """ok with this Crop AI's schema, or without it where the next command migrates it by
     itself; a ServiceUnavailable saying what to do where that is the operator's job."""
-    schema = schema_of(engine)
+    schema = migration_state(engine)
     if schema.current:
         return "[green]ok[/]"
     if schema.migrated_on_use:

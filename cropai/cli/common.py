@@ -4,18 +4,15 @@ process's services, a quiet Prefect, and a catalogue ready for the command at ha
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from datetime import date
 
-from alembic.script import ScriptDirectory
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from sqlalchemy.engine import Engine
 
-from cropai.db import ModelVersion, alembic_config, check_database, current_revision, masked_url, upgrade_database
+from cropai.db import ModelVersion, migration_state, upgrade_database
 from cropai.errors import InvalidInput, ServiceUnavailable
 from cropai.services import Services, services
-from cropai.storage import S3Store
+from cropai.storage import ObjectStore, S3Store
 
 console = Console()
 errors = Console(stderr=True)
@@ -60,59 +57,12 @@ def quiet_prefect() -> None:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 
-# --- the catalogue's schema -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Schema:
-    """Where a catalogue's migrations stand against the ones this Crop AI ships."""
-
-    url: str  # password masked
-    revision: str | None  # None: no schema yet
-    head: str
-    known: bool  # False: a newer Crop AI migrated it past this one's head
-    embedded: bool  # an SQLite file, which only this machine's Crop AI uses
-
-    @property
-    def current(self) -> bool:
-        return self.revision == self.head
-
-    @property
-    def migrated_on_use(self) -> bool:
-        """Whether the first command that needs this catalogue may migrate it by itself: an
-        embedded one may, a shared server database is migrated by its operator."""
-        return self.embedded and self.known
-
-    def remedy(self) -> str:
-        """What to do about a catalogue that is not current."""
-        if not self.known:
-            return f"a newer Crop AI migrated it past this one's newest revision ({self.head}): upgrade this one"
-        return "run `cropai db upgrade`"
-
-    def lag(self) -> str:
-        """Where a catalogue that is not current stands, and what to do."""
-        return f"at revision {self.revision or 'none'}: {self.remedy()}"
-
-
-def schema_of(engine: Engine) -> Schema:
-    """The catalogue's migration state, read without changing it; ServiceUnavailable when the
-    database cannot be reached."""
-    check_database(engine)
-    revision = current_revision(engine)
-    script = ScriptDirectory.from_config(alembic_config(engine))
-    known = revision is None or revision in {step.revision for step in script.walk_revisions()}
-    head = script.get_current_head()
-    assert head is not None, "the migrations ship with the package"
-    embedded = engine.url.get_backend_name() == "sqlite"
-    return Schema(masked_url(str(engine.url)), revision, head, known, embedded)
-
-
 def ready_catalogue() -> Services:
     """The services of a catalogue that has this Crop AI's schema: the embedded SQLite catalogue
     is migrated here, so that a new CROPAI_HOME just works; a server database (PostgreSQL) that
     lags stops the command with what to run."""
     svc = services()
-    schema = schema_of(svc.engine)
+    schema = migration_state(svc.engine)
     if schema.current:
         return svc
     if schema.migrated_on_use:
@@ -129,7 +79,12 @@ def prepare_catalogue() -> ModelVersion:
 
     svc = services()
     upgrade_database(svc.engine)
-    if isinstance(svc.store, S3Store):
-        svc.store.ensure_bucket()
-    svc.store.check()
+    prepare_store(svc.store)
     return ensure_default_model(svc.store, svc.sessions)
+
+
+def prepare_store(store: ObjectStore) -> None:
+    """Create the store's bucket (S3) when it is missing, then check that the store answers."""
+    if isinstance(store, S3Store):
+        store.ensure_bucket()
+    store.check()
