@@ -3,10 +3,11 @@ COG, and measure footprint and cloud cover.
 
 Every ingested scene is rewritten to one layout: a COG with the ten reflectance
 bands of :data:`cropai.sentinel2.BANDS` in order (uint16, nodata 0), then SCL when
-the source has it, on the grid of its finest band. Sources may be one multi-band
-file or one file per band (as STAC APIs serve Sentinel-2 L2A, 20 m bands next to
-10 m ones); :func:`write_cog` stacks and resamples them strip by strip, never
-holding a whole scene in memory.
+the source has it, on the grid of its finest band, in the canonical radiometry of
+:mod:`cropai.radiometry`. Sources may be one multi-band file or one file per band
+(as STAC APIs and SAFE products serve Sentinel-2 L2A, 20 m bands next to 10 m ones;
+SCL as uint8); :func:`write_cog` stacks, resamples and converts them strip by strip,
+never holding a whole scene in memory.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from rasterio.windows import Window
 from cropai import sentinel2
 from cropai.db import as_utc
 from cropai.errors import InvalidScene
+from cropai.radiometry import CANONICAL, Radiometry, for_baseline, parse_baseline
 from cropai.storage import GDAL_CACHE_MB, ObjectStore
 
 # What GDAL raises for unreadable or malformed input (not for our own mistakes).
@@ -76,6 +78,12 @@ DATETIME_TAGS = ("ACQUISITION_DATETIME", "DATATAKE_SENSING_START", "SENSING_TIME
 # 20250415T103021 as in Sentinel-2 product names, else a bare 20250415.
 FILE_NAME_TIME = re.compile(r"(?<!\d)(\d{8}T\d{6})(?!\d)|(?<!\d)(20\d{6})(?!\d)")
 FOOTPRINT_MAX_PIXELS = 1024  # the mask is read at about this size for footprint and cloud cover
+# SCL holds classes: ESA's JP2s and the STAC APIs' COGs deliver it as uint8.
+ALLOWED_DTYPES = {sentinel2.SCL_BAND: ("uint8", "uint16")}
+REFLECTANCE_DTYPES = ("uint16",)
+# Tags that say a GeoTIFF's digital numbers carry an offset (ESA's names, kept by most exports).
+OFFSET_TAG = "BOA_ADD_OFFSET"
+QUANTIFICATION_TAG = "BOA_QUANTIFICATION_VALUE"
 
 
 def canonical_band(name: str | None) -> str | None:
@@ -86,12 +94,25 @@ def canonical_band(name: str | None) -> str | None:
 
 
 @dataclass(frozen=True)
+class SourceFile:
+    """One file of a scene as its source describes it: a local or GDAL path, its band names
+    (None: from a band mapping or the file's descriptions) and the radiometry of its digital
+    numbers (None: from the file's own scale/offset or tags, else the ingest's default)."""
+
+    path: str
+    bands: Sequence[str | None] | None = None
+    radiometry: Radiometry | None = None
+
+
+@dataclass(frozen=True)
 class BandSource:
-    """Where one band of the canonical stack comes from: ``band_index`` (1-based) of ``path``."""
+    """Where one band of the canonical stack comes from: ``band_index`` (1-based) of ``path``,
+    and how its digital numbers become canonical ones."""
 
     band: str
     path: str
     band_index: int
+    radiometry: Radiometry = CANONICAL
 
 
 @dataclass(frozen=True)
@@ -113,35 +134,70 @@ class SceneLayout:
     def resolution_m(self) -> float:
         return abs(self.transform.a)
 
+    @property
+    def radiometry(self) -> Radiometry:
+        """The radiometry of the reflectance bands' sources (the first that is not canonical)."""
+        return next(
+            (s.radiometry for s in self.sources if s.band != sentinel2.SCL_BAND and not s.radiometry.is_canonical),
+            CANONICAL,
+        )
+
 
 def plan_layout(
-    files: Sequence[tuple[str, Sequence[str | None] | None]],
+    files: Sequence[SourceFile | tuple[str, Sequence[str | None] | None]],
     band_mapping: Sequence[str | None] | None = None,
+    default_radiometry: Radiometry = CANONICAL,
 ) -> SceneLayout:
     """Recognise the bands of a scene's files and check they can be stacked.
 
-    ``files`` are (local path, band names) pairs. Names come from the source (a
-    STAC asset's key or ``eo:bands``); when None, the file's bands are named by
-    ``band_mapping`` (one name per band, None to skip) or by its band descriptions.
+    ``files`` are :class:`SourceFile` records or (path, band names) pairs. Names come from
+    the source (a STAC asset's key or ``eo:bands``); when None, the file's bands are named
+    by ``band_mapping`` (one name per band, None to skip) or by its band descriptions. A file
+    without a radiometry of its own (see :func:`file_radiometry`) gets ``default_radiometry``.
     Raises :class:`InvalidScene` with the reason when the scene cannot be used.
     """
     found: dict[str, tuple[BandSource, rasterio.DatasetReader]] = {}
     tags: dict[str, str] = {}
     opened = []
     try:
-        for path, source_names in files:
-            src = _open(path)
+        for entry in files:
+            file = entry if isinstance(entry, SourceFile) else SourceFile(*entry)
+            src = _open(file.path)
             opened.append(src)
-            _check_pixels(src, path)
-            names = _band_names(src, source_names, band_mapping)
+            _check_georeferencing(src, file.path)
+            names = _band_names(src, file.bands, band_mapping)
+            _check_pixels(src, file.path, names)
+            reflectance = any(name and name != sentinel2.SCL_BAND for name in names)
+            radiometry = file.radiometry or (file_radiometry(src, default_radiometry) if reflectance else CANONICAL)
             tags.update(src.tags())
             for index, name in enumerate(names, start=1):
                 if name and name not in found:
-                    found[name] = (BandSource(name, path, index), src)
+                    own = CANONICAL if name == sentinel2.SCL_BAND else radiometry
+                    found[name] = (BandSource(name, file.path, index, own), src)
         return _stacked_layout(found, tags)
     finally:
         for src in opened:
             src.close()
+
+
+def file_radiometry(src: rasterio.DatasetReader, default: Radiometry = CANONICAL) -> Radiometry:
+    """What a GeoTIFF says of its digital numbers: GDAL's band scale and offset when set,
+    else ESA's ``BOA_ADD_OFFSET`` (and ``BOA_QUANTIFICATION_VALUE``) tags, else a
+    ``PROCESSING_BASELINE`` tag (04.00 and later carry the offset), else ``default``
+    (what the user said, ``--radiometric-offset``)."""
+    scales, offsets = src.scales or (), src.offsets or ()
+    if scales and offsets and (scales[0] not in (None, 1.0) or offsets[0] not in (None, 0.0)):
+        return Radiometry(float(scales[0] or 1.0), float(offsets[0] or 0.0))
+    tags = {**src.tags(), **src.tags(1)}
+    if tags.get(OFFSET_TAG) not in (None, ""):
+        try:
+            return Radiometry.from_dn(float(tags[OFFSET_TAG]), float(tags.get(QUANTIFICATION_TAG) or 10_000))
+        except ValueError as exc:
+            raise InvalidScene(f"unreadable radiometry tags ({OFFSET_TAG}={tags[OFFSET_TAG]!r}): {exc}") from None
+    baseline = parse_baseline(tags.get("PROCESSING_BASELINE"))
+    if baseline is not None:
+        return for_baseline(baseline)
+    return default
 
 
 def _stacked_layout(found: dict[str, tuple[BandSource, rasterio.DatasetReader]], tags: dict[str, str]) -> SceneLayout:
@@ -174,17 +230,24 @@ def _open(path: str) -> rasterio.DatasetReader:
     try:
         return rasterio.open(path)
     except GDAL_ERRORS as exc:
-        raise InvalidScene(f"not a readable raster: {_gdal_reason(exc)}") from None
+        raise InvalidScene(f"not a readable raster: {gdal_reason(exc)}") from None
 
 
-def _check_pixels(src: rasterio.DatasetReader, path: str) -> None:
+def _check_georeferencing(src: rasterio.DatasetReader, path: str) -> None:
     name = Path(path).name
     if src.crs is None:
         raise InvalidScene(f"{name} has no CRS: expected a georeferenced raster (e.g. UTM)")
     if src.transform.b or src.transform.d:
         raise InvalidScene(f"{name} is rotated: expected a north-up grid")
-    if any(dtype != "uint16" for dtype in src.dtypes):
-        raise InvalidScene(f"{name} has dtype {src.dtypes[0]}: expected uint16 surface reflectance x 10000")
+
+
+def _check_pixels(src: rasterio.DatasetReader, path: str, names: Sequence[str | None]) -> None:
+    """Reflectance is uint16; SCL may also be uint8 (its classes fit); nodata is 0."""
+    name = Path(path).name
+    for band, dtype in zip(names, src.dtypes, strict=True):
+        if band is not None and dtype not in ALLOWED_DTYPES.get(band or "", REFLECTANCE_DTYPES):
+            what = "uint8 or uint16 scene classes" if band == sentinel2.SCL_BAND else "uint16 surface reflectance"
+            raise InvalidScene(f"{name} has dtype {dtype} for {band}: expected {what}")
     if src.nodata not in (None, 0):
         raise InvalidScene(f"{name} has nodata {src.nodata:g}: expected 0 (the Sentinel-2 convention)")
 
@@ -249,7 +312,7 @@ def write_cog(layout: SceneLayout, tags: dict[str, str], out_path: Path) -> None
             )
     except GDAL_ERRORS as exc:
         out_path.unlink(missing_ok=True)
-        raise InvalidScene(f"pixel data cannot be read (truncated or corrupt?): {_gdal_reason(exc)}") from None
+        raise InvalidScene(f"pixel data cannot be read (truncated or corrupt?): {gdal_reason(exc)}") from None
     finally:
         if scratch.startswith("/vsimem/"):
             if rasterio.shutil.exists(scratch):
@@ -314,7 +377,7 @@ def _copy_strip(
     if src.transform == layout.transform and src.shape == (layout.height, layout.width):
         # Same grid: one plain read of every band this file gives.
         data = src.read([source.band_index for _, source in bands], window=window)
-        dst.write(data, [number for number, _ in bands], window=window)
+        dst.write(_canonical(data, bands), [number for number, _ in bands], window=window)
         return
     # A coarser (e.g. 20 m) file: its window resampled onto ours.
     src_window = windows.from_bounds(*windows.bounds(window, layout.transform), transform=src.transform)
@@ -327,7 +390,14 @@ def _copy_strip(
             boundless=True,
             fill_value=0,
         )
-        dst.write(data, [number for number, _ in group], window=window)
+        dst.write(_canonical(data, group), [number for number, _ in group], window=window)
+
+
+def _canonical(data: npt.NDArray[np.integer], bands: list[tuple[int, BandSource]]) -> npt.NDArray[np.uint16]:
+    """A strip's ``(band, y, x)`` digital numbers in the canonical radiometry, band by band."""
+    if all(source.radiometry.is_canonical for _, source in bands):
+        return data.astype(np.uint16, copy=False)
+    return np.stack([source.radiometry.to_canonical(plane) for plane, (_, source) in zip(data, bands, strict=True)])
 
 
 def _by_resampling(bands: list[tuple[int, BandSource]]) -> dict[Resampling, list[tuple[int, BandSource]]]:
@@ -416,5 +486,9 @@ def acquisition_time_from(tags: dict[str, str], file_name: str) -> datetime | No
     return datetime.strptime(stamp, "%Y%m%dT%H%M%S" if "T" in stamp else "%Y%m%d").replace(tzinfo=UTC)
 
 
-def _gdal_reason(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+def gdal_reason(exc: BaseException) -> str:
+    """GDAL's own first complaint ("Stream too short"), not rasterio's "See previous exception"."""
+    while exc.__cause__ is not None:
+        exc = exc.__cause__
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

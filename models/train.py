@@ -32,7 +32,7 @@ from torch import nn
 
 from cropai.composite import composite, fill_gaps, monthly_bins
 from cropai.errors import InvalidInput
-from cropai.raster import acquisition_time_from, plan_layout
+from cropai.raster import BandSource, acquisition_time_from, plan_layout
 from models.contract import DEFAULT_MONTHS, ModelContract
 from models.cropnet import build
 
@@ -141,17 +141,17 @@ class _LabelGrid:
 
 @dataclass(frozen=True)
 class _TimedScene:
-    """A scene on the label grid: when it was acquired and which of its bands (1-based) to read."""
+    """A scene on the label grid: when it was acquired, which of its bands to read and their radiometry."""
 
     acquired_at: datetime
     path: Path
-    band_indexes: list[int]
+    sources: tuple[BandSource, ...]
 
     def loader(self) -> Callable[[], npt.NDArray[np.uint16]]:
         def load() -> npt.NDArray[np.uint16]:
             with rasterio.open(self.path) as src:
-                stack: npt.NDArray[np.uint16] = src.read(self.band_indexes)
-            return stack
+                stack = src.read([s.band_index for s in self.sources])
+            return np.stack([s.radiometry.to_canonical(plane) for plane, s in zip(stack, self.sources, strict=True)])
 
         return load
 
@@ -192,7 +192,7 @@ def _scene_on_grid(
         raise InvalidInput(f"{path.name}: no acquisition time in its tags or name")
     if layout.transform != grid.transform or (layout.height, layout.width) != grid.shape:
         raise InvalidInput(f"{path.name} is not on the label raster's grid ({labels_name})")
-    return _TimedScene(moment, path, [s.band_index for s in layout.sources])
+    return _TimedScene(moment, path, layout.sources)
 
 
 def _rasterize_parcels(path: Path, grid: _LabelGrid) -> npt.NDArray[np.int32]:
