@@ -177,10 +177,14 @@ class Orchestrator:
             idempotency_key=f"analysis-{analysis_id}-{attempt}",
         )
 
-    def start_ingest(self, source: str, band_mapping: list[str | None] | None, tags: list[str]) -> uuid.UUID:
+    def start_ingest(
+        self, source: str, band_mapping: list[str | None] | None, radiometric_offset: int, tags: list[str]
+    ) -> uuid.UUID:
         parameters: dict[str, Any] = {"source": source}
         if band_mapping:
             parameters["band_mapping"] = band_mapping
+        if radiometric_offset:
+            parameters["radiometric_offset"] = radiometric_offset
         return self._run_deployment(self.settings.ingest_deployment, parameters, None, tags)
 
     def _run_deployment(

@@ -123,6 +123,14 @@ class SceneOut(BaseModel):
     bands: list[Any]
     bbox_wgs84: tuple[float, float, float, float]
     footprint_geojson: dict[str, Any]
+    product_id: str | None = Field(description="the provider's product, e.g. S2A_MSIL2A_..._T29UNU_...")
+    mgrs_tile: str | None = Field(description="MGRS tile, e.g. 29UNU")
+    relative_orbit: int | None
+    processing_baseline: str | None = Field(description="ESA processing baseline, e.g. 04.00")
+    radiometric_offset: int = Field(
+        description="digital numbers taken off the source's pixels to reach reflectance x 10000 (e.g. -1000)"
+    )
+    content_hash: str = Field(description="SHA-256 of the source files; analyses record it")
 
 
 class ModelVersionOut(BaseModel):
@@ -188,6 +196,13 @@ class AnalysisLinks(BaseModel):
     fields: str | None = None
 
 
+class InputSceneOut(BaseModel):
+    scene_id: str
+    version: int
+    content_hash: str = Field(description="SHA-256 of the source files the scene was ingested from")
+    acquired_at: UtcDatetime
+
+
 class AnalysisOut(BaseModel):
     id: uuid.UUID
     name: str
@@ -208,6 +223,9 @@ class AnalysisOut(BaseModel):
     started_at: UtcDatetime | None
     finished_at: UtcDatetime | None
     classes: list[ClassStatOut] = Field(default_factory=list, description="hectares per class, once completed")
+    input_scenes: list[InputSceneOut] = Field(
+        default_factory=list, description="the exact scene versions the analysis read, once planned"
+    )
     links: AnalysisLinks
 
 
@@ -223,6 +241,13 @@ class IngestRequest(BaseModel):
         max_length=32,
         description="names of a file's bands in order when the file does not describe them, e.g. "
         '["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12", "SCL"] (null to skip one)',
+    )
+    radiometric_offset: int = Field(
+        default=0,
+        ge=-10_000,
+        le=10_000,
+        description="offset in digital numbers of GeoTIFF stacks whose tags do not say it, e.g. -1000 for ESA L2A "
+        "at processing baseline 04.00 or later; SAFE products and STAC items say their own",
     )
 
 

@@ -69,15 +69,32 @@ class CandidateScene(NamedTuple):
     object_key: str
     acquired_at: datetime
     footprint_geojson: dict[str, Any]  # EPSG:4326
+    scene_id: str = ""
+    version: int = 0
+    content_hash: str = ""
 
 
 @dataclass(frozen=True)
 class SceneRef:
-    """A catalogued scene as a batch needs it: where, when, and its bounds in the grid's CRS."""
+    """A catalogued scene as a batch needs it: where, when, and its bounds in the grid's CRS;
+    with the exact version it is (id, version, content hash), which the analysis records."""
 
     object_key: str
     acquired_at: datetime
     bounds: BBox
+    scene_id: str = ""
+    version: int = 0
+    content_hash: str = ""
+
+    def as_input(self) -> dict[str, Any]:
+        """How the analysis records it: enough to find the very pixels it read."""
+        return {
+            "scene_id": self.scene_id,
+            "version": self.version,
+            "content_hash": self.content_hash,
+            "acquired_at": self.acquired_at.isoformat(),
+            "object_key": self.object_key,
+        }
 
 
 @dataclass(frozen=True)
@@ -101,6 +118,11 @@ class AnalysisPlan:
     @property
     def zarr_prefix(self) -> str:
         return f"{self.prefix}/pred.zarr"
+
+    @property
+    def input_scenes(self) -> list[dict[str, Any]]:
+        """The exact scene versions this plan reads, in time order."""
+        return [scene.as_input() for scene in self.scenes]
 
     def batch_marker(self, batch_index: int) -> str:
         """Object written when a batch is done; keyed by (analysis, model version, batch)."""
@@ -132,7 +154,14 @@ def make_plan(request: AnalysisRequest, model: ModelInputs, scenes: Sequence[Can
     batching = {"batch_pixels": request.batch_pixels} if request.batch_pixels else {}
     tiles = plan_tiles(grid, model.tile_size, model.overlap, aoi_mask=mask, **batching)
     refs = tuple(
-        SceneRef(scene.object_key, scene.acquired_at, _bounds_in(grid, scene.footprint_geojson))
+        SceneRef(
+            scene.object_key,
+            scene.acquired_at,
+            _bounds_in(grid, scene.footprint_geojson),
+            scene.scene_id,
+            scene.version,
+            scene.content_hash,
+        )
         for scene in sorted(usable, key=lambda s: (s.acquired_at, s.object_key))
     )
     return AnalysisPlan(request, model.name, grid, tiles, bins, model.band_means, refs)
@@ -181,7 +210,10 @@ def candidate_scenes(sessions: sessionmaker[Session], request: AnalysisRequest) 
         for scene in session.scalars(query):
             if scene.scene_id not in latest or scene.version > latest[scene.scene_id].version:
                 latest[scene.scene_id] = scene  # a reprocessed scene replaces its older versions
-        return [CandidateScene(s.object_key, s.acquired_at, s.footprint_geojson) for s in latest.values()]
+        return [
+            CandidateScene(s.object_key, s.acquired_at, s.footprint_geojson, s.scene_id, s.version, s.content_hash)
+            for s in latest.values()
+        ]
 
 
 def aoi_mask(aoi_geojson: dict[str, Any], grid: Grid) -> npt.NDArray[np.bool_]:

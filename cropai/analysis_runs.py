@@ -76,9 +76,15 @@ def owned_by(sessions: sessionmaker[Session], analysis_id: uuid.UUID, flow_run_i
 
 @retry_transient
 def start(
-    sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, model_version_id: int, batches_total: int
+    sessions: sessionmaker[Session],
+    /,
+    analysis_id: uuid.UUID,
+    model_version_id: int,
+    batches_total: int,
+    input_scenes: list[dict[str, Any]] | None = None,
 ) -> bool:
-    """Running, with the model version and the number of batches its plan found."""
+    """Running, with the model version, the number of batches its plan found and the exact
+    scene versions it reads."""
     return _move(
         sessions,
         analysis_id,
@@ -88,6 +94,7 @@ def start(
         started_at=func.coalesce(Analysis.started_at, utcnow()),
         model_version_id=model_version_id,
         batches_total=batches_total,
+        input_scenes=input_scenes,
     )
 
 

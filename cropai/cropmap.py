@@ -80,6 +80,7 @@ class AnalysisSummary:
     aoi_pixels: int
     batches: int = 0
     batches_reused: int = 0
+    input_scenes: tuple[dict[str, Any], ...] = ()  # the exact scene versions read (SceneRef.as_input)
 
 
 def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int, dict[str, Any]]] = ()) -> CropMap:

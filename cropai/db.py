@@ -225,6 +225,13 @@ class Scene(BBoxColumns, Base):
     object_key: Mapped[str] = mapped_column(String(500), unique=True)
     source_uri: Mapped[str] = mapped_column(String(1000))
     platform: Mapped[str] = mapped_column(String(32), default="")
+    # Provenance (cropai.provenance): None where the source does not say.
+    product_id: Mapped[str | None] = mapped_column(String(100))  # ESA product name, without .SAFE
+    mgrs_tile: Mapped[str | None] = mapped_column(String(5), index=True)  # "29UNU"
+    relative_orbit: Mapped[int | None] = mapped_column(Integer)
+    processing_baseline: Mapped[str | None] = mapped_column(String(5))  # "04.00"
+    # The offset (digital numbers) taken off the source's pixels to reach the stored radiometry: -1000 or 0.
+    radiometric_offset: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     acquired_at: Mapped[datetime] = mapped_column(index=True)
     crs: Mapped[str] = mapped_column(String(64))
     resolution_m: Mapped[float] = mapped_column(Float)
@@ -292,6 +299,8 @@ class Analysis(BBoxColumns, Base):
     batches_done: Mapped[int] = mapped_column(default=0)
     map_key: Mapped[str | None] = mapped_column(String(500))
     quicklook_key: Mapped[str | None] = mapped_column(String(500))
+    # The exact scene versions the last run read: scene_id, version, content_hash, acquired_at, object_key.
+    input_scenes: Mapped[list[Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]

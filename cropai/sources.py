@@ -1,7 +1,9 @@
 """Where scenes come from: a local folder, an inbox prefix in the object store, a
 static STAC catalog (on disk or over HTTP) or a STAC API search. Each source is
 listed into :class:`SceneCandidate` records; after that every scene follows the
-same path (see :mod:`cropai.ingest`).
+same path (see :mod:`cropai.ingest`). In folders and the inbox a Sentinel-2 SAFE
+product (a ``.SAFE`` folder or a ``.zip`` of one) is one candidate; a STAC item says
+the radiometry of each asset and the scene's provenance (:mod:`cropai.stac_metadata`).
 
 What a source may lead to is bounded by a :class:`SourceBounds` (see
 :mod:`cropai.source_bounds`): every file, store key, URL, redirect and STAC link is
@@ -27,8 +29,12 @@ from pystac_client.stac_api_io import StacApiIO
 
 from cropai import sentinel2
 from cropai.errors import InvalidInput, SourceUnreadable
+from cropai.provenance import NO_PROVENANCE, SceneProvenance
+from cropai.radiometry import Radiometry
 from cropai.raster import canonical_band
+from cropai.safe import is_safe
 from cropai.source_bounds import STORE_PREFIX, SourceBounds, check_source, open_url
+from cropai.stac_metadata import asset_radiometry, item_provenance
 from cropai.storage import ObjectStore
 
 # What code that lists a source without saying its bounds may read: any local path, and
@@ -36,6 +42,8 @@ from cropai.storage import ObjectStore
 OPEN = SourceBounds(roots=None, allow_private=True)
 # Files next to rasters that are not scenes themselves.
 SIDECAR_SUFFIXES = (".aux.xml", ".ovr", ".msk", ".vrt.aux.xml")
+SAFE_SUFFIX = ".SAFE"
+ZIP_SUFFIX = ".zip"
 CANONICAL_BANDS = (*sentinel2.BANDS, sentinel2.SCL_BAND)
 
 
@@ -62,10 +70,12 @@ class StacSearch(BaseModel):
 @dataclass(frozen=True)
 class SceneAsset:
     """One file of a scene. ``href`` is a local path, ``store:KEY`` or an http(s) URL;
-    ``bands`` names its bands in order (None: read them from the file or a band mapping)."""
+    ``bands`` names its bands in order (None: read them from the file or a band mapping);
+    ``radiometry`` is what the source says of its digital numbers (None: the file says)."""
 
     href: str
     bands: tuple[str | None, ...] | None = None
+    radiometry: Radiometry | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +92,8 @@ class SceneCandidate:
     from_inbox: bool = False  # inbox objects are removed once landed or quarantined
     stac_item: dict[str, Any] | None = None
     bounds: SourceBounds = OPEN  # what fetching its assets may read
+    is_safe: bool = False  # a SAFE product: one .SAFE folder or .zip, or the objects of a .SAFE/ prefix
+    provenance: SceneProvenance = NO_PROVENANCE
 
 
 def discover(
@@ -109,36 +121,66 @@ def discover(
 
 
 def _folder(root: Path) -> list[SceneCandidate]:
-    if root.is_file():
+    """Each raster file, SAFE folder and zip under ``root`` (hidden files and sidecars left out)."""
+    if root.is_file() or is_safe(root):
         paths = [root]
     elif root.is_dir():
-        paths = sorted(
-            p
-            for p in root.rglob("*")
-            if p.is_file()
-            and not any(part.startswith(".") for part in p.relative_to(root).parts)
-            and not p.name.lower().endswith(SIDECAR_SUFFIXES)
-        )
+        paths = sorted(_scene_paths(root))
     else:
         raise SourceUnreadable(f"folder {root} does not exist or cannot be read")
-    return [SceneCandidate(str(p), p.name, (SceneAsset(str(p)),)) for p in paths]
+    return [SceneCandidate(str(p), p.name, (SceneAsset(str(p)),), is_safe=is_safe(p)) for p in paths]
+
+
+def _scene_paths(folder: Path) -> list[Path]:
+    """The scenes under ``folder``: a SAFE folder counts as one, its files are not listed apart."""
+    found = []
+    for entry in folder.iterdir():
+        if entry.name.startswith(".") or entry.name.lower().endswith(SIDECAR_SUFFIXES):
+            continue
+        if entry.is_file() or is_safe(entry):
+            found.append(entry)
+        elif entry.is_dir():
+            found.extend(_scene_paths(entry))
+    return found
 
 
 def _inbox(store: ObjectStore, prefix: str) -> list[SceneCandidate]:
+    """Each object of the inbox prefix, except that the objects under one ``X.SAFE/`` prefix
+    are one candidate (a SAFE folder uploaded as it is)."""
     try:
         objects = store.list(prefix)
     except Exception as exc:
         raise SourceUnreadable(f"cannot list {prefix!r} in {store.url}: {exc}") from None
-    return [
-        SceneCandidate(
-            source_uri=f"{store.url}/{info.key}",
-            name=info.key.rsplit("/", 1)[-1],
-            assets=(SceneAsset(f"{STORE_PREFIX}{info.key}"),),
-            from_inbox=True,
+    singles: list[SceneCandidate] = []
+    products: dict[str, list[str]] = {}
+    for info in objects:
+        if info.key.endswith(SIDECAR_SUFFIXES):
+            continue
+        root, marker, _ = info.key.partition(f"{SAFE_SUFFIX}/")
+        if marker:
+            products.setdefault(f"{root}{SAFE_SUFFIX}", []).append(info.key)
+            continue
+        name = info.key.rsplit("/", 1)[-1]
+        singles.append(
+            SceneCandidate(
+                f"{store.url}/{info.key}",
+                name,
+                (SceneAsset(f"{STORE_PREFIX}{info.key}"),),
+                from_inbox=True,
+                is_safe=name.lower().endswith(ZIP_SUFFIX),
+            )
         )
-        for info in objects
-        if not info.key.endswith(SIDECAR_SUFFIXES)
+    folders = [
+        SceneCandidate(
+            f"{store.url}/{root}/",
+            root.rsplit("/", 1)[-1],
+            tuple(SceneAsset(f"{STORE_PREFIX}{key}") for key in sorted(keys)),
+            from_inbox=True,
+            is_safe=True,
+        )
+        for root, keys in sorted(products.items())
     ]
+    return singles + folders
 
 
 def _stac_catalog(href: str, bounds: SourceBounds) -> list[SceneCandidate]:
@@ -235,12 +277,13 @@ def _from_item(item: Any) -> SceneCandidate:
     they cover every band, else the multi-band data assets named by ``eo:bands``."""
     single: dict[str, SceneAsset] = {}  # one asset per band; GeoTIFF before JPEG 2000 copies
     multi = []
+    as_dict = item.to_dict()
     by_format = sorted(item.assets.items(), key=lambda kv: "jp2" in (kv[1].media_type or ""))
     for key, asset in by_format:
         names = _asset_band_names(key, asset)
         if names is None:
             continue
-        entry = SceneAsset(asset.get_absolute_href(), names)
+        entry = SceneAsset(asset.get_absolute_href(), names, asset_radiometry(as_dict, key))
         if len(names) > 1:
             multi.append(entry)
         elif (band := names[0]) is not None and band not in single:
@@ -255,7 +298,8 @@ def _from_item(item: Any) -> SceneCandidate:
         scene_id=item.id,
         acquired_at=item.datetime,
         cloud_fraction=None if cloud is None else float(cloud) / 100,
-        stac_item=item.to_dict(),
+        stac_item=as_dict,
+        provenance=item_provenance(as_dict),
     )
 
 

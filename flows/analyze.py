@@ -97,9 +97,15 @@ def _prefect_env() -> dict[str, str]:
 
 def summary_markdown(summary: AnalysisSummary) -> str:
     rows = "\n".join(f"| {c.class_name} | {c.pixel_count:,} | {c.area_ha:,.2f} |" for c in summary.classes)
+    scenes = "\n".join(
+        f"| {s['acquired_at'][:10]} | `{s['scene_id']}` | {s['version']} | `{s['content_hash'][:16]}` |"
+        for s in summary.input_scenes
+    )
     return (
         f"# Analysis {summary.analysis_id}\n\nModel `{summary.model}`; {summary.valid_pixels:,} of "
         f"{summary.aoi_pixels:,} AOI pixels mapped; {summary.fields} field(s) predicted.\n\n"
         f"- crop map (COG): `{summary.map}`\n- quicklook: `{summary.quicklook}`\n\n"
-        f"| class | pixels | hectares |\n| --- | --- | --- |\n{rows}\n"
+        f"| class | pixels | hectares |\n| --- | --- | --- |\n{rows}\n\n"
+        f"## {len(summary.input_scenes)} scene(s) read\n\n"
+        f"| acquired | scene | version | content SHA-256 |\n| --- | --- | --- | --- |\n{scenes}\n"
     )

@@ -11,7 +11,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from cropai.config import Settings, load_settings
 from cropai.db import IngestRun
 from cropai.heartbeat import heartbeat, heartbeat_interval_s
-from cropai.ingest import IngestOutcome, IngestSummary
+from cropai.ingest import FileHints, IngestOutcome, IngestSummary
 from cropai.services import services
 from cropai.source_bounds import SourceBounds
 from cropai.sources import SceneCandidate, StacSearch
@@ -24,6 +24,7 @@ def ingest_scenes(
     source: str,
     search: StacSearch | None = None,
     band_mapping: list[str | None] | None = None,
+    radiometric_offset: int = 0,
 ) -> IngestSummary | State:
     """Ingest every scene of a source into the object store and the catalogue.
 
@@ -40,11 +41,14 @@ def ingest_scenes(
         search: the STAC API search (collections, bbox, dates, max cloud cover).
         band_mapping: names of a file's bands in order when the file does not describe
             them, e.g. B02, B03, B04, B05, B06, B07, B08, B8A, B11, B12, SCL (empty to skip one).
+        radiometric_offset: the offset in digital numbers of GeoTIFF stacks whose tags do not say
+            it, e.g. -1000 for ESA L2A at baseline 04.00 or later (SAFE products and STAC items say it).
     """
     run_id = open_ingest_run(source)
     settings = load_settings()
     with heartbeat(services(settings).sessions, IngestRun, run_id, heartbeat_interval_s(settings)):
-        return _ingest(source, search, band_mapping, run_id, _bounds_of_this_run(settings))
+        hints = FileHints(band_mapping, radiometric_offset)
+        return _ingest(source, search, hints, run_id, _bounds_of_this_run(settings))
 
 
 def _bounds_of_this_run(settings: Settings) -> SourceBounds:
@@ -57,7 +61,7 @@ def _bounds_of_this_run(settings: Settings) -> SourceBounds:
 
 
 def _ingest(
-    source: str, search: StacSearch | None, band_mapping: list[str | None] | None, run_id: int, bounds: SourceBounds
+    source: str, search: StacSearch | None, hints: FileHints, run_id: int, bounds: SourceBounds
 ) -> IngestSummary | State:
     logger = get_run_logger()
     discovered = discover_scenes(source, search, run_id, bounds, return_state=True)
@@ -66,7 +70,7 @@ def _ingest(
         close_ingest_run(run_id, [], reason)
         return Failed(message=f"cannot read source {source}: {reason}")
     candidates = discovered.result()  # each carries the run's bounds on to its ingestion
-    states = _ingest_each(candidates, run_id, band_mapping)
+    states = _ingest_each(candidates, run_id, hints)
     outcomes = [state.result() for state in states if state.is_completed()]
     errors = [f"{c.name}: {failure_reason(s)}" for c, s in zip(candidates, states, strict=True) if not s.is_completed()]
     error = f"{len(errors)} scene(s) could not be stored: {'; '.join(errors)}" if errors else None
@@ -84,18 +88,13 @@ def _ingest(
     return summary
 
 
-def _ingest_each(
-    candidates: list[SceneCandidate], run_id: int, band_mapping: list[str | None] | None
-) -> list[State[IngestOutcome]]:
+def _ingest_each(candidates: list[SceneCandidate], run_id: int, hints: FileHints) -> list[State[IngestOutcome]]:
     """Run ``ingest_scene`` for every candidate and wait for all; their final states, in order.
 
     Scenes run in parallel threads (GDAL and hashing release the GIL), as many as the setting allows."""
     runner: ThreadPoolTaskRunner[IngestOutcome] = ThreadPoolTaskRunner(max_workers=load_settings().ingest_concurrency)
     with runner:
-        futures = [
-            runner.submit(ingest_scene, {"candidate": c, "run_id": run_id, "band_mapping": band_mapping})
-            for c in candidates
-        ]
+        futures = [runner.submit(ingest_scene, {"candidate": c, "run_id": run_id, "hints": hints}) for c in candidates]
         for future in futures:
             future.wait()
     return [future.state for future in futures]

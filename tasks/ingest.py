@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from cropai.db import is_unreachable
 from cropai.errors import ServiceUnavailable
-from cropai.ingest import IngestOutcome, IngestSummary, finish_run, ingest_candidate, set_found, start_run
+from cropai.ingest import FileHints, IngestOutcome, IngestSummary, finish_run, ingest_candidate, set_found, start_run
 from cropai.services import services
 from cropai.source_bounds import SourceBounds
 from cropai.sources import SceneCandidate, StacSearch, discover
@@ -64,10 +64,10 @@ def discover_scenes(source: str, search: StacSearch | None, run_id: int, bounds:
     retry_condition_fn=_is_transient,
     task_run_name="ingest {candidate.name}",
 )
-def ingest_scene(candidate: SceneCandidate, run_id: int, band_mapping: list[str | None] | None) -> IngestOutcome:
+def ingest_scene(candidate: SceneCandidate, run_id: int, hints: FileHints) -> IngestOutcome:
     """Validate, convert to COG, upload and catalogue one scene (or quarantine it)."""
     svc = services()
-    outcome = ingest_candidate(candidate, svc.store, svc.sessions, run_id, band_mapping)
+    outcome = ingest_candidate(candidate, svc.store, svc.sessions, run_id, hints.band_mapping, hints.radiometric_offset)
     logger = get_run_logger()
     if outcome.status == "rejected":
         logger.warning("rejected %s: %s", candidate.source_uri, outcome.reason)

@@ -17,6 +17,8 @@ from sqlalchemy import create_engine, make_url, text
 
 from cropai.cli.loopback import free_port, wait_for_http
 from cropai.config import Settings
+from cropai.db import upgrade_database
+from cropai.services import Services, services
 from cropai.storage import LocalStore, ObjectStore, S3Store, open_store
 from tests.tcp_proxy import TcpProxy
 
@@ -94,6 +96,20 @@ def postgres_schema(server_url: str) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_settings(postgres_url: str, settings: Settings) -> Settings:
+    """Settings pointing at an empty PostgreSQL catalogue (a schema of its own) over a folder store."""
+    return settings.model_copy(update={"database_url": postgres_url})
+
+
+@pytest.fixture
+def postgres_catalogue(postgres_settings: Settings) -> Services:
+    """The production catalogue, migrated: for tests whose point is not the database kind."""
+    svc = services(postgres_settings)
+    upgrade_database(svc.engine)
+    return svc
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

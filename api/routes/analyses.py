@@ -123,6 +123,7 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
         started_at=analysis.started_at,
         finished_at=analysis.finished_at,
         classes=[class_stat_out(c) for c in classes],
+        input_scenes=analysis.input_scenes or [],
         links=links,
     )
 

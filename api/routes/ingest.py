@@ -29,7 +29,9 @@ def start_ingest(
         check_source(source, SourceBounds.for_server(settings))
     except InvalidInput as exc:
         raise field_error(("body", "source"), str(exc)) from None
-    flow_run_id = orchestrator.start_ingest(source, body.band_mapping, ["api", f"user:{admin.id}"])
+    flow_run_id = orchestrator.start_ingest(
+        source, body.band_mapping, body.radiometric_offset, ["api", f"user:{admin.id}"]
+    )
     return FlowRunStarted(flow_run_id=flow_run_id, deployment=settings.ingest_deployment)
 
 

@@ -12,6 +12,7 @@ from api.deps import CurrentUser, Limit, Offset, RowId, SessionDep
 from api.queries import intersecting, paged
 from api.schemas import Page, SceneOut
 from cropai.db import Scene
+from cropai.provenance import mgrs_tile
 
 router = APIRouter(prefix="/scenes", tags=["scenes"])
 
@@ -33,10 +34,15 @@ def search_scenes(
     start: Annotated[datetime | None, Query(description="acquired at or after (ISO 8601)")] = None,
     end: Annotated[datetime | None, Query(description="acquired at or before (ISO 8601)")] = None,
     max_cloud: Annotated[float | None, Query(ge=0, le=1, description="largest cloud fraction, 0..1")] = None,
+    tile: Annotated[
+        str | None, Query(max_length=8, description="MGRS tile, e.g. 31UFS or T31UFS", examples=["31UFS"])
+    ] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> dict:
     query = intersecting(select(Scene), Scene, bbox)
+    if tile is not None:
+        query = query.where(Scene.mgrs_tile == _tile(tile))
     if start is not None:
         query = query.where(Scene.acquired_at >= start)
     if end is not None:
@@ -45,6 +51,13 @@ def search_scenes(
         query = query.where(Scene.cloud_fraction <= max_cloud)
     rows, total = paged(session, query, limit, offset, Scene.acquired_at, Scene.id)
     return {"items": [scene_out(s) for s in rows], "total": total, "limit": limit, "offset": offset}
+
+
+def _tile(text: str) -> str:
+    tile = mgrs_tile(text)
+    if tile is None:
+        raise HTTPException(422, f"tile {text!r} is not an MGRS tile such as 31UFS or T31UFS")
+    return tile
 
 
 @router.get("/{scene_id}", response_model=SceneOut, summary="Read a scene")

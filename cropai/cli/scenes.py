@@ -100,6 +100,15 @@ def ingest(
     band_mapping: Annotated[
         str | None, typer.Option(help="Names of the file's bands in order, e.g. B02,B03,B04,...; '-' skips one.")
     ] = None,
+    radiometric_offset: Annotated[
+        int,
+        typer.Option(
+            help="Offset in digital numbers that GeoTIFF stacks without radiometry tags carry, e.g. -1000 for "
+            "ESA L2A at processing baseline 04.00 or later (SAFE products and STAC items say it themselves).",
+            min=-10_000,
+            max=10_000,
+        ),
+    ] = 0,
 ) -> None:
     """Ingest scenes into the store and the catalogue (the `ingest_scenes` flow, run here)."""
     from cropai.sources import StacSearch
@@ -121,10 +130,15 @@ def ingest(
     mapping = None
     if band_mapping:
         mapping = [None if name.strip() in ("-", "") else name.strip() for name in band_mapping.split(",")]
-    run_ingest(source, search, mapping)
+    run_ingest(source, search, mapping, radiometric_offset)
 
 
-def run_ingest(source: str, search: StacSearch | None = None, mapping: list[str | None] | None = None) -> IngestSummary:
+def run_ingest(
+    source: str,
+    search: StacSearch | None = None,
+    mapping: list[str | None] | None = None,
+    radiometric_offset: int = 0,
+) -> IngestSummary:
     """Run the ingest flow here, behind a progress bar, and print its counts; exit 1 if it fails."""
     svc = ready_catalogue()
     quiet_prefect()
@@ -136,7 +150,7 @@ def run_ingest(source: str, search: StacSearch | None = None, mapping: list[str 
     # The flow runs in a thread while the bar follows its ingest_runs row.
     with ThreadPoolExecutor(1) as pool, progress_bar() as progress:
         bar = progress.add_task(f"ingest {source}", total=None)
-        running = pool.submit(lambda: ingest_scenes(source, search, mapping, return_state=True))
+        running = pool.submit(lambda: ingest_scenes(source, search, mapping, radiometric_offset, return_state=True))
         while not running.done():
             with svc.sessions() as session:
                 run = session.scalar(

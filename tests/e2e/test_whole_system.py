@@ -86,6 +86,11 @@ def test_an_ingested_season_is_mapped_and_downloaded(
     assert done["status"] == "completed", done["status_reason"]
     assert done["model_version"] == "cropnet@1.0.0" and done["batches_done"] == done["batches_total"] >= 1
     assert sum(c["area_ha"] for c in done["classes"]) == pytest.approx(done["aoi_area_ha"], rel=0.05)
+    # The exact scene versions it read are part of the answer, as the catalogue holds them.
+    catalogued = {(s["scene_id"], s["version"]): s["content_hash"] for s in scenes.json()["items"]}
+    assert done["input_scenes"] and all(
+        catalogued[(used["scene_id"], used["version"])] == used["content_hash"] for used in done["input_scenes"]
+    )
 
     cog = http.get(done["links"]["map"], headers=day["analyst"])
     assert cog.status_code == 200 and cog.headers["content-type"] == "image/tiff"

@@ -15,10 +15,10 @@ from cropai.analysis_records import create_analysis
 from cropai.analysis_runs import reopen
 from cropai.config import Settings
 from cropai.cropmap import AnalysisSummary
-from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldPrediction
+from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldPrediction, Scene
 from cropai.services import Services, services
 from cropai.webtiles import TileId, tile_key
-from flows.analyze import analyze
+from flows.analyze import analyze, summary_markdown
 from tests.analysis_fixtures import AOI, END, START, Season, ingested_season
 from tests.conftest import export_settings, s3_settings
 
@@ -72,6 +72,20 @@ def test_analysis_maps_the_aoi_and_predicts_most_fields_right(season: tuple[Serv
     assert sum(s.area_ha for s in stats) == pytest.approx(mapped * 0.01)
     assert mapped == pytest.approx(analysis.aoi_area_ha / 0.01, rel=0.03)  # the AOI's whole area is mapped
     assert svc.store.get(analysis.quicklook_key)[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # The analysis records the exact scene versions it read, in time order.
+    with svc.sessions() as session:
+        catalogued = {s.object_key: s for s in session.scalars(select(Scene))}
+    inputs = analysis.input_scenes or []
+    assert len(inputs) >= 6 and [i["acquired_at"] for i in inputs] == sorted(i["acquired_at"] for i in inputs)
+    for used in inputs:
+        scene = catalogued[used["object_key"]]
+        assert (used["scene_id"], used["version"], used["content_hash"]) == (
+            scene.scene_id,
+            scene.version,
+            scene.content_hash,
+        )
+    assert summary_markdown(summary_of(state.result())).count("| `") >= len(inputs)
 
     right = sum(p.class_id == data.field_classes[p.field_id] for p in predictions)
     assert len(predictions) == len(data.field_classes) >= 10

@@ -26,7 +26,12 @@ def collection(*features: dict) -> dict:
 
 
 def add_scene(
-    settings: Settings, scene_id: str, day: int, cloud: float, bbox: tuple[float, float, float, float]
+    settings: Settings,
+    scene_id: str,
+    day: int,
+    cloud: float,
+    bbox: tuple[float, float, float, float],
+    tile: str | None = None,
 ) -> None:
     minx, miny, maxx, maxy = bbox
     with services(settings).sessions.begin() as session:
@@ -37,6 +42,7 @@ def add_scene(
                 object_key=f"scenes/{scene_id}/x.tif",
                 source_uri=f"/in/{scene_id}.tif",
                 platform="sentinel-2a",
+                mgrs_tile=tile,
                 acquired_at=datetime(2025, 5, day, 10, 30, tzinfo=UTC),
                 crs="EPSG:32631",
                 resolution_m=10.0,
@@ -72,6 +78,19 @@ def test_scene_search_filters_by_bbox_date_and_cloud(client: TestClient, api_app
     assert found("start=2025-05-05T00:00:00Z") == ["S2A_beauce_cloudy"]
     scene = client.get("/scenes", headers=viewer.headers).json()["items"][0]
     assert scene["bbox_wgs84"] == [1.5, 48.1, 1.7, 48.3] and scene["acquired_at"].endswith("Z")
+
+
+def test_scene_search_filters_by_mgrs_tile_as_users_write_it(client: TestClient, api_app_settings: Settings) -> None:
+    viewer = new_account(client, api_app_settings, Role.viewer)
+    add_scene(api_app_settings, "S2A_MSIL2A_20250503_T31UDP", 3, 0.1, (1.5, 48.1, 1.7, 48.3), tile="31UDP")
+    add_scene(api_app_settings, "S2A_MSIL2A_20250503_T31UCP", 3, 0.1, (0.1, 48.1, 0.3, 48.3), tile="31UCP")
+    for spelling in ("31UDP", "T31UDP", "t31udp"):
+        response = client.get(f"/scenes?tile={spelling}", headers=viewer.headers)
+        assert response.status_code == 200, response.text
+        [scene] = response.json()["items"]
+        assert scene["scene_id"] == "S2A_MSIL2A_20250503_T31UDP" and scene["mgrs_tile"] == "31UDP"
+    refused = client.get("/scenes?tile=Flanders", headers=viewer.headers)
+    assert refused.status_code == 422 and "MGRS tile" in refused.text
 
 
 def test_a_malformed_bbox_is_a_422_naming_it(client: TestClient, api_app_settings: Settings) -> None:
