@@ -157,3 +157,27 @@ def test_no_acquisition_time_anywhere_is_refused() -> None:
     layout = SceneLayout((), "EPSG:32631", ORIGIN, 1, 1, tags={})
     with pytest.raises(InvalidScene, match="no acquisition time"):
         acquisition_time(SceneCandidate("scene.tif", "scene.tif", (SceneAsset("scene.tif"),)), layout)
+
+
+@pytest.mark.parametrize("shift_m", [0, 10], ids=["aligned", "half-a-pixel-off"])
+def test_scl_at_20_m_lands_on_the_10_m_grid_as_gdal_would_put_it(tmp_path: Path, shift_m: int) -> None:
+    """SCL classes (uint8, 20 m) onto 10 m by nearest neighbour: a whole-factor copy when the grids
+    line up (every SAFE product), GDAL's resampled read when they do not; the same pixels."""
+    height, width = 1100, 48  # more than two 512-row strips, the last one short
+    files = [(write(tmp_path / f"{band}.tif", stack(height, width, 1)), (band,)) for band in sentinel2.BANDS]
+    extra = 1 if shift_m else 0
+    shape = (1, height // 2 + extra, width // 2 + extra)
+    classes = np.random.default_rng(7).integers(0, 12, size=shape, dtype=np.uint8)
+    scl_transform = Affine(20, 0, ORIGIN.c - shift_m, 0, -20, ORIGIN.f + shift_m)
+    scl = write(tmp_path / "SCL.tif", classes, scl_transform)
+    layout = plan_layout([*files, (scl, ("SCL",))])
+    out = tmp_path / "scene.tif"
+    write_cog(layout, {}, out)
+    with rasterio.open(scl) as src, rasterio.open(out) as cog:
+        expected = src.read(
+            1,
+            window=rasterio.windows.from_bounds(*cog.bounds, transform=src.transform),
+            out_shape=(height, width),
+            resampling=rasterio.enums.Resampling.nearest,
+        )
+        np.testing.assert_array_equal(cog.read(11), expected)
