@@ -58,10 +58,6 @@ log = logging.getLogger(__name__)
 
 Status = Literal["ingested", "skipped", "rejected"]
 HASH_CHUNK = 8 * 1024 * 1024
-LEVEL_1C_REASON = (
-    "is Level-1C (top-of-atmosphere reflectance, no scene classification): Crop AI needs Level-2A "
-    "surface reflectance with its SCL band (process it with Sen2Cor or download the L2A product)"
-)
 MAX_VERSION_ATTEMPTS = 5
 
 
@@ -187,7 +183,7 @@ def scene_source(candidate: SceneCandidate, paths: list[Path]) -> SceneSource:
     """What a fetched candidate holds: a SAFE product is opened and checked against its
     metadata; other files are taken as they are. Level-1C is refused either way."""
     if _refused_unread(candidate):
-        raise InvalidScene(f"{candidate.name} {LEVEL_1C_REASON}")
+        raise safe.level_1c(candidate.name)
     if candidate.is_safe:
         product = safe.open_safe(paths[0])
         safe.check_rasters(product)
@@ -314,7 +310,7 @@ def _canonical_scene(candidate: SceneCandidate, source: SceneSource, work: Path,
         .or_else(SceneProvenance.from_product_name(candidate.name))
     )
     if provenance.processing_level == "L1C":
-        raise InvalidScene(f"{candidate.name} {LEVEL_1C_REASON}")
+        raise safe.level_1c(candidate.name)
     scene_id = scene_id_of(candidate, layout, provenance)
     acquired_at = as_utc(source.acquired_at) if source.acquired_at else acquisition_time(candidate, layout)
     cog = work / "scene.cog.tif"

@@ -153,7 +153,7 @@ def parse_product_metadata(root: ET.Element) -> ProductMetadata:
     """Read MTD_MSIL2A.xml (its parsed root); Level-1C metadata is refused with the reason."""
     level = _text(root, "PRODUCT_TYPE") or ""
     if level.endswith("1C") or (_text(root, "PROCESSING_LEVEL") or "").endswith("1C"):
-        raise _level_1c(_text(root, "PRODUCT_URI") or "this product")
+        raise level_1c(_text(root, "PRODUCT_URI") or "this product")
     uri = _required(root, "PRODUCT_URI", PRODUCT_METADATA).removesuffix(".SAFE")
     provenance = _provenance(root, uri)
     quantification = _number(_required(root, "BOA_QUANTIFICATION_VALUE", PRODUCT_METADATA), "BOA_QUANTIFICATION_VALUE")
@@ -327,7 +327,7 @@ def open_safe(path: Path) -> SafeProduct:
     :class:`InvalidScene` with the reason (Level-1C, missing band, broken archive...)."""
     with safe_files(path) as files:
         if files.exists(L1C_METADATA):
-            raise _level_1c(path.name)
+            raise level_1c(path.name)
         if not files.exists(PRODUCT_METADATA):
             raise InvalidScene(f"not a Sentinel-2 SAFE product: {path.name} has no {PRODUCT_METADATA}")
         metadata = parse_product_metadata(_read_xml(files, PRODUCT_METADATA))
@@ -357,7 +357,8 @@ def _tile_metadata(files: SafeFiles) -> str:
     return found[0]
 
 
-def _level_1c(name: str) -> InvalidScene:
+def level_1c(name: str) -> InvalidScene:
+    """The refusal of a Level-1C product or item, wherever it comes from."""
     return InvalidScene(
         f"{name} is a Level-1C (top-of-atmosphere) product: Crop AI needs Level-2A (L2A) surface reflectance "
         "with its scene classification (SCL); use the S2MSI2A product of this acquisition"
