@@ -176,7 +176,7 @@ def _ingest_files(
 def _refused_unread(candidate: SceneCandidate) -> bool:
     """Whether the source already says the scene cannot be used (a Level-1C STAC item): then
     nothing of it is downloaded, and its note references it."""
-    return candidate.provenance.processing_level == "L1C"
+    return candidate.provenance.is_level_1c
 
 
 def scene_source(candidate: SceneCandidate, paths: list[Path]) -> SceneSource:
@@ -309,7 +309,7 @@ def _canonical_scene(candidate: SceneCandidate, source: SceneSource, work: Path,
         .or_else(SceneProvenance.from_product_name(candidate.scene_id))
         .or_else(SceneProvenance.from_product_name(candidate.name))
     )
-    if provenance.processing_level == "L1C":
+    if provenance.is_level_1c:
         raise safe.level_1c(candidate.name)
     scene_id = scene_id_of(candidate, layout, provenance)
     acquired_at = as_utc(source.acquired_at) if source.acquired_at else acquisition_time(candidate, layout)

@@ -49,6 +49,11 @@ class SceneProvenance:
     processing_baseline: str | None = None
     processing_level: str | None = None  # "L2A" or "L1C" where the source says
 
+    @property
+    def is_level_1c(self) -> bool:
+        """Top-of-atmosphere reflectance without SCL: refused, Crop AI needs Level-2A."""
+        return self.processing_level == "L1C"
+
     def or_else(self, other: SceneProvenance) -> SceneProvenance:
         """This provenance with its gaps filled from ``other``."""
         missing = {f.name: getattr(other, f.name) for f in fields(self) if getattr(self, f.name) is None}

@@ -111,11 +111,6 @@ def asset_radiometry(item: Mapping[str, Any], asset_key: str) -> Radiometry:
     return for_baseline(parse_baseline(item_provenance(item).processing_baseline))
 
 
-def is_level_1c(item: Mapping[str, Any]) -> bool:
-    """Whether ``item`` holds top-of-atmosphere reflectance (L1C) rather than surface reflectance (L2A)."""
-    return item_provenance(item).processing_level == "L1C"
-
-
 # --- radiometry ----------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from cropai.provenance import SceneProvenance
 from cropai.radiometry import BOA_ADD_OFFSET_DN, Radiometry
-from cropai.stac_metadata import asset_radiometry, is_level_1c, item_provenance
+from cropai.stac_metadata import asset_radiometry, item_provenance
 from testkit.realdata import realdata
 
 
@@ -116,7 +116,7 @@ def test_an_unknown_asset_is_refused_by_name() -> None:
     ],
 )
 def test_level_1c_items_are_told_apart(item: RealItem, level_1c: bool) -> None:
-    assert is_level_1c(item.load()) is level_1c
+    assert item_provenance(item.load()).is_level_1c is level_1c
 
 
 @pytest.mark.parametrize(
