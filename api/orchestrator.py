@@ -187,6 +187,16 @@ class Orchestrator:
             parameters["radiometric_offset"] = radiometric_offset
         return self._run_deployment(self.settings.ingest_deployment, parameters, None, tags)
 
+    def start_training(self, run_id: uuid.UUID, parameters: dict[str, Any], tags: list[str]) -> uuid.UUID:
+        """Create a flow run of the training deployment for a training run; idempotent per run."""
+        return self._run_deployment(
+            self.settings.train_deployment,
+            {**parameters, "training_run_id": str(run_id)},
+            f"train-{run_id.hex[:8]}",
+            tags,
+            idempotency_key=f"training-{run_id}",
+        )
+
     def _run_deployment(
         self,
         deployment: str,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
 from cropai.accounts import FULL_NAME_MAX_CHARS, PASSWORD_MAX_CHARS, PASSWORD_MIN_CHARS, password_problem
-from cropai.db import AnalysisStatus, Role, as_utc
+from cropai.db import AnalysisStatus, Role, TrainingStatus, as_utc
+from cropai.season import BinLength
+from models.versions import NAME_PATTERN
 
 T = TypeVar("T")
 
@@ -145,6 +147,88 @@ class ModelVersionOut(BaseModel):
     classes: list[Any]
     bands: list[Any]
     created_at: UtcDatetime
+    card: dict[str, Any] = Field(
+        description="model card: family and encoder, synthetic-only or not, training region (bbox) and season, "
+        "legend with codes, fields and pixels per class, held-out and baseline scores"
+    )
+
+
+class LegendRow(BaseModel):
+    """One row of a legend, as a legend CSV's (see ``cropai.legend``): a code and its class."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    code: str | int = Field(description='a label value of the fields, e.g. 1110 or "winter_wheat"')
+    class_name: str = Field(
+        alias="class",
+        min_length=1,
+        max_length=64,
+        description='the class the code belongs to; rows of one class merge, "ignore" leaves those fields out',
+    )
+    colour: str | None = Field(default=None, description='"#rrggbb"; without it one from a palette')
+
+    @field_validator("code")
+    @classmethod
+    def _short_code(cls, code: str | int) -> str | int:
+        if isinstance(code, str) and len(code) > 200:
+            raise ValueError("a code is at most 200 characters")
+        return code
+
+
+# The days a training season may span: satellite archives, not the calendar's ends.
+SEASON_DATES = (date(1970, 1, 1), date(2099, 12, 31))
+
+
+class TrainingRequest(BaseModel):
+    name: str = Field(
+        pattern=NAME_PATTERN.pattern,
+        description="model name the version is registered under (lower case, digits, - and _), e.g. flanders",
+    )
+    label_property: str = Field(
+        min_length=1, max_length=200, description="the fields' property holding each crop code, e.g. crop_code"
+    )
+    field_ids: list[Annotated[int, Field(ge=1, le=2_147_483_647)]] | None = Field(
+        default=None, min_length=1, max_length=100_000, description="train on these of your fields; default all"
+    )
+    legend: list[LegendRow] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=5000,
+        description="code -> class rows; without one, each distinct value of the property is a class",
+    )
+    start: date = Field(ge=SEASON_DATES[0], le=SEASON_DATES[1], description="the season's first day")
+    end: date = Field(
+        ge=SEASON_DATES[0],
+        le=SEASON_DATES[1],
+        description="its last day: the season is the whole bins from start to end (it may cross the year)",
+    )
+    bin_length: BinLength = "month"
+    family: Literal["cropnet", "presto"] = Field(
+        default="cropnet", description="cropnet (trained from scratch) or presto (pretrained encoder, linear head)"
+    )
+    inner_buffer_m: float = Field(default=0.0, ge=0.0, le=100.0, description="shrink each field by this many metres")
+    min_fields: int = Field(default=2, ge=1, le=10_000, description="fewest fields a class may have")
+    merge_rare: bool = Field(default=False, description="merge classes below min_fields into 'other'")
+    epochs: int = Field(default=40, ge=1, le=200, description="at most: training stops earlier when it stops improving")
+    seed: int = Field(default=0, ge=0, le=2**31 - 1, description="seed of the split, the weights and the batches")
+
+
+class TrainingRunOut(BaseModel):
+    id: uuid.UUID
+    name: str = Field(description="the model name")
+    owner_id: int | None
+    status: TrainingStatus
+    status_reason: str | None = Field(description="why it failed, e.g. a label value the legend does not map")
+    family: str
+    flow_run_id: uuid.UUID | None
+    model_version: str | None = Field(description="name@version it registered, once completed")
+    metrics: dict[str, Any] | None = Field(
+        description="held-out overall accuracy, macro F1 and fields, and the baseline's, once completed"
+    )
+    request: dict[str, Any] = Field(description="what it trains on: fields, label property, legend, season")
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None
+    finished_at: UtcDatetime | None
 
 
 # --- fields -----------------------------------------------------------------------------
@@ -225,6 +309,11 @@ class AnalysisOut(BaseModel):
     classes: list[ClassStatOut] = Field(default_factory=list, description="hectares per class, once completed")
     input_scenes: list[InputSceneOut] = Field(
         default_factory=list, description="the exact scene versions the analysis read, once planned"
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="what to know before trusting the result: a model trained on synthetic scenes only, "
+        "an AOI far from the model's training region, a window longer than the model's season",
     )
     links: AnalysisLinks
 

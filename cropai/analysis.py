@@ -20,17 +20,22 @@ import numpy.typing as npt
 import shapely
 from rasterio.features import rasterize
 from rasterio.warp import transform_bounds, transform_geom
+from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from rasterio.windows import transform as window_transform
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.analysis_records import AnalysisRequest
-from cropai.composite import TimeBin, composite, fill_gaps, monthly_bins
+from cropai.composite import TimeBin, composite, fill_gaps
+from cropai.crops import SYNTHETIC_LEGEND
 from cropai.db import ModelVersion, Scene
 from cropai.errors import InvalidInput
 from cropai.grid import BBox, Grid, grid_for_bbox
+from cropai.legend import Legend
+from cropai.model_scope import TrainingScope, scope_warnings
 from cropai.raster import read_window
+from cropai.season import Season
 from cropai.sentinel2 import RESOLUTION_M
 from cropai.storage import ObjectStore
 from cropai.tiling import Batch, Tile, TilePlan, plan_tiles
@@ -46,20 +51,24 @@ class ModelInputs:
     (``models.contract.ModelContract``) that shape the plan."""
 
     name: str  # resolved name@version
-    months: tuple[int, ...]  # calendar months of the time bins, in order
+    season: Season  # the time bins the model composites
     band_means: tuple[float, ...]  # reflectance 0..1 per band: what a never-seen pixel gets
     tile_size: int  # px, halo included
     overlap: int  # px of halo on each side of a tile's core
+    legend: Legend = SYNTHETIC_LEGEND  # the classes its outputs stand for
+    scope: TrainingScope | None = None  # what it learnt from: the plan's warnings come from it
 
     @classmethod
     def of_version(cls, version: ModelVersion) -> ModelInputs:
         contract = version.contract
         return cls(
             f"{version.name}@{version.version}",
-            tuple(contract["months"]),
+            Season.of_contract(contract),
             tuple(contract["band_means"]),
             contract["tile_size"],
             contract["overlap"],
+            Legend.from_records(contract["classes"]),
+            TrainingScope.of_record(contract, version.training or {}),
         )
 
 
@@ -106,6 +115,8 @@ class AnalysisPlan:
     time_bins: tuple[TimeBin, ...]
     band_means: tuple[float, ...]
     scenes: tuple[SceneRef, ...]
+    legend: Legend = SYNTHETIC_LEGEND
+    warnings: tuple[str, ...] = ()  # what a reader of the result should know before trusting it
 
     @property
     def analysis_id(self) -> uuid.UUID:
@@ -129,50 +140,30 @@ class AnalysisPlan:
         return f"{self.prefix}/batches/{self.model.replace('@', '-')}/{batch_index:05d}.json"
 
 
-def season_bins(months: Sequence[int], start: date, end: date) -> tuple[TimeBin, ...]:
-    """The model's monthly bins in the window's year, clipped to the window; a month the
-    window misses entirely is an error naming it (the model needs every bin)."""
-    bins = []
-    for time_bin in monthly_bins(start.year, months):
-        clipped = TimeBin(max(time_bin.start, start), min(time_bin.end, end))
-        if clipped.start > clipped.end:
-            raise InvalidInput(
-                f"date window {start} to {end} misses {time_bin.start:%B %Y}: the model composites months "
-                f"{list(months)} of one season; widen the window to cover them"
-            )
-        bins.append(clipped)
-    return tuple(bins)
-
-
 def make_plan(request: AnalysisRequest, model: ModelInputs, scenes: Sequence[CandidateScene]) -> AnalysisPlan:
     """Plan an analysis over the request's AOI from the candidate scenes: the AOI's grid, its tiles
     and batches, and the scenes that meet the AOI within the model's time bins."""
-    bins = season_bins(model.months, request.start, request.end)
-    usable = usable_scenes(request, bins, scenes)
+    bins = model.season.bins_in(request.start, request.end)
+    usable = usable_scenes(request.aoi_geojson, bins, scenes, (request.start, request.end))
     grid = grid_for_bbox(request.bounds, RESOLUTION_M)
     mask = aoi_mask(request.aoi_geojson, grid)
     batching = {"batch_pixels": request.batch_pixels} if request.batch_pixels else {}
     tiles = plan_tiles(grid, model.tile_size, model.overlap, aoi_mask=mask, **batching)
-    refs = tuple(
-        SceneRef(
-            scene.object_key,
-            scene.acquired_at,
-            _bounds_in(grid, scene.footprint_geojson),
-            scene.scene_id,
-            scene.version,
-            scene.content_hash,
-        )
-        for scene in sorted(usable, key=lambda s: (s.acquired_at, s.object_key))
+    warnings = scope_warnings(model.scope, request.bounds, (request.start, request.end)) if model.scope else ()
+    return AnalysisPlan(
+        request, model.name, grid, tiles, bins, model.band_means, scene_refs(grid, usable), model.legend, warnings
     )
-    return AnalysisPlan(request, model.name, grid, tiles, bins, model.band_means, refs)
 
 
 def usable_scenes(
-    request: AnalysisRequest, bins: Sequence[TimeBin], scenes: Sequence[CandidateScene]
+    aoi_geojson: dict[str, Any],
+    bins: Sequence[TimeBin],
+    scenes: Sequence[CandidateScene],
+    window: tuple[date, date],
 ) -> list[CandidateScene]:
-    """The scenes whose footprint meets the AOI and that fall in a time bin; none is an error
-    that names the AOI and the window."""
-    aoi = shapely.geometry.shape(request.aoi_geojson)
+    """The scenes whose footprint meets the AOI (EPSG:4326 GeoJSON) and that fall in a time bin;
+    none is an error that names the AOI and the date window."""
+    aoi = shapely.geometry.shape(aoi_geojson)
     usable = [
         scene
         for scene in scenes
@@ -181,10 +172,25 @@ def usable_scenes(
     ]
     if not usable:
         raise NoUsableScenes(
-            f"no usable scenes for the AOI (bbox {tuple(round(v, 5) for v in request.bounds)}) between "
-            f"{request.start} and {request.end}: ingest scenes that cover it in that window (or relax the cloud limit)"
+            f"no usable scenes for the AOI (bbox {tuple(round(v, 5) for v in aoi.bounds)}) between "
+            f"{window[0]} and {window[1]}: ingest scenes that cover it in that window (or relax the cloud limit)"
         )
     return usable
+
+
+def scene_refs(grid: Grid, scenes: Sequence[CandidateScene]) -> tuple[SceneRef, ...]:
+    """The scenes as reads on ``grid`` need them, in time order."""
+    return tuple(
+        SceneRef(
+            scene.object_key,
+            scene.acquired_at,
+            _bounds_in(grid, scene.footprint_geojson),
+            scene.scene_id,
+            scene.version,
+            scene.content_hash,
+        )
+        for scene in sorted(scenes, key=lambda s: (s.acquired_at, s.object_key))
+    )
 
 
 def _bounds_in(grid: Grid, footprint_geojson: dict[str, Any]) -> BBox:
@@ -195,16 +201,18 @@ def _bounds_in(grid: Grid, footprint_geojson: dict[str, Any]) -> BBox:
 
 def plan_from_catalogue(sessions: sessionmaker[Session], request: AnalysisRequest, model: ModelInputs) -> AnalysisPlan:
     """The plan of a stored analysis request for a resolved model version, from the catalogue's scenes."""
-    return make_plan(request, model, candidate_scenes(sessions, request))
+    return make_plan(request, model, candidate_scenes(sessions, request.bounds, request.max_cloud_fraction))
 
 
-def candidate_scenes(sessions: sessionmaker[Session], request: AnalysisRequest) -> list[CandidateScene]:
-    """Catalogued scenes whose bbox meets the AOI's, within the request's cloud limit: the
-    latest version of each."""
-    minx, miny, maxx, maxy = request.bounds
+def candidate_scenes(
+    sessions: sessionmaker[Session], bounds: BBox, max_cloud_fraction: float | None = None
+) -> list[CandidateScene]:
+    """Catalogued scenes whose bbox meets ``bounds`` (EPSG:4326), within the cloud limit (0..1):
+    the latest version of each."""
+    minx, miny, maxx, maxy = bounds
     query = select(Scene).where(Scene.maxx >= minx, Scene.minx <= maxx, Scene.maxy >= miny, Scene.miny <= maxy)
-    if request.max_cloud_fraction is not None:
-        query = query.where(Scene.cloud_fraction.is_(None) | (Scene.cloud_fraction <= request.max_cloud_fraction))
+    if max_cloud_fraction is not None:
+        query = query.where(Scene.cloud_fraction.is_(None) | (Scene.cloud_fraction <= max_cloud_fraction))
     latest: dict[str, Scene] = {}
     with sessions() as session:
         for scene in session.scalars(query):
@@ -248,23 +256,32 @@ def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchIn
     """Read every scene that touches the batch once, over the batch's padded window, and
     composite it per time bin; None when no scene covers the batch."""
     window = batch.padded
-    transform = window_transform(window, plan.grid.transform)
-    left, bottom, right, top = window_bounds(window, plan.grid.transform)
+    cube = season_composite(store, plan.scenes, plan.time_bins, plan.grid, window)
+    if cube is None:
+        return None
+    seen = np.asarray(~np.isnan(cube).all(axis=(0, 1)))
+    return BatchInput(fill_gaps(cube, plan.band_means), seen, int(window.row_off), int(window.col_off))
+
+
+def season_composite(
+    store: ObjectStore, scenes: Sequence[SceneRef], bins: Sequence[TimeBin], grid: Grid, window: Window
+) -> npt.NDArray[np.float32] | None:
+    """The composite ``(time, band, y, x)`` (reflectance 0..1, NaN where a bin saw a pixel never
+    clear) of a window of the grid: every scene that touches the window is read once. None when
+    no scene touches it within the bins. Analyses and training build model inputs with this."""
+    transform = window_transform(window, grid.transform)
+    left, bottom, right, top = window_bounds(window, grid.transform)
     touching = [
-        s
-        for s in plan.scenes
-        if s.bounds[0] < right and s.bounds[2] > left and s.bounds[1] < top and s.bounds[3] > bottom
+        s for s in scenes if s.bounds[0] < right and s.bounds[2] > left and s.bounds[1] < top and s.bounds[3] > bottom
     ]
     if not touching:
         return None
     width, height = int(window.width), int(window.height)
 
     def loader(scene: SceneRef) -> Callable[[], npt.NDArray[np.uint16]]:
-        return lambda: read_window(store, scene.object_key, plan.grid.crs, transform, width, height)
+        return lambda: read_window(store, scene.object_key, grid.crs, transform, width, height)
 
     try:
-        cube = composite([(scene.acquired_at, loader(scene)) for scene in touching], plan.time_bins)
-    except ValueError:  # no scene of the batch falls in a time bin
+        return composite([(scene.acquired_at, loader(scene)) for scene in touching], bins)
+    except ValueError:  # no scene of the window falls in a time bin
         return None
-    seen = np.asarray(~np.isnan(cube).all(axis=(0, 1)))
-    return BatchInput(fill_gaps(cube, plan.band_means), seen, int(window.row_off), int(window.col_off))

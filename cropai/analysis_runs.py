@@ -82,9 +82,10 @@ def start(
     model_version_id: int,
     batches_total: int,
     input_scenes: list[dict[str, Any]] | None = None,
+    warnings: list[str] | None = None,
 ) -> bool:
-    """Running, with the model version, the number of batches its plan found and the exact
-    scene versions it reads."""
+    """Running, with the model version, the number of batches its plan found, the exact
+    scene versions it reads and the warnings its result will carry."""
     return _move(
         sessions,
         analysis_id,
@@ -95,6 +96,7 @@ def start(
         model_version_id=model_version_id,
         batches_total=batches_total,
         input_scenes=input_scenes,
+        warnings=warnings or [],
     )
 
 

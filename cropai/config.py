@@ -56,6 +56,7 @@ EXPECTED_FORMS = {
     "prefect_api_url": "empty to use PREFECT_API_URL, or the Prefect server's API URL, e.g. http://127.0.0.1:4200/api",
     "analyze_deployment": "flow-name/deployment-name of the analysis deployment, e.g. analyze/analyze",
     "ingest_deployment": "flow-name/deployment-name of the ingestion deployment, e.g. ingest_scenes/ingest-scheduled",
+    "train_deployment": "flow-name/deployment-name of the training deployment, e.g. train/train",
     "prefect_auth_string": "user:password of the Prefect server's basic auth (its PREFECT_SERVER_API_AUTH_STRING); "
     "empty when it has none",
     "api_host": "the address the API listens on, e.g. 127.0.0.1 or 0.0.0.0",
@@ -117,10 +118,11 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(default=5.0, gt=0)
     ingest_concurrency: int = Field(default=2, ge=1, le=64)
 
-    # Orchestration: where the API finds Prefect and which deployment runs analyses.
+    # Orchestration: where the API finds Prefect and which deployments run analyses, ingestion, training.
     prefect_api_url: str = ""
     analyze_deployment: str = Field(default="analyze/analyze", pattern=r"^[^/]+/[^/]+$")
     ingest_deployment: str = Field(default="ingest_scenes/ingest-scheduled", pattern=r"^[^/]+/[^/]+$")
+    train_deployment: str = Field(default="train/train", pattern=r"^[^/]+/[^/]+$")
     prefect_auth_string: SecretStr = SecretStr("")
 
     # API: serving, tokens, limits.

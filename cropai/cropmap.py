@@ -27,8 +27,8 @@ from rasterio.features import rasterize
 from rasterio.warp import transform_geom
 
 from cropai.analysis import AnalysisPlan, aoi_mask
-from cropai.crops import CLASSES, CLASSES_BY_ID, colour_table
 from cropai.grid import Grid
+from cropai.legend import Legend
 from cropai.storage import ObjectStore
 from cropai.webtiles import tiles_prefix
 from cropai.zarr_store import ObjectZarrStore
@@ -81,6 +81,7 @@ class AnalysisSummary:
     batches: int = 0
     batches_reused: int = 0
     input_scenes: tuple[dict[str, Any], ...] = ()  # the exact scene versions read (SceneRef.as_input)
+    warnings: tuple[str, ...] = ()  # what a reader should know before trusting the map
 
 
 def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int, dict[str, Any]]] = ()) -> CropMap:
@@ -94,14 +95,16 @@ def finalise(plan: AnalysisPlan, store: ObjectStore, fields: Sequence[tuple[int,
     labels[~inside], confidence[~inside] = 0, 0
 
     map_key, quicklook_key = f"{plan.prefix}/cropmap.tif", f"{plan.prefix}/quicklook.png"
-    classes = class_areas(labels, plan.grid.pixel_area_ha)
+    classes = class_areas(labels, plan.grid.pixel_area_ha, plan.legend)
     with tempfile.TemporaryDirectory(prefix="cropai-map-") as temp:
         path = Path(temp) / "cropmap.tif"
-        write_map(labels, confidence, plan.grid, path, analysis_id=str(plan.analysis_id), model=plan.model)
+        write_map(
+            labels, confidence, plan.grid, path, analysis_id=str(plan.analysis_id), model=plan.model, legend=plan.legend
+        )
         store.put(map_key, path, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True)
     for cached in store.list(tiles_prefix(str(plan.analysis_id))):  # web tiles of an earlier run's map
         store.delete(cached.key)
-    store.put(quicklook_key, quicklook(labels, classes), content_type="image/png")
+    store.put(quicklook_key, quicklook(labels, classes, plan.legend), content_type="image/png")
     return CropMap(
         map_key,
         quicklook_key,
@@ -118,9 +121,16 @@ def _read_band(predictions: ObjectZarrStore, name: str) -> npt.NDArray[np.uint8]
 
 
 def write_map(
-    labels: np.ndarray, confidence: np.ndarray, grid: Grid, path: Path, *, analysis_id: str, model: str
+    labels: np.ndarray,
+    confidence: np.ndarray,
+    grid: Grid,
+    path: Path,
+    *,
+    analysis_id: str,
+    model: str,
+    legend: Legend,
 ) -> None:
-    """The crop-map COG: (y, x) uint8 ``labels`` and ``confidence`` on ``grid``."""
+    """The crop-map COG: (y, x) uint8 ``labels`` and ``confidence`` on ``grid``, coloured by the model's legend."""
     profile = dict(
         driver="COG",
         width=grid.width,
@@ -137,34 +147,30 @@ def write_map(
     with rasterio.open(path, "w", **profile) as dst:
         dst.write(labels, 1)
         dst.write(confidence, 2)
-        dst.write_colormap(1, colour_table())
+        dst.write_colormap(1, legend.colour_table())
         dst.descriptions = ("class", "confidence")
         dst.update_tags(
             ANALYSIS_ID=analysis_id,
             MODEL=model,
-            CLASSES=json.dumps({c.id: c.name for c in CLASSES}),
+            CLASSES=json.dumps({c.id: c.name for c in legend.classes}),
             CONFIDENCE_SCALE="255",
         )
         dst.update_tags(1, RESAMPLING=Resampling.mode.name)
 
 
-def class_areas(labels: np.ndarray, pixel_area_ha: float) -> list[ClassArea]:
-    counts = np.bincount(labels.ravel(), minlength=max(CLASSES_BY_ID) + 1)
+def class_areas(labels: np.ndarray, pixel_area_ha: float, legend: Legend) -> list[ClassArea]:
+    counts = np.bincount(labels.ravel(), minlength=256)
     return [
-        ClassArea(
-            class_id,
-            CLASSES_BY_ID[class_id].name,
-            int(counts[class_id]),
-            round(float(counts[class_id]) * pixel_area_ha, 4),
-        )
-        for class_id in sorted(CLASSES_BY_ID)
-        if counts[class_id]
+        ClassArea(c.id, c.name, int(counts[c.id]), round(float(counts[c.id]) * pixel_area_ha, 4))
+        for c in sorted(legend.classes, key=lambda c: c.id)
+        if counts[c.id]
     ]
 
 
 def field_results(
     labels: np.ndarray, confidence: np.ndarray, plan: AnalysisPlan, fields: Sequence[tuple[int, dict[str, Any]]]
 ) -> list[FieldResult]:
+    names = {c.id: c.name for c in plan.legend.classes}
     results = []
     for field_id, geometry in fields:
         local = transform_geom("EPSG:4326", plan.grid.crs, geometry)
@@ -174,13 +180,13 @@ def field_results(
         mapped = mask & (labels > 0)
         if not mapped.any():
             continue
-        counts = np.bincount(labels[mapped], minlength=max(CLASSES_BY_ID) + 1)
+        counts = np.bincount(labels[mapped])
         majority = int(counts.argmax())
         results.append(
             FieldResult(
                 field_id,
                 majority,
-                CLASSES_BY_ID[majority].name,
+                names[majority],
                 round(float(counts[majority] / mapped.sum()), 4),
                 round(float(confidence[mapped].mean() / 255), 4),
                 int(mapped.sum()),
@@ -189,10 +195,11 @@ def field_results(
     return results
 
 
-def quicklook(labels: np.ndarray, classes: Sequence[ClassArea]) -> bytes:
-    """A PNG of the map in class colours (transparent where no data) with a legend of hectares."""
+def quicklook(labels: np.ndarray, classes: Sequence[ClassArea], legend: Legend) -> bytes:
+    """A PNG of the map in the legend's colours (transparent where no data) with a legend of hectares."""
     table = np.zeros((256, 4), dtype=np.uint8)
-    for value, rgba in colour_table().items():
+    colours = legend.by_id()
+    for value, rgba in legend.colour_table().items():
         table[value] = rgba
     image = Image.fromarray(table[labels], mode="RGBA")
     scale = QUICKLOOK_MAX_PX / max(image.size)
@@ -213,9 +220,7 @@ def quicklook(labels: np.ndarray, classes: Sequence[ClassArea]) -> bytes:
     draw.text((x, 4), "class (hectares)", fill=(0, 0, 0, 255), font=font)
     for row, area in enumerate(classes, start=1):
         y = 4 + row * row_px
-        draw.rectangle(
-            (x, y + 2, x + 12, y + 12), fill=(*CLASSES_BY_ID[area.class_id].rgb, 255), outline=(0, 0, 0, 255)
-        )
+        draw.rectangle((x, y + 2, x + 12, y + 12), fill=(*colours[area.class_id].rgb, 255), outline=(0, 0, 0, 255))
         draw.text((x + 18, y), f"{area.class_name} ({area.area_ha:,.1f} ha)", fill=(0, 0, 0, 255), font=font)
     out = io.BytesIO()
     canvas.save(out, format="PNG")

@@ -1,10 +1,13 @@
-"""The land-cover classes Crop AI maps: crops plus the non-crop covers that
-surround them. Class ids are stable: they are the pixel values of label rasters
-and crop maps (0 = no data / unlabelled)."""
+"""The land-cover classes of the synthetic world (:mod:`cropai.synth`) and of the default
+model trained on it: crops plus the non-crop covers that surround them. Class ids are
+the pixel values of its label rasters and crop maps (0 = no data / unlabelled).
+Models trained on real labels carry their users' legends instead (:mod:`cropai.legend`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from cropai.legend import Legend, LegendClass
 
 
 @dataclass(frozen=True)
@@ -39,8 +42,10 @@ CLASSES_BY_ID: dict[int, LandCoverClass] = {c.id: c for c in CLASSES}
 CLASSES_BY_NAME: dict[str, LandCoverClass] = {c.name: c for c in CLASSES}
 
 
+# The synthetic world's classes as a model legend; each class's code is its name.
+SYNTHETIC_LEGEND = Legend(tuple(LegendClass(c.id, c.name, c.colour, (c.name,)) for c in CLASSES))
+
+
 def colour_table() -> dict[int, tuple[int, int, int, int]]:
-    """A GDAL colour table (value -> RGBA) for label rasters and crop maps; 0 is transparent."""
-    table = {UNLABELLED: (0, 0, 0, 0)}
-    table.update({c.id: (*c.rgb, 255) for c in CLASSES})
-    return table
+    """A GDAL colour table (value -> RGBA) for the synthetic label rasters; 0 is transparent."""
+    return SYNTHETIC_LEGEND.colour_table()

@@ -119,6 +119,13 @@ class AnalysisStatus(enum.StrEnum):
     cancelled = "cancelled"
 
 
+class TrainingStatus(enum.StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+
+
 class RunStatus(enum.StrEnum):
     running = "running"
     completed = "completed"
@@ -301,6 +308,8 @@ class Analysis(BBoxColumns, Base):
     quicklook_key: Mapped[str | None] = mapped_column(String(500))
     # The exact scene versions the last run read: scene_id, version, content_hash, acquired_at, object_key.
     input_scenes: Mapped[list[Any] | None] = mapped_column()
+    # What the result's reader should know before trusting it (cropai.model_fit), as sentences.
+    warnings: Mapped[list[Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
@@ -347,6 +356,31 @@ class FieldPrediction(Base):
     share: Mapped[float] = mapped_column(Float)  # 0..1 of the field's mapped pixels
     mean_confidence: Mapped[float] = mapped_column(Float)  # 0..1
     pixel_count: Mapped[int] = mapped_column(Integer)
+
+
+class TrainingRun(Base):
+    """A request to train a model version on an owner's labelled fields, run as a flow run of
+    the ``train`` deployment; status moves in ``cropai.training_runs``."""
+
+    __tablename__ = "training_runs"
+    __table_args__ = (Index("ix_training_runs_owner_id_created_at", "owner_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))  # the model name the version is registered under
+    status: Mapped[TrainingStatus] = mapped_column(
+        _enum_column(TrainingStatus), default=TrainingStatus.queued, index=True
+    )
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    request: Mapped[dict[str, Any]] = mapped_column()  # the ParcelTraining, as JSON
+    family: Mapped[str] = mapped_column(String(32))
+    model_ref: Mapped[str | None] = mapped_column(String(160))  # name@version, once registered
+    # overall_accuracy, macro_f1, baseline (overall_accuracy, macro_f1), validation_fields: held-out scores.
+    metrics: Mapped[dict[str, Any] | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
 
 
 # --- engine, sessions, migrations -------------------------------------------------------

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import shapely
 from sqlalchemy import select
@@ -12,8 +13,13 @@ from sqlalchemy.orm import Session, sessionmaker
 from cropai.analysis_records import aoi_geometry, area_ha
 from cropai.db import FieldParcel, FieldUpload, session_scope
 from cropai.errors import InvalidInput
+from cropai.legend import normalise_code
+
+if TYPE_CHECKING:
+    from cropai.parcels import LabelledParcels
 
 NAME_PROPERTIES = ("name", "field_name", "parcel_id", "id")
+MAX_NAMED = 10  # unknown field ids named in one message
 
 
 def add_fields(
@@ -44,6 +50,48 @@ def add_fields(
         if earlier is None:
             raise
         return earlier  # another request with this key committed first; this one's fields were rolled back
+
+
+def labelled_fields(
+    sessions: sessionmaker[Session], owner_id: int, label_property: str, field_ids: Sequence[int] | None = None
+) -> LabelledParcels:
+    """The owner's fields (only ``field_ids`` when given) as training parcels: their polygons in
+    EPSG:4326 and the value of ``label_property`` of each (normalised, see ``normalise_code``).
+
+    Fields without a value are left out and counted in ``dropped``. Raises InvalidInput naming
+    ids that are not the owner's fields, and a property no field has (listing those they have)."""
+    # cropai.parcels reads files through pyogrio (and pandas): imported when fields become
+    # training parcels, so that the API process starts without them.
+    from cropai.parcels import WGS84, LabelledParcels
+
+    query = select(FieldParcel).where(FieldParcel.owner_id == owner_id)
+    if field_ids is not None:
+        query = query.where(FieldParcel.id.in_(field_ids))
+    with sessions() as session:
+        rows = session.scalars(query.order_by(FieldParcel.id)).all()
+    unknown = sorted(set(field_ids or ()) - {row.id for row in rows})
+    if unknown:
+        named = ", ".join(map(str, unknown[:MAX_NAMED])) + (
+            f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
+        )
+        raise InvalidInput(f"fields {named} are not among your fields: list yours with GET /fields")
+    if not rows:
+        raise InvalidInput("there are no fields to train on: upload labelled parcels with POST /fields first")
+    labels = [normalise_code(row.properties.get(label_property)) for row in rows]
+    kept = [i for i, label in enumerate(labels) if label]
+    if not kept:
+        found = sorted({key for row in rows for key in row.properties})
+        raise InvalidInput(
+            f"no field has a value in the property {label_property!r}: the fields' properties are "
+            f"{', '.join(map(repr, found)) or 'none'}; name the one that holds each crop code"
+        )
+    return LabelledParcels(
+        f"your {len(rows)} fields (property {label_property!r})",
+        WGS84,
+        tuple(shapely.geometry.shape(rows[i].geometry_geojson) for i in kept),
+        tuple(labels[i] for i in kept),
+        dropped=len(rows) - len(kept),
+    )
 
 
 def uploaded_fields(sessions: sessionmaker[Session], owner_id: int | None, idempotency_key: str) -> list[int] | None:

@@ -98,6 +98,7 @@ class SynthSpec:
     parcel_size_m: float = 400.0
     partial_swath_probability: float = 0.15
     file_format: FileFormat = "cog"
+    phenology_shift_days: float = 0.0  # every crop sown this much later (a late spring, another region)
 
     def validate(self) -> None:
         if self.end < self.start:
@@ -227,7 +228,7 @@ def make_parcels(grid: Grid, spec: SynthSpec) -> list[Parcel]:
             min(int((cx - minx) / (maxx - minx) * 64), 63),
         )
         name = _zone_class(zones, zone_ix) or crop_names[rng.choice(len(crop_names), p=crop_weights)]
-        sowing_shift = rng.normal(0, 6) if CLASSES_BY_NAME[name].is_crop else 0.0
+        sowing_shift = rng.normal(spec.phenology_shift_days, 6) if CLASSES_BY_NAME[name].is_crop else 0.0
         base = PHENOLOGY[name]
         phenology = base.shifted(sowing_shift)
         peak = base.peak_green * rng.uniform(0.88, 1.0)

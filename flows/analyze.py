@@ -101,8 +101,9 @@ def summary_markdown(summary: AnalysisSummary) -> str:
         f"| {s['acquired_at'][:10]} | `{s['scene_id']}` | {s['version']} | `{s['content_hash'][:16]}` |"
         for s in summary.input_scenes
     )
+    warnings = "".join(f"> **Warning:** {w}\n\n" for w in summary.warnings)
     return (
-        f"# Analysis {summary.analysis_id}\n\nModel `{summary.model}`; {summary.valid_pixels:,} of "
+        f"# Analysis {summary.analysis_id}\n\n{warnings}Model `{summary.model}`; {summary.valid_pixels:,} of "
         f"{summary.aoi_pixels:,} AOI pixels mapped; {summary.fields} field(s) predicted.\n\n"
         f"- crop map (COG): `{summary.map}`\n- quicklook: `{summary.quicklook}`\n\n"
         f"| class | pixels | hectares |\n| --- | --- | --- |\n{rows}\n\n"

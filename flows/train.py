@@ -1,12 +1,25 @@
-"""The ``train`` flow: fit a crop-type model on labelled rasters and register it."""
+"""The ``train`` flow: fit a crop-type model on labelled parcels (or label rasters) and register it."""
 
 from __future__ import annotations
 
+import uuid
+
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.runtime import flow_run
 
-from models.train import ConfusionMatrix, TrainOutcome
-from tasks.train import synthesise_training_set, synthetic_training_description, train_and_register
+from cropai import training_runs
+from cropai.errors import CropAIError
+from cropai.services import services
+from cropai.training_season import ParcelTraining
+from models.evaluation import ConfusionMatrix
+from models.train import TrainOutcome
+from tasks.train import (
+    synthesise_training_set,
+    synthetic_training_description,
+    train_and_register,
+    train_on_parcels,
+)
 
 
 @flow(name="train", log_prints=False)
@@ -20,6 +33,9 @@ def train(
     epochs: int = 40,
     steps_per_epoch: int = 40,
     register_version: bool = True,
+    parcels: ParcelTraining | None = None,
+    family: str = "cropnet",
+    training_run_id: str | None = None,
 ) -> TrainOutcome:
     """Train a crop-type model and register it as `name@version`.
 
@@ -35,7 +51,25 @@ def train(
         epochs: passes of `steps_per_epoch` batches each.
         steps_per_epoch: batches per epoch.
         register_version: register the result in the model registry.
+        parcels: labelled parcels, their legend and season: train on the catalogue's scenes
+            that cover them (the main road; `scenes_dir` and `labels_path` are then unused).
+        family: `cropnet` (trained from scratch) or `presto` (pretrained encoder, linear head).
+        training_run_id: the training run (POST /models) this flow run carries out, with
+            `parcels`: it is marked running, then completed with the version or failed with
+            the reason.
     """
+    config = {"seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch, "family": family}
+    if parcels is not None:
+        if training_run_id is None:
+            outcome = train_on_parcels(parcels, name, version, config, register_version)
+        else:
+            outcome = carry_out_training_run(
+                uuid.UUID(training_run_id), parcels, name, version, config, register_version
+            )
+        report(name, outcome)
+        return outcome
+    if training_run_id is not None:
+        raise ValueError("training_run_id needs parcels: a training run trains on labelled parcels")
     description = None
     if scenes_dir is None:
         folder = synthesise_training_set(seed)
@@ -43,19 +77,60 @@ def train(
         scenes_dir, labels_path, parcels_path = f"{folder}/scenes", f"{folder}/labels.tif", f"{folder}/parcels.geojson"
     elif labels_path is None:
         raise ValueError("labels_path is required with scenes_dir")
-    config = {"seed": seed, "epochs": epochs, "steps_per_epoch": steps_per_epoch}
     outcome = train_and_register(
         scenes_dir, labels_path, parcels_path, name, version, config, register_version, description
     )
+    report(name, outcome)
+    return outcome
+
+
+def carry_out_training_run(
+    run_id: uuid.UUID,
+    parcels: ParcelTraining,
+    name: str,
+    version: str | None,
+    config: dict[str, object],
+    register_version: bool,
+) -> TrainOutcome:
+    """Train on the parcels as the training run ``run_id``: running, then completed with the
+    registered version and its scores, or failed with the reason (a refused request registers
+    nothing: every check comes before the registry)."""
+    sessions = services().sessions
+    if not training_runs.start(sessions, run_id, uuid.UUID(flow_run.id) if flow_run.id else None):
+        raise RuntimeError(f"training run {run_id} is not queued (it failed or finished before this flow run began)")
+    try:
+        outcome = train_on_parcels(parcels, name, version, config, register_version)
+    except Exception as exc:
+        training_runs.fail(
+            sessions, run_id, str(exc) if isinstance(exc, CropAIError) else f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    model_ref = f"{name}@{outcome.version}" if outcome.registered else None
+    training_runs.complete(sessions, run_id, model_ref, outcome.metrics)
+    return outcome
+
+
+def report(name: str, outcome: TrainOutcome) -> None:
+    """The run's artifacts: per-class scores beside the baseline's, and the confusion matrix."""
     metrics = outcome.metrics
+    baseline = metrics["baseline"]["per_class"]
     create_table_artifact(
-        [{"class": cls, **values} for cls, values in metrics["per_class"].items()],
+        [
+            {
+                "class": cls,
+                "fields": metrics["fields_per_class"].get(cls, 0),
+                **values,
+                "baseline_f1": baseline[cls]["f1"] if cls in baseline else None,
+            }
+            for cls, values in metrics["per_class"].items()
+        ],
         key="train-per-class",
         description=f"{name}@{outcome.version}: overall accuracy {metrics['overall_accuracy']:.3f}, "
-        f"macro F1 {metrics['macro_f1']:.3f} on {metrics['validation_fields']} held-out fields",
+        f"macro F1 {metrics['macro_f1']:.3f} on {metrics['validation_fields']} held-out fields; baseline "
+        f"(logistic regression on the composites) {metrics['baseline']['overall_accuracy']:.3f} / "
+        f"{metrics['baseline']['macro_f1']:.3f}",
     )
     create_markdown_artifact(confusion_markdown(metrics["confusion_matrix"]), key="train-confusion-matrix")
-    return outcome
 
 
 def confusion_markdown(matrix: ConfusionMatrix) -> str:

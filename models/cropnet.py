@@ -47,12 +47,3 @@ class CropNet(nn.Module):
         batch, time, band, height, width = cube.shape
         logits: torch.Tensor = self.layers(cube.reshape(batch, time * band, height, width))
         return logits
-
-
-ARCHITECTURES = {"cropnet": CropNet}
-
-
-def build(name: str, bands: int, time_bins: int, classes: int, **params: int) -> nn.Module:
-    if name not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {name!r}: expected one of {sorted(ARCHITECTURES)}")
-    return ARCHITECTURES[name](bands, time_bins, classes, **params)

@@ -63,7 +63,7 @@ class Predictor:
         if cubes.shape[1] != expected[0]:
             raise InvalidInput(
                 f"input has {cubes.shape[1]} time bins: {self.name}@{self.version} expects {expected[0]} "
-                f"(months {self.contract.months}, {self.contract.binning_rule})"
+                f"({self.contract.season.describe()}, {self.contract.binning_rule})"
             )
         if not np.issubdtype(cubes.dtype, np.floating):
             raise InvalidInput(f"input dtype {cubes.dtype}: expected float reflectance (0..1)")

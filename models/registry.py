@@ -25,8 +25,8 @@ from torch import nn
 from cropai.db import ModelVersion, session_scope
 from cropai.errors import InvalidInput, ModelIntegrityError, ModelNotFound, ModelVersionExists
 from cropai.storage import ObjectStore
+from models.architectures import build
 from models.contract import ModelContract
-from models.cropnet import build
 from models.versions import LATEST, ModelRef, list_versions, resolve
 
 __all__ = ["LATEST", "ModelRef", "list_versions", "resolve"]  # re-exported: callers that load weights use one module

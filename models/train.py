@@ -1,99 +1,72 @@
-"""Training a crop-type model from labelled rasters.
+"""Training a crop-type model on a labelled season, and measuring it honestly.
 
-Inputs: a folder of scenes (multi-band GeoTIFFs with their bands described or
-named by a band mapping, as ingestion accepts) and a label raster on the same
-grid (class ids, 0 = unlabelled); optionally field parcels (GeoJSON) to split by.
-The split into training and validation is by field, never by pixel: pixels of
-one field are strongly correlated, and a pixel split would report the accuracy
-of memorising fields rather than of recognising crops in new ones.
+Set-up in small steps: split the labelled fields (:func:`split_training`: held-out
+fields for the reported metrics, and among the training fields a stopping set for
+early stopping, both whole fields in spatial blocks), configure the contract and
+the loss, fit the network on patches centred on pixels drawn class by class and
+field by field (so that a big field or a common crop does not drown the rest),
+keep the epoch that scored best on the stopping set, and report per-class metrics
+on the held-out fields beside those of a baseline (a logistic regression on the
+same composites, same split), so that a user sees whether the network earns its keep.
 """
 
 from __future__ import annotations
 
-import json
+import copy
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
 
 import numpy as np
 import numpy.typing as npt
-import rasterio
 import torch
-from affine import Affine
-from rasterio.features import rasterize, shapes
-from rasterio.warp import transform_geom
 from torch import nn
 
-from cropai.composite import composite, fill_gaps, monthly_bins
+from cropai.crops import SYNTHETIC_LEGEND
 from cropai.errors import InvalidInput
-from cropai.raster import BandSource, acquisition_time_from, plan_layout
-from models.contract import DEFAULT_MONTHS, ModelContract
-from models.cropnet import build
-
-if TYPE_CHECKING:
-    from cropai.synth import SynthSpec
+from cropai.legend import Legend
+from models.architectures import build
+from models.contract import ClassInfo, ModelContract
+from models.evaluation import Evaluation, evaluate
+from models.linear import LinearClassifier, fit_linear, pixel_features, sample_pixels
+from models.splits import field_classes, split_fields
+from models.training_data import TrainingData
 
 log = logging.getLogger(__name__)
 IGNORE = -100  # target value CrossEntropyLoss skips: unlabelled or held-out pixels
-
-
-@dataclass
-class TrainingData:
-    """A season over one area: ``cube`` (time, band, y, x) reflectance without gaps,
-    ``labels`` (y, x) class ids with 0 = unlabelled, ``fields`` (y, x) field ids with 0 = none."""
-
-    cube: npt.NDArray[np.float32]
-    labels: npt.NDArray[np.int64]
-    fields: npt.NDArray[np.int32]
-    year: int
+PER_PIXEL_FAMILIES = ("presto",)  # families that see one pixel's time series, no neighbours
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     seed: int = 0
-    epochs: int = 40
+    family: str = "cropnet"  # "cropnet" or "presto" (the pretrained encoder with a linear head)
+    epochs: int = 40  # at most: training stops earlier when the stopping set stops improving
     steps_per_epoch: int = 40
     batch_size: int = 16
     patch_px: int = 64
     learning_rate: float = 3e-3
-    validation_fraction: float = 0.2
+    validation_fraction: float = 0.2  # of each class's fields, held out for the reported metrics
+    stopping_fraction: float = 0.2  # of the remaining fields, watched for early stopping
+    patience: int = 10  # epochs without a better stopping score before training stops
     encoder_width: int = 64
     context_width: int = 24
 
 
-class ClassScores(TypedDict):
-    precision: float
-    recall: float
-    f1: float
-    support_px: int  # pixels of the class in the truth
-
-
-class ConfusionMatrix(TypedDict):
-    classes: list[str]
-    rows_truth_columns_predicted: list[list[int]]  # pixel counts
-
-
-class Evaluation(TypedDict):
-    """How a prediction agrees with the truth; ``per_class`` holds the classes present in the truth."""
-
-    overall_accuracy: float
-    macro_f1: float  # over the classes present in the truth; NaN when there are none
-    per_class: dict[str, ClassScores]
-    confusion_matrix: ConfusionMatrix
-
-
 class HeldOutMetrics(Evaluation):
-    """A trained model's evaluation on its held-out fields, and how much data each side had."""
+    """A trained model's evaluation on its held-out fields, how much data each side had,
+    and the baseline's evaluation on the same fields."""
 
     training_pixels: int
     validation_pixels: int
     validation_fields: int
+    training_fields: int
+    fields_per_class: dict[str, int]  # labelled fields of each class, both sides
+    pixels_per_class: dict[str, int]  # labelled pixels of each class, both sides
+    best_epoch: int  # the epoch kept (1-based); 0 when no epochs ran (a linear head)
+    baseline: Evaluation  # logistic regression on the composites, same split
 
 
 @dataclass
@@ -115,172 +88,99 @@ class TrainOutcome:
     losses: list[float]
 
 
-# The default model's training set: a 10 km x 10 km farming area in the Beauce, one season.
-DEFAULT_TRAINING_BBOX = (1.55, 48.15, 1.69, 48.24)
-DEFAULT_TRAINING_SEASON = ("2025-03-01", "2025-10-31")
-
-
-def default_training_spec(seed: int) -> SynthSpec:
-    """The synthetic scene set the default model is trained on (``cropai train`` without data)."""
-    from datetime import date
-
-    from cropai.synth import SynthSpec
-
-    start, end = (date.fromisoformat(d) for d in DEFAULT_TRAINING_SEASON)
-    return SynthSpec(DEFAULT_TRAINING_BBOX, start, end, seed=seed)
-
-
 @dataclass(frozen=True)
-class _LabelGrid:
-    """The label raster's grid, which every scene must share."""
+class Split:
+    """(y, x) masks of labelled pixels: ``fitting`` trains, ``stopping`` chooses the epoch,
+    ``validation`` is only measured. Each holds whole fields."""
 
-    crs: Any  # a rasterio CRS
-    transform: Affine
-    shape: tuple[int, int]
-
-
-@dataclass(frozen=True)
-class _TimedScene:
-    """A scene on the label grid: when it was acquired, which of its bands to read and their radiometry."""
-
-    acquired_at: datetime
-    path: Path
-    sources: tuple[BandSource, ...]
-
-    def loader(self) -> Callable[[], npt.NDArray[np.uint16]]:
-        def load() -> npt.NDArray[np.uint16]:
-            with rasterio.open(self.path) as src:
-                stack = src.read([s.band_index for s in self.sources])
-            return np.stack([s.radiometry.to_canonical(plane) for plane, s in zip(stack, self.sources, strict=True)])
-
-        return load
+    fitting: npt.NDArray[np.bool_]
+    stopping: npt.NDArray[np.bool_]
+    validation: npt.NDArray[np.bool_]
 
 
-def load_training_data(
-    scenes_dir: Path,
-    labels_path: Path,
-    months: Sequence[int] = DEFAULT_MONTHS,
-    parcels_path: Path | None = None,
-    band_mapping: Sequence[str | None] | None = None,
-) -> TrainingData:
-    """Composite the scenes per month and line them up with labels and fields."""
-    scene_paths = sorted(p for p in scenes_dir.glob("*.tif*") if not p.name.startswith("."))
-    if not scene_paths:
-        raise InvalidInput(f"no scenes (*.tif) in {scenes_dir}")
-    with rasterio.open(labels_path) as src:
-        labels = src.read(1)
-        grid = _LabelGrid(src.crs, src.transform, src.shape)
-    scenes = [_scene_on_grid(path, grid, labels_path.name, band_mapping) for path in scene_paths]
-    year = Counter(scene.acquired_at.year for scene in scenes).most_common(1)[0][0]
-    cube = composite([(scene.acquired_at, scene.loader()) for scene in scenes], monthly_bins(year, months))
-    means = np.nanmean(cube, axis=(0, 2, 3))
-    cube = fill_gaps(cube, np.nan_to_num(means).tolist())
-    if parcels_path is not None:
-        fields = _rasterize_parcels(parcels_path, grid)
-    else:
-        fields = _connected_fields(labels, grid.transform)
-    return TrainingData(cube, labels.astype(np.int64), fields, year)
-
-
-def _scene_on_grid(
-    path: Path, grid: _LabelGrid, labels_name: str, band_mapping: Sequence[str | None] | None
-) -> _TimedScene:
-    """Recognise a scene's bands and acquisition time; refuse it off the label raster's grid."""
-    layout = plan_layout([(str(path), None)], band_mapping)
-    moment = acquisition_time_from(layout.tags, path.name)
-    if moment is None:
-        raise InvalidInput(f"{path.name}: no acquisition time in its tags or name")
-    if layout.transform != grid.transform or (layout.height, layout.width) != grid.shape:
-        raise InvalidInput(f"{path.name} is not on the label raster's grid ({labels_name})")
-    return _TimedScene(moment, path, layout.sources)
-
-
-def _rasterize_parcels(path: Path, grid: _LabelGrid) -> npt.NDArray[np.int32]:
-    collection = json.loads(path.read_text())
-    geometries = (
-        (transform_geom("EPSG:4326", grid.crs, feature["geometry"]), index)
-        for index, feature in enumerate(collection["features"], start=1)
-    )
-    fields: npt.NDArray[np.int32] = rasterize(
-        geometries, out_shape=grid.shape, transform=grid.transform, fill=0, dtype="int32"
-    )
-    return fields
-
-
-def _connected_fields(labels: npt.NDArray[np.integer], transform: Affine) -> npt.NDArray[np.int32]:
-    """Without parcels, each connected patch of one class counts as a field."""
-    patches = [
-        (geometry, index)
-        for index, (geometry, value) in enumerate(
-            shapes(labels.astype(np.int32), mask=labels > 0, transform=transform), start=1
-        )
-        if value
-    ]
-    fields: npt.NDArray[np.int32] = rasterize(
-        patches, out_shape=labels.shape, transform=transform, fill=0, dtype="int32"
-    )
-    return fields
-
-
-def split_fields(data: TrainingData, fraction: float, seed: int) -> npt.NDArray[np.bool_]:
-    """A (y, x) boolean mask of validation pixels: about ``fraction`` of each class's fields."""
-    rng = np.random.default_rng(seed)
-    labelled = (data.fields > 0) & (data.labels > 0)
-    field_ids, first = np.unique(data.fields[labelled], return_index=True)
-    field_class = data.labels[labelled][first]
-    held_out: list[int] = []
-    for class_id in np.unique(field_class):
-        ids = field_ids[field_class == class_id]
-        count = round(len(ids) * fraction) if len(ids) > 1 else 0
-        held_out.extend(rng.choice(ids, size=max(count, 1 if len(ids) > 1 else 0), replace=False).tolist())
-    return np.isin(data.fields, held_out) & labelled
+def split_training(data: TrainingData, config: TrainConfig) -> Split:
+    validation = split_fields(data.labels, data.fields, config.validation_fraction, config.seed)
+    training = (data.labels > 0) & ~validation
+    if not training.any() or not validation.any():
+        raise InvalidInput("need labelled pixels in at least two fields of a class to train and validate")
+    stopping = split_fields(data.labels, data.fields, config.stopping_fraction, config.seed + 1, among=training)
+    return Split(training & ~stopping, stopping, validation)
 
 
 def train_model(
     data: TrainingData,
     config: TrainConfig = TrainConfig(),
+    legend: Legend = SYNTHETIC_LEGEND,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> TrainResult:
-    """Fit a CropNet on the training fields and measure it on the held-out fields."""
+    """Fit a model of ``config.family`` on the training fields and measure it on the held-out fields."""
     torch.manual_seed(config.seed)
-    validation = split_fields(data, config.validation_fraction, config.seed)
-    training = (data.labels > 0) & ~validation
-    if not training.any() or not validation.any():
-        raise InvalidInput("need labelled pixels in at least two fields per class to train and validate")
-
-    band_means = data.cube.mean(axis=(0, 2, 3))
-    band_stds = data.cube.std(axis=(0, 2, 3)) + 1e-6
-    contract = configure_contract(config, band_means.tolist(), band_stds.tolist())
-    normalised = torch.from_numpy((data.cube - band_means[None, :, None, None]) / band_stds[None, :, None, None])
+    split = split_training(data, config)
+    contract = configure_contract(config, data, legend)
+    normalised = standardise(data.cube, contract)
     class_index = _class_index(contract.class_ids)
-    targets = torch.from_numpy(np.where(training, class_index[data.labels], IGNORE))
-
-    model = build(
-        contract.architecture,
-        len(contract.bands),
-        contract.time_bins_count,
-        len(contract.class_ids),
-        **contract.architecture_params,
-    )
-    loss_fn = configure_loss(class_index[data.labels[training]], len(contract.class_ids))
-    losses = fit(model, loss_fn, normalised, targets, config, on_epoch)
-    metrics = held_out_metrics(model, normalised, data, contract, training, validation)
+    if config.family in PER_PIXEL_FAMILIES:
+        model, losses, best_epoch = fit_pretrained_head(data, normalised, contract, class_index, split, config)
+    else:
+        model = build(
+            contract.architecture,
+            len(contract.bands),
+            contract.time_bins_count,
+            len(contract.class_ids),
+            **contract.architecture_params,
+        )
+        loss_fn = configure_loss(class_index[data.labels[split.fitting]], len(contract.class_ids))
+        losses, best_epoch = fit(model, loss_fn, normalised, data, class_index, split, contract, config, on_epoch)
+    metrics = held_out_metrics(model, normalised, data, contract, split, best_epoch, config.seed)
     return TrainResult(model.eval(), contract, metrics, losses)
 
 
-def configure_contract(config: TrainConfig, band_means: list[float], band_stds: list[float]) -> ModelContract:
-    """The contract of a model trained with ``config`` on data of these band statistics."""
+def configure_contract(config: TrainConfig, data: TrainingData, legend: Legend) -> ModelContract:
+    """The contract of a model trained with ``config`` on ``data``, in ``legend``'s classes."""
+    means = data.cube.mean(axis=(0, 2, 3)).astype(np.float64)
+    stds = data.cube.std(axis=(0, 2, 3)).astype(np.float64) + 1e-6
+    if config.family in PER_PIXEL_FAMILIES:
+        architecture_params = pretrained_params(data, means.tolist(), stds.tolist())
+    else:
+        architecture_params = {"encoder_width": config.encoder_width, "context_width": config.context_width}
     return ModelContract(
-        architecture="cropnet",
-        architecture_params={"encoder_width": config.encoder_width, "context_width": config.context_width},
-        band_means=band_means,
-        band_stds=band_stds,
+        architecture=config.family,
+        architecture_params=architecture_params,
+        season=data.season,
+        band_means=means.tolist(),
+        band_stds=stds.tolist(),
+        classes=[ClassInfo(id=c.id, name=c.name, colour=c.colour, codes=list(c.codes)) for c in legend.classes],
     )
 
 
+def pretrained_params(data: TrainingData, means: list[float], stds: list[float]) -> dict[str, object]:
+    """What the pretrained encoder needs beyond the cube: the first bin's month, where it is,
+    and the standardisation to undo (it reads reflectance as it was pretrained on)."""
+    if data.season.bin_length != "month":
+        raise InvalidInput(
+            f"the presto family reads monthly time steps: the season has {data.season.bin_length} bins; "
+            "choose a monthly season"
+        )
+    west, south, east, north = data.bbox_wgs84 or (0.0, 0.0, 0.0, 0.0)
+    return {
+        "start_month": data.season.start_month,
+        "latitude": round((south + north) / 2, 5),
+        "longitude": round((west + east) / 2, 5),
+        "band_means": means,
+        "band_stds": stds,
+    }
+
+
+def standardise(cube: npt.NDArray[np.float32], contract: ModelContract) -> torch.Tensor:
+    """(time, band, y, x) reflectance -> the standardised tensor the model sees (as the Predictor does)."""
+    means = np.asarray(contract.band_means, dtype=np.float32)[None, :, None, None]
+    stds = np.asarray(contract.band_stds, dtype=np.float32)[None, :, None, None]
+    return torch.from_numpy(np.ascontiguousarray((cube - means) / stds, dtype=np.float32))
+
+
 def _class_index(class_ids: Sequence[int]) -> npt.NDArray[np.int64]:
-    """Output index by class id; ids outside the contract map to IGNORE."""
-    index_of = np.full(max(class_ids) + 1, IGNORE, dtype=np.int64)
+    """Output index by class id (0..255); ids outside the contract map to IGNORE."""
+    index_of = np.full(256, IGNORE, dtype=np.int64)
     index_of[list(class_ids)] = np.arange(len(class_ids))
     return index_of
 
@@ -299,22 +199,30 @@ def fit(
     model: nn.Module,
     loss_fn: nn.Module,
     normalised: torch.Tensor,
-    targets: torch.Tensor,
+    data: TrainingData,
+    class_index: npt.NDArray[np.int64],
+    split: Split,
+    contract: ModelContract,
     config: TrainConfig,
     on_epoch: Callable[[int, float], None] | None = None,
-) -> list[float]:
-    """Train with AdamW on a one-cycle schedule over random patches; the mean loss per epoch."""
+) -> tuple[list[float], int]:
+    """Train with AdamW on a one-cycle schedule over patches centred on sampled fields; keep the
+    weights of the epoch that scored best (macro F1) on the stopping fields. Returns the mean
+    loss per epoch and the epoch kept (1-based)."""
     rng = np.random.default_rng(config.seed)
+    targets = torch.from_numpy(np.where(split.fitting, class_index[data.labels], IGNORE))
+    centres = FieldSampler(data.labels, data.fields, split.fitting)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=1e-4)
     total_steps = config.epochs * config.steps_per_epoch
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=config.learning_rate, total_steps=total_steps)
-    losses = []
+    losses: list[float] = []
+    best: tuple[float, int, dict[str, torch.Tensor]] = (-1.0, 0, copy.deepcopy(model.state_dict()))
     started = time.perf_counter()
-    for epoch in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
         model.train()
         epoch_loss = 0.0
         for _ in range(config.steps_per_epoch):
-            cubes, labels = _patches(normalised, targets, config.patch_px, config.batch_size, rng)
+            cubes, labels = _patches(normalised, targets, config.patch_px, config.batch_size, centres, rng)
             loss = loss_fn(model(cubes), labels)
             optimiser.zero_grad()
             loss.backward()
@@ -323,49 +231,67 @@ def fit(
             epoch_loss += loss.item()
         losses.append(epoch_loss / config.steps_per_epoch)
         if on_epoch:
-            on_epoch(epoch, losses[-1])
-    log.info("trained %d steps in %.0f s", total_steps, time.perf_counter() - started)
-    return losses
+            on_epoch(epoch - 1, losses[-1])
+        score = _stopping_score(model, normalised, data, contract, split)
+        if score > best[0]:
+            best = (score, epoch, copy.deepcopy(model.state_dict()))
+        elif epoch - best[1] >= config.patience:
+            log.info("stopped after epoch %d: no better stopping score since epoch %d", epoch, best[1])
+            break
+    model.load_state_dict(best[2])
+    log.info("trained %d epochs in %.0f s, kept epoch %d", len(losses), time.perf_counter() - started, best[1])
+    return losses, best[1]
 
 
-def held_out_metrics(
-    model: nn.Module,
-    normalised: torch.Tensor,
-    data: TrainingData,
-    contract: ModelContract,
-    training: npt.NDArray[np.bool_],
-    validation: npt.NDArray[np.bool_],
-) -> HeldOutMetrics:
-    """The model's evaluation on the ``validation`` pixels of the whole area."""
+def _stopping_score(
+    model: nn.Module, normalised: torch.Tensor, data: TrainingData, contract: ModelContract, split: Split
+) -> float:
+    """Macro F1 on the stopping fields (the training loss when there are none)."""
+    if not split.stopping.any():
+        return 0.0
     predicted = predict_area(model, normalised)
-    evaluation = evaluate(
-        data.labels[validation],
-        np.asarray(contract.class_ids)[predicted[validation]],
-        contract.class_ids,
-        [c.name for c in contract.classes],
+    ids = np.asarray(contract.class_ids)
+    scores = evaluate(
+        data.labels[split.stopping], ids[predicted[split.stopping]], contract.class_ids, contract.class_names
     )
-    return HeldOutMetrics(
-        **evaluation,
-        training_pixels=int(training.sum()),
-        validation_pixels=int(validation.sum()),
-        validation_fields=len(np.unique(data.fields[validation])),
-    )
+    return float(scores["macro_f1"])
+
+
+class FieldSampler:
+    """Draws training pixels class by class, then field by field, then pixel by pixel."""
+
+    def __init__(
+        self, labels: npt.NDArray[np.integer], fields: npt.NDArray[np.integer], among: npt.NDArray[np.bool_]
+    ) -> None:
+        rows, cols = np.nonzero(among)
+        groups = labels[rows, cols].astype(np.int64) * (1 << 32) + fields[rows, cols].astype(np.int64)
+        self._by_class: dict[int, list[npt.NDArray[np.intp]]] = {}
+        for group in np.unique(groups):
+            members = np.flatnonzero(groups == group)
+            self._by_class.setdefault(int(group >> 32), []).append(np.stack([rows[members], cols[members]], axis=1))
+
+    def draw(self, rng: np.random.Generator) -> tuple[int, int]:
+        classes = sorted(self._by_class)
+        fields = self._by_class[classes[int(rng.integers(len(classes)))]]
+        pixels = fields[int(rng.integers(len(fields)))]
+        row, col = pixels[int(rng.integers(len(pixels)))]
+        return int(row), int(col)
 
 
 def _patches(
-    cube: torch.Tensor, targets: torch.Tensor, size: int, batch: int, rng: np.random.Generator
+    cube: torch.Tensor, targets: torch.Tensor, size: int, batch: int, centres: FieldSampler, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random patches that contain training pixels, randomly flipped and rotated."""
+    """Patches around sampled training pixels (at a random place in the patch), randomly
+    flipped and rotated."""
     _, _, height, width = cube.shape
     size = min(size, height, width)
     cubes: list[torch.Tensor] = []
     labels: list[torch.Tensor] = []
-    while len(cubes) < batch:
-        y, x = int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
-        label = targets[y : y + size, x : x + size]
-        if not (label != IGNORE).any():
-            continue
-        patch = cube[:, :, y : y + size, x : x + size]
+    for _ in range(batch):
+        row, col = centres.draw(rng)
+        y = int(np.clip(row - rng.integers(0, size), 0, height - size))
+        x = int(np.clip(col - rng.integers(0, size), 0, width - size))
+        patch, label = cube[:, :, y : y + size, x : x + size], targets[y : y + size, x : x + size]
         turns = int(rng.integers(0, 4))
         patch, label = torch.rot90(patch, turns, (2, 3)), torch.rot90(label, turns, (0, 1))
         if rng.uniform() < 0.5:
@@ -373,6 +299,132 @@ def _patches(
         cubes.append(patch)
         labels.append(label)
     return torch.stack(cubes), torch.stack(labels)
+
+
+def fit_pretrained_head(
+    data: TrainingData,
+    normalised: torch.Tensor,
+    contract: ModelContract,
+    class_index: npt.NDArray[np.int64],
+    split: Split,
+    config: TrainConfig,
+) -> tuple[nn.Module, list[float], int]:
+    """The pretrained encoder, frozen, with a logistic-regression head fitted on its embeddings
+    of sampled training pixels (fitting and stopping fields: a linear head needs no early stop)."""
+    model = build(
+        contract.architecture,
+        len(contract.bands),
+        contract.time_bins_count,
+        len(contract.class_ids),
+        **contract.architecture_params,
+    )
+    assert isinstance(model.head, nn.Linear)  # the family's linear head over the embeddings
+    rows, cols = sample_pixels(data.fields, split.fitting | split.stopping, config.seed)
+    embeddings = _embed_pixels(model, normalised, rows, cols)
+    head = fit_linear(embeddings, class_index[data.labels[rows, cols]], len(contract.class_ids))
+    with torch.no_grad():
+        # The head works on standardised embeddings: fold the standardisation into its weights.
+        weights = head.weights / head.stds[:, None]
+        model.head.weight.copy_(torch.from_numpy(weights.T.copy()))
+        model.head.bias.copy_(torch.from_numpy(head.bias - head.means @ weights))
+    return model, [], 0
+
+
+@torch.inference_mode()
+def _embed_pixels(
+    model: nn.Module, normalised: torch.Tensor, rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp]
+) -> npt.NDArray[np.float32]:
+    """(pixels, embedding) of the chosen pixels: gathered into one row, embedded per pixel."""
+    model.eval()
+    row = normalised[:, :, torch.from_numpy(rows), torch.from_numpy(cols)][None, :, :, None, :]
+    embedded: torch.Tensor = model.embed(row)  # type: ignore[operator]
+    return np.ascontiguousarray(embedded[0, :, 0, :].T.numpy(), dtype=np.float32)
+
+
+def held_out_metrics(
+    model: nn.Module,
+    normalised: torch.Tensor,
+    data: TrainingData,
+    contract: ModelContract,
+    split: Split,
+    best_epoch: int,
+    seed: int,
+) -> HeldOutMetrics:
+    """The model's and the baseline's evaluation on the ``validation`` pixels."""
+    validation = split.validation
+    rows, cols = np.nonzero(validation)
+    predicted = predict_pixels(model, normalised, rows, cols, contract.architecture in PER_PIXEL_FAMILIES)
+    ids = np.asarray(contract.class_ids)
+    evaluation = evaluate(data.labels[validation], ids[predicted], contract.class_ids, contract.class_names)
+    training = split.fitting | split.stopping
+    names = dict(zip(contract.class_ids, contract.class_names, strict=True))
+    per_field = Counter(field_classes(data.labels, data.fields, data.labels > 0).values())
+    pixels = np.bincount(data.labels.ravel(), minlength=256)
+    return HeldOutMetrics(
+        **evaluation,
+        training_pixels=int(training.sum()),
+        validation_pixels=int(validation.sum()),
+        validation_fields=len(np.unique(data.fields[validation & (data.fields > 0)])),
+        training_fields=len(np.unique(data.fields[training & (data.fields > 0)])),
+        fields_per_class={names[c]: per_field.get(c, 0) for c in contract.class_ids},
+        pixels_per_class={names[c]: int(pixels[c]) for c in contract.class_ids},
+        best_epoch=best_epoch,
+        baseline=baseline_metrics(data, contract, split, seed),
+    )
+
+
+def baseline_metrics(data: TrainingData, contract: ModelContract, split: Split, seed: int) -> Evaluation:
+    """A logistic regression on the composites (time x band per pixel), fitted on the same
+    training fields and measured on the same held-out fields."""
+    baseline = fit_baseline(data, contract, split.fitting | split.stopping, seed)
+    rows, cols = np.nonzero(split.validation)
+    predicted = baseline.predict(pixel_features(data.cube, rows, cols))
+    ids = np.asarray(contract.class_ids)
+    return evaluate(data.labels[rows, cols], ids[predicted], contract.class_ids, contract.class_names)
+
+
+def fit_baseline(
+    data: TrainingData, contract: ModelContract, among: npt.NDArray[np.bool_], seed: int
+) -> LinearClassifier:
+    """The baseline on sampled pixels of the fields in ``among``, in the contract's classes."""
+    class_index = _class_index(contract.class_ids)
+    rows, cols = sample_pixels(data.fields, among, seed)
+    return fit_linear(
+        pixel_features(data.cube, rows, cols), class_index[data.labels[rows, cols]], len(contract.class_ids)
+    )
+
+
+def transfer_metrics(
+    model: nn.Module, contract: ModelContract, baseline: LinearClassifier, other: TrainingData
+) -> tuple[Evaluation, Evaluation]:
+    """How a trained model and its baseline map another labelled season (another year, area or
+    calendar): their evaluations on every labelled pixel of ``other``."""
+    labelled = other.labels > 0
+    rows, cols = np.nonzero(labelled)
+    per_pixel = contract.architecture in PER_PIXEL_FAMILIES
+    predicted = predict_pixels(model, standardise(other.cube, contract), rows, cols, per_pixel)
+    ids, truth = np.asarray(contract.class_ids), other.labels[labelled]
+    from_baseline = baseline.predict(pixel_features(other.cube, rows, cols))
+    return (
+        evaluate(truth, ids[predicted], contract.class_ids, contract.class_names),
+        evaluate(truth, ids[from_baseline], contract.class_ids, contract.class_names),
+    )
+
+
+def predict_pixels(
+    model: nn.Module,
+    normalised: torch.Tensor,
+    rows: npt.NDArray[np.intp],
+    cols: npt.NDArray[np.intp],
+    per_pixel: bool,
+) -> npt.NDArray[np.int64]:
+    """Class index at the chosen pixels: a per-pixel model sees only them, a spatial one the area."""
+    if not per_pixel:
+        return predict_area(model, normalised)[rows, cols]
+    with torch.inference_mode():
+        model.eval()
+        row = normalised[:, :, torch.from_numpy(rows), torch.from_numpy(cols)][None, :, :, None, :]
+        return np.asarray(model(row)[0, :, 0, :].argmax(0).numpy(), dtype=np.int64)
 
 
 @torch.inference_mode()
@@ -388,36 +440,3 @@ def predict_area(model: nn.Module, normalised: torch.Tensor, rows: int = 256, ha
             top - start : top - start + min(rows, height - top)
         ].numpy()
     return out
-
-
-def evaluate(
-    truth: npt.NDArray[np.integer],
-    predicted: npt.NDArray[np.integer],
-    class_ids: Sequence[int],
-    names: Sequence[str],
-) -> Evaluation:
-    """Overall accuracy, macro F1 over the classes present in ``truth``, per-class
-    precision/recall/F1 and the confusion matrix (rows: truth, columns: prediction)."""
-    index = {c: i for i, c in enumerate(class_ids)}
-    matrix = np.zeros((len(class_ids), len(class_ids)), dtype=np.int64)
-    np.add.at(matrix, ([index[t] for t in truth], [index[p] for p in predicted]), 1)
-    per_class: dict[str, ClassScores] = {}
-    for i, name in enumerate(names):
-        support = int(matrix[i].sum())
-        if support == 0:
-            continue
-        precision = matrix[i, i] / max(matrix[:, i].sum(), 1)
-        recall = matrix[i, i] / support
-        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-        per_class[name] = {
-            "precision": round(float(precision), 4),
-            "recall": round(float(recall), 4),
-            "f1": round(float(f1), 4),
-            "support_px": support,
-        }
-    return {
-        "overall_accuracy": round(float(np.trace(matrix) / max(matrix.sum(), 1)), 4),
-        "macro_f1": round(float(np.mean([c["f1"] for c in per_class.values()])), 4) if per_class else math.nan,
-        "per_class": per_class,
-        "confusion_matrix": {"classes": list(names), "rows_truth_columns_predicted": matrix.tolist()},
-    }

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.db import ModelVersion
 from cropai.errors import InvalidInput, ModelNotFound
+from cropai.season import Season
 
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,99}$")
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,49}$")
@@ -69,3 +70,29 @@ def _version_order(row: ModelVersion) -> tuple[int, Any, Any]:
         return (1, Version(row.version), row.created_at)
     except InvalidVersion:
         return (0, row.created_at, row.version)
+
+
+def model_card(row: ModelVersion) -> dict[str, Any]:
+    """What a user should know before trusting a version: what it learnt from (region, season,
+    legend, fields and pixels per class, real or synthetic scenes), how it scored on held-out
+    fields beside the baseline, and its encoder. ``cropai models show`` and ``GET /models`` show it."""
+    training, metrics, contract = row.training or {}, row.metrics or {}, row.contract
+    season = Season.of_contract(contract)
+    baseline = metrics.get("baseline") or {}
+    return {
+        "family": contract.get("architecture", "cropnet"),
+        "encoder": training.get("encoder"),
+        "synthetic_only": training.get("synthetic_only"),
+        "trained_on": training.get("data"),
+        "region_bbox_wgs84": training.get("region_bbox_wgs84"),
+        "season": season.model_dump(),
+        "season_described": season.describe(),
+        "classes": [
+            {"id": c["id"], "name": c["name"], "colour": c["colour"], "codes": c.get("codes", [])}
+            for c in contract.get("classes", [])
+        ],
+        "fields_per_class": metrics.get("fields_per_class"),
+        "pixels_per_class": metrics.get("pixels_per_class"),
+        "held_out": {k: metrics.get(k) for k in ("overall_accuracy", "macro_f1", "validation_fields")},
+        "baseline": {k: baseline.get(k) for k in ("overall_accuracy", "macro_f1")} if baseline else None,
+    }

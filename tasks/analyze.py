@@ -31,7 +31,7 @@ def plan_analysis(analysis_id: uuid.UUID) -> AnalysisPlan:
     model = resolve(svc.sessions, request.model_ref)
     plan = plan_from_catalogue(svc.sessions, request, ModelInputs.of_version(model))
     create_outputs(plan, svc.store)
-    start(svc.sessions, analysis_id, model.id, len(plan.tiles.batches), plan.input_scenes)
+    start(svc.sessions, analysis_id, model.id, len(plan.tiles.batches), plan.input_scenes, list(plan.warnings))
     get_run_logger().info(
         "planned %d tiles in %d batches over %d x %d px from %d scenes with %s",
         len(plan.tiles.tiles),
@@ -106,6 +106,7 @@ def finalise_analysis(plan: AnalysisPlan) -> AnalysisSummary:
         valid_pixels=cropmap.valid_pixels,
         aoi_pixels=cropmap.aoi_pixels,
         input_scenes=tuple(plan.input_scenes),
+        warnings=plan.warnings,
     )
 
 

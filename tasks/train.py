@@ -1,4 +1,4 @@
-"""Training tasks: make the default synthetic training set, train, register."""
+"""Training tasks: make the default synthetic training set, gather a labelled season, train, register."""
 
 from __future__ import annotations
 
@@ -12,10 +12,19 @@ from prefect.logging import get_run_logger
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.config import load_settings
+from cropai.crops import SYNTHETIC_LEGEND
+from cropai.legend import Legend
 from cropai.services import services
 from cropai.synth import synthesize
+from cropai.training_season import ParcelTraining, labelled_season
 from models.registry import LATEST, ModelRef, list_versions, register, resolve
-from models.train import TrainConfig, TrainOutcome, default_training_spec, load_training_data, train_model
+from models.train import TrainConfig, TrainOutcome, TrainResult, train_model
+from models.training_data import TrainingData, default_training_spec, load_training_data
+
+ENCODERS = {
+    "cropnet": "none: CropNet trained from scratch",
+    "presto": "Presto (Tseng et al. 2023) pretrained encoder, frozen, S2-only inputs; linear head",
+}
 
 
 def synthetic_training_description(seed: int) -> str:
@@ -46,22 +55,50 @@ def train_and_register(
     register_version: bool,
     data_description: str | None = None,
 ) -> TrainOutcome:
-    """Fit a model on labelled rasters, measure it on held-out fields and register it."""
-    logger = get_run_logger()
-    svc = services()
-    settings = TrainConfig(**config)
+    """Fit a model on label rasters over a folder of scenes, measure it on held-out fields, register it."""
     data = load_training_data(
         Path(scenes_dir), Path(labels_path), parcels_path=Path(parcels_path) if parcels_path else None
     )
-    logger.info("training on %s: %d time bins x %d bands x %d x %d px", scenes_dir, *data.cube.shape)
-    result = train_model(data, settings, on_epoch=lambda e, loss: logger.info("epoch %d: loss %.4f", e + 1, loss))
     described = data_description or f"scenes {scenes_dir}, labels {labels_path}, parcels {parcels_path}"
-    training = {
-        "config": dataclasses.asdict(settings),
-        "data": described,
-        "year": data.year,
-        "losses": [round(v, 5) for v in result.losses],
-    }
+    return _train(data, SYNTHETIC_LEGEND, name, version, TrainConfig(**config), register_version, described, True)
+
+
+@task(cache_policy=NO_CACHE)
+def train_on_parcels(
+    request: ParcelTraining, name: str, version: str | None, config: dict[str, Any], register_version: bool
+) -> TrainOutcome:
+    """Fit a model on labelled parcels and the catalogue's scenes of their season; register it.
+    Every check (column, legend, classes, scenes, bins) happens before anything is registered."""
+    svc = services()
+    parcels = request.classified_parcels(svc.sessions)
+    season = labelled_season(
+        svc.sessions,
+        svc.store,
+        parcels,
+        request.season,
+        request.window,
+        request.inner_buffer_m,
+        request.max_cloud_fraction,
+    )
+    data = TrainingData.of_season(season, request.season)
+    settings = TrainConfig(**config)
+    return _train(data, parcels.legend, name, version, settings, register_version, request.describe(), False)
+
+
+def _train(
+    data: TrainingData,
+    legend: Legend,
+    name: str,
+    version: str | None,
+    config: TrainConfig,
+    register_version: bool,
+    described: str,
+    synthetic_only: bool,
+) -> TrainOutcome:
+    logger = get_run_logger()
+    logger.info("training on %s: %d time bins x %d bands x %d x %d px", described, *data.cube.shape)
+    result = train_model(data, config, legend, on_epoch=lambda e, loss: logger.info("epoch %d: loss %.4f", e + 1, loss))
+    svc = services()
     version = version or next_version(svc.sessions, name)
     if register_version:
         register(
@@ -72,10 +109,29 @@ def train_and_register(
             result.model.state_dict(),
             result.contract,
             result.metrics,
-            training,
-            description=f"CropNet trained on {described}",
+            model_card(data, result, config, described, synthetic_only),
+            description=f"{config.family} trained on {described}",
         )
     return TrainOutcome(name, version, register_version, result.metrics, result.losses)
+
+
+def model_card(
+    data: TrainingData, result: TrainResult, config: TrainConfig, described: str, synthetic_only: bool
+) -> dict[str, Any]:
+    """How the version was made, as ``cropai models show`` and ``GET /models`` show it: the region,
+    season and data it learnt from, its encoder, and whether it ever saw real scenes."""
+    return {
+        "config": dataclasses.asdict(config),
+        "data": described,
+        "synthetic_only": synthetic_only,
+        "region_bbox_wgs84": list(data.bbox_wgs84) if data.bbox_wgs84 else None,
+        "season": data.season.model_dump(),
+        "season_described": data.season.describe(),
+        "year": data.year,
+        "encoder": ENCODERS.get(config.family, config.family),
+        "input_scenes": len(data.input_scenes),
+        "losses": [round(v, 5) for v in result.losses],
+    }
 
 
 def next_version(sessions: sessionmaker[Session], name: str) -> str:

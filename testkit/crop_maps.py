@@ -10,7 +10,7 @@ from shapely.geometry import box, mapping
 
 from cropai.analysis import aoi_mask
 from cropai.cropmap import write_map
-from cropai.crops import CLASSES_BY_NAME
+from cropai.crops import CLASSES_BY_NAME, SYNTHETIC_LEGEND
 from cropai.grid import grid_for_bbox
 from cropai.webtiles import TileId
 
@@ -39,5 +39,13 @@ def write_two_class_map(path: Path) -> Path:
     labels = np.where(np.arange(grid.width) < grid.width // 2, MAIZE.id, WHEAT.id).astype(np.uint8)
     labels = np.broadcast_to(labels, grid.shape).copy()
     labels[~aoi_mask(AOI, grid)] = 0
-    write_map(labels, np.full(grid.shape, 200, np.uint8), grid, path, analysis_id="test", model="cropnet@1.0.0")
+    write_map(
+        labels,
+        np.full(grid.shape, 200, np.uint8),
+        grid,
+        path,
+        analysis_id="test",
+        model="cropnet@1.0.0",
+        legend=SYNTHETIC_LEGEND,
+    )
     return path

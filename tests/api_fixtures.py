@@ -1,5 +1,5 @@
 """Building blocks of the API tests: an app on PostgreSQL, users of each role with
-their auth headers, and a registered (but unserved) analysis deployment."""
+their auth headers, and registered (but unserved) analysis, ingest and train deployments."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ PASSWORD = "a-long-test-password"
 # of submission, cancellation and reconciliation want (and no runner picks them up).
 UNSERVED_DEPLOYMENT = "analyze/api-tests-unserved"
 UNSERVED_INGEST = "ingest_scenes/api-tests-unserved"
+UNSERVED_TRAIN = "train/api-tests-unserved"
 SQUARE = {
     "type": "Polygon",
     "coordinates": [[[1.60, 48.20], [1.64, 48.20], [1.64, 48.22], [1.60, 48.22], [1.60, 48.20]]],
@@ -39,6 +40,7 @@ def api_settings(settings: Settings, database_url: str, prefect_api_url: str = "
             "prefect_api_url": prefect_api_url,
             "analyze_deployment": UNSERVED_DEPLOYMENT,
             "ingest_deployment": UNSERVED_INGEST,
+            "train_deployment": UNSERVED_TRAIN,
             "reconcile_after_s": 0.0,
             **overrides,
         }
@@ -51,11 +53,13 @@ def register_unserved_deployment(prefect_api_url: str) -> None:
 
     from flows.analyze import analyze
     from flows.ingest import ingest_scenes
+    from flows.train import train
 
     with temporary_settings({PREFECT_API_URL: prefect_api_url}):
         for deployment in (
             analyze.to_deployment(name=UNSERVED_DEPLOYMENT.split("/")[1]),
             ingest_scenes.to_deployment(name=UNSERVED_INGEST.split("/")[1], parameters={"source": "store:inbox/"}),
+            train.to_deployment(name=UNSERVED_TRAIN.split("/")[1]),
         ):
             assert isinstance(deployment, RunnerDeployment)  # called outside an event loop: not a coroutine
             deployment.apply()

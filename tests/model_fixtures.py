@@ -6,7 +6,8 @@ from datetime import date
 from pathlib import Path
 
 from cropai.synth import SynthSpec, synthesize
-from models.train import TrainConfig, TrainingData, TrainResult, load_training_data, train_model
+from models.train import TrainConfig, TrainResult, train_model
+from models.training_data import TrainingData, load_training_data
 
 SEASON_BBOX = (1.600, 48.200, 1.615, 48.212)  # about 1.1 km x 1.3 km
 TINY = TrainConfig(

@@ -38,7 +38,7 @@ from cropai import webtiles
 from cropai.analysis_records import create_analysis
 from cropai.analysis_runs import FINISHED, RERUNNABLE, active_count, cancel, fail, record_flow_run, reopen
 from cropai.config import Settings
-from cropai.crops import CLASSES_BY_ID
+from cropai.crops import SYNTHETIC_LEGEND
 from cropai.db import (
     Analysis,
     AnalysisClassStat,
@@ -49,6 +49,7 @@ from cropai.db import (
     User,
 )
 from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
+from cropai.legend import Legend
 from cropai.request_limits import checked_request
 from cropai.services import Services
 from cropai.storage import DEFAULT_URL_EXPIRY
@@ -99,6 +100,7 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
         if done
         else []
     )
+    legend = model_legend(session, analysis.model_version_id)
     links = AnalysisLinks(
         self=base,
         **({"map": f"{base}/map", "quicklook": f"{base}/quicklook.png", "fields": f"{base}/fields"} if done else {}),
@@ -122,20 +124,27 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
         updated_at=analysis.updated_at,
         started_at=analysis.started_at,
         finished_at=analysis.finished_at,
-        classes=[class_stat_out(c) for c in classes],
+        classes=[class_stat_out(c, legend) for c in classes],
         input_scenes=analysis.input_scenes or [],
+        warnings=analysis.warnings or [],
         links=links,
     )
 
 
-def class_stat_out(row: AnalysisClassStat) -> ClassStatOut:
+def class_stat_out(row: AnalysisClassStat, legend: Legend) -> ClassStatOut:
     return ClassStatOut(
         class_id=row.class_id,
         class_name=row.class_name,
         pixel_count=row.pixel_count,
         area_ha=row.area_ha,
-        colour=CLASSES_BY_ID[row.class_id].colour,
+        colour=legend.colour_of(row.class_id),
     )
+
+
+def model_legend(session: Session, model_version_id: int | None) -> Legend:
+    """The legend of the model version an analysis ran (the synthetic one before it ran)."""
+    row = session.get(ModelVersion, model_version_id) if model_version_id is not None else None
+    return Legend.from_records(row.contract["classes"]) if row is not None else SYNTHETIC_LEGEND
 
 
 def _model_ref(session: Session, model_version_id: int | None) -> str | None:
@@ -379,6 +388,7 @@ class Results:
 
     map_key: str
     quicklook_key: str
+    model_version_id: int | None
 
 
 def _results(session: Session, user: User, analysis_id: uuid.UUID) -> Results:
@@ -388,7 +398,7 @@ def _results(session: Session, user: User, analysis_id: uuid.UUID) -> Results:
         raise HTTPException(
             409, f"analysis {analysis_id} is {analysis.status.value}: its results exist once it is completed"
         )
-    return Results(analysis.map_key, analysis.quicklook_key)
+    return Results(analysis.map_key, analysis.quicklook_key, analysis.model_version_id)
 
 
 @router.get(
@@ -454,7 +464,7 @@ def map_tile(
 
 @router.get("/{analysis_id}/fields", summary="Per-field predictions as a GeoJSON FeatureCollection")
 def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
-    _results(session, user, analysis_id)
+    legend = model_legend(session, _results(session, user, analysis_id).model_version_id)
     rows = session.execute(
         select(FieldParcel, FieldPrediction)
         .join(FieldPrediction, FieldPrediction.field_id == FieldParcel.id)
@@ -466,7 +476,7 @@ def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: Sessio
             field,
             class_id=p.class_id,
             class_name=p.class_name,
-            class_colour=CLASSES_BY_ID[p.class_id].colour,
+            class_colour=legend.colour_of(p.class_id),
             share=p.share,
             mean_confidence=p.mean_confidence,
             pixel_count=p.pixel_count,

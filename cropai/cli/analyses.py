@@ -84,6 +84,8 @@ def run_analysis(
     for area in summary.classes:
         table.add_row(area.class_name, f"{area.pixel_count:,}", f"{area.area_ha:,.2f}")
     console.print(table)
+    for warning in summary.warnings:
+        console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     console.print(
         f"[green]crop map[/]  {summary.map}\n[green]quicklook[/] {summary.quicklook}\n"
         f"{summary.fields} field(s) predicted"

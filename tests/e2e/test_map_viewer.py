@@ -128,6 +128,12 @@ def test_the_legend_lists_the_map_classes_with_their_hectares(
     assert shown == pytest.approx([round(c["area_ha"], 1) for c in analysis["classes"]])
 
 
+def test_a_map_from_a_synthetic_only_model_says_so_above_its_facts(browser: Browser, shared: dict) -> None:
+    submitted(browser, shared)
+    warnings = browser.find("#warnings")
+    assert warnings.is_displayed() and "trained on synthetic scenes only" in warnings.text
+
+
 def test_clicking_a_field_shows_its_predicted_crop(
     browser: Browser, http: httpx.Client, accounts: dict, shared: dict
 ) -> None:

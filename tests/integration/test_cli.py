@@ -1,5 +1,6 @@
 """The ``cropai`` command as a user runs it: a separate process with its own environment."""
 
+import json
 import os
 import socket
 import subprocess
@@ -276,3 +277,61 @@ def test_up_refuses_a_port_in_use_naming_its_option(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "already in use on 127.0.0.1:" in result.stderr and f"--api-port {port}" in result.stderr
     assert not (tmp_path / "logs").exists()  # nothing was started
+
+
+def test_train_from_declared_parcels_then_map_in_their_legend(tmp_path: Path, prefect_api: str) -> None:
+    """A user's road: a folder of real scenes, a GeoPackage of declared parcels with national
+    crop codes and a legend CSV -> a registered model in that legend and season -> a map."""
+    from testkit.labelled_parcels import FLANDERS, write_declared_parcels, write_legend
+    from testkit.realdata import realdata
+
+    gpkg = write_declared_parcels(realdata(FLANDERS, "parcels.geojson"), tmp_path / "declarations.gpkg")
+    legend = write_legend(tmp_path / "legend.csv")
+    env = {"PREFECT_API_URL": prefect_api, "CROPAI_DASK_WORKERS": "1"}
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    train = [
+        "train", str(realdata(FLANDERS, "scenes")), "--fields", str(gpkg), "--label-column", "crop_code",
+        "--legend", str(legend), "--season", "2018-10-01/2019-09-30", "--merge-rare", "--name", "flanders",
+        "--epochs", "3", "--steps", "4",
+    ]  # fmt: skip
+    trained = run(train, tmp_path, **env)
+    assert trained.returncode == 0, trained.stderr
+    assert "registered flanders@1.0.0" in trained.stdout and "baseline" in trained.stdout
+
+    shown = run(["models", "show", "flanders@latest"], tmp_path)
+    assert '"synthetic_only": false' in shown.stdout and '"season_described": "12 monthly bins from 1 October"' in (
+        shown.stdout
+    )
+    mapped = run(
+        ["analyze", "--aoi", str(realdata(FLANDERS, "aoi.geojson")), "--start", "2018-10-01", "--end", "2019-09-30",
+         "--model", "flanders@latest"],
+        tmp_path,
+        **env,
+    )  # fmt: skip
+    assert mapped.returncode == 0, mapped.stderr
+    assert "warning" not in mapped.stdout
+    cog = next((tmp_path / "store" / "analyses").rglob("cropmap.tif"))
+    with rasterio.open(cog) as src:
+        assert set(json.loads(src.tags()["CLASSES"]).values()) == {
+            "winter_wheat",
+            "maize",
+            "barley",
+            "other",
+            "grassland",
+        }
+
+
+def test_train_refuses_a_missing_label_column_and_registers_nothing(tmp_path: Path, prefect_api: str) -> None:
+    from testkit.labelled_parcels import FLANDERS, write_declared_parcels
+    from testkit.realdata import realdata
+
+    gpkg = write_declared_parcels(realdata(FLANDERS, "parcels.geojson"), tmp_path / "declarations.gpkg")
+    assert run(["db", "upgrade"], tmp_path).returncode == 0
+    result = run(
+        ["train", "--fields", str(gpkg), "--label-column", "crop", "--season", "2019-04-01/2019-09-30",
+         "--name", "flanders"],
+        tmp_path,
+        PREFECT_API_URL=prefect_api,
+    )  # fmt: skip
+    assert result.returncode == 2 and "crop_code" in result.stderr and "'crop'" in result.stderr
+    assert "flanders" not in run(["models", "list"], tmp_path).stdout

@@ -1,6 +1,7 @@
 """Model versions through the registry, on the folder store and the S3 server."""
 
 import hashlib
+from typing import Any
 
 import numpy as np
 import pytest
@@ -106,3 +107,26 @@ def test_the_shipped_default_model_registers_and_loads(registry: Services) -> No
     predictor = load_predictor(registry.store, registry.sessions, "cropnet@latest")
     assert predictor is load_predictor(registry.store, registry.sessions, "cropnet@1.0.0")  # loaded once
     assert predictor.contract.tile_size == 256
+
+
+def test_a_pretrained_encoder_version_round_trips_through_the_predictor(registry: Services) -> None:
+    from models.presto import PrestoClassifier
+
+    torch.manual_seed(0)
+    params: dict[str, Any] = {
+        "start_month": 10,
+        "latitude": 50.7,
+        "longitude": 4.1,
+        "band_means": [0.1] * 10,
+        "band_stds": [0.05] * 10,
+    }
+    contract = ModelContract(
+        architecture="presto", architecture_params=params, band_means=[0.1] * 10, band_stds=[0.05] * 10
+    )
+    model = PrestoClassifier(10, 6, len(contract.classes), **params).eval()
+    torch.nn.init.normal_(model.head.weight)
+    register(registry.store, registry.sessions, "encoder", "1.0.0", model.state_dict(), contract)
+    loaded = load(registry.store, registry.sessions, "encoder@1.0.0")
+    cube = np.random.default_rng(0).uniform(0, 0.4, (1, 6, 10, 4, 5)).astype(np.float32)
+    expected = Predictor(type(loaded)(model, contract, "encoder", "1.0.0", "x")).predict(cube)
+    assert np.allclose(Predictor(loaded).predict(cube), expected, atol=1e-6)

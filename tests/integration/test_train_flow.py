@@ -7,6 +7,7 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from cropai.config import Settings
+from cropai.season import Season
 from cropai.services import services
 from cropai.synth import SynthSpec, synthesize
 from flows.train import train
@@ -33,7 +34,7 @@ def test_train_flow_registers_a_version_with_its_metrics_and_artifacts(flow_sett
     row = resolve(svc.sessions, "fieldnet@latest")
     assert row.metrics["macro_f1"] == outcome.metrics["macro_f1"]
     assert row.training["config"]["seed"] == 2 and len(row.training["losses"]) == 3
-    assert load(svc.store, svc.sessions, "fieldnet@1.0.0").contract.months == [4, 5, 6, 7, 8, 9]
+    assert load(svc.store, svc.sessions, "fieldnet@1.0.0").contract.season == Season(start_month=4, bins=6)
 
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(

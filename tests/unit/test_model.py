@@ -7,7 +7,10 @@ import pytest
 import torch
 
 from models.cropnet import CropNet
-from models.train import TrainingData, evaluate, split_fields, train_model
+from models.evaluation import evaluate
+from models.splits import split_fields
+from models.train import train_model
+from models.training_data import TrainingData
 from tests.model_fixtures import TINY, season_data
 
 
@@ -28,7 +31,7 @@ def test_season_data_is_a_gap_free_monthly_cube(data: TrainingData) -> None:
 
 
 def test_split_never_puts_one_field_on_both_sides(data: TrainingData) -> None:
-    validation = split_fields(data, 0.2, seed=0)
+    validation = split_fields(data.labels, data.fields, 0.2, seed=0)
     training = (data.labels > 0) & ~validation
     assert not set(np.unique(data.fields[validation])) & set(np.unique(data.fields[training]))
     assert 0.05 < validation.sum() / (data.labels > 0).sum() < 0.5
@@ -65,7 +68,7 @@ def test_without_parcels_connected_patches_of_one_class_are_the_fields(tmp_path:
     from datetime import date
 
     from cropai.synth import SynthSpec, synthesize
-    from models.train import load_training_data
+    from models.training_data import load_training_data
     from tests.model_fixtures import SEASON_BBOX
 
     made = synthesize(SynthSpec(SEASON_BBOX, date(2025, 4, 1), date(2025, 9, 30), seed=3, revisit_days=30), tmp_path)
@@ -75,3 +78,50 @@ def test_without_parcels_connected_patches_of_one_class_are_the_fields(tmp_path:
     # every derived field holds one class only
     for field_id in np.unique(data.fields[labelled])[:20]:
         assert len(np.unique(data.labels[data.fields == field_id])) == 1
+
+
+def test_the_same_seed_trains_the_same_model(data: TrainingData) -> None:
+    first, second = train_model(data, TINY), train_model(data, TINY)
+    assert first.metrics == second.metrics
+    for name, weights in first.model.state_dict().items():
+        assert torch.equal(weights, second.model.state_dict()[name]), name
+
+
+def test_metrics_report_fields_per_class_and_the_baseline_beside_the_network(data: TrainingData) -> None:
+    metrics = train_model(data, TINY).metrics
+    labelled_classes = {c for c, n in metrics["fields_per_class"].items() if n}
+    assert set(metrics["per_class"]) <= labelled_classes
+    assert set(metrics["baseline"]["per_class"]) == set(metrics["per_class"])
+    assert metrics["baseline"]["overall_accuracy"] > 0.5  # generated crops are separable by their spectra
+    assert 1 <= metrics["best_epoch"] <= TINY.epochs
+
+
+def test_validation_fields_come_in_spatial_blocks_and_each_class_keeps_a_training_field() -> None:
+    labels = np.zeros((100, 100), np.int64)
+    fields = np.zeros((100, 100), np.int32)
+    for index in range(25):  # a 5 x 5 lattice of 20 px fields, classes 1..3 by column
+        row, col = divmod(index, 5)
+        fields[row * 20 : row * 20 + 18, col * 20 : col * 20 + 18] = index + 1
+        labels[row * 20 : row * 20 + 18, col * 20 : col * 20 + 18] = col % 3 + 1
+    validation = split_fields(labels, fields, 0.2, seed=0, block_px=40)
+    held = set(np.unique(fields[validation]))
+    blocks = {((f - 1) // 5 // 2, (f - 1) % 5 // 2) for f in held}
+    assert 0 < len(held) < 25 and len(blocks) < len(held)  # whole blocks, not scattered fields
+    for class_id in (1, 2, 3):
+        assert (labels[~validation] == class_id).any()
+
+
+def test_the_pretrained_family_fits_a_head_on_its_frozen_encoder(data: TrainingData) -> None:
+    from dataclasses import replace
+
+    from models.presto import load_presto_encoder
+
+    result = train_model(data, replace(TINY, family="presto"))
+    assert result.contract.architecture == "presto"
+    assert result.contract.architecture_params["start_month"] == 4
+    published = load_presto_encoder().state_dict()
+    encoder = result.model.get_submodule("encoder")
+    for name, weights in encoder.state_dict().items():
+        assert torch.equal(weights, published[name]), name  # frozen: the published weights, unchanged
+    assert result.metrics["best_epoch"] == 0 and result.losses == []
+    assert result.metrics["overall_accuracy"] > 0.3

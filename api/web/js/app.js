@@ -226,6 +226,15 @@ function describeAnalysis(page, analysis) {
   const reason = page.querySelector("#reason");
   reason.textContent = analysis.status_reason || "";
   reason.hidden = !analysis.status_reason;
+  const warnings = page.querySelector("#warnings");
+  warnings.replaceChildren(
+    ...(analysis.warnings || []).map((text) => {
+      const item = document.createElement("li");
+      item.textContent = text;
+      return item;
+    }),
+  );
+  warnings.hidden = !(analysis.warnings || []).length;
   page.querySelector("#cancel").hidden = FINAL.has(analysis.status) || !canSubmit();
   const facts = [
     ["Model", analysis.model_version || analysis.model],
@@ -262,6 +271,19 @@ async function showResults(page, map, analysis) {
     page.querySelector(selector).addEventListener("click", () => guarded(() => download(path, name)));
   }
   page.dataset.results = "shown";
+}
+
+// A model's card in one line: held-out accuracy, season, classes, and whether it saw real scenes.
+function modelLabel(model) {
+  const card = model.card;
+  const accuracy = model.metrics.overall_accuracy;
+  const facts = [
+    typeof accuracy === "number" ? `held-out accuracy ${Math.round(accuracy * 100)} %` : null,
+    card.season_described,
+    `${card.classes.length} classes`,
+    card.synthetic_only ? "synthetic scenes only" : null,
+  ];
+  return `${model.ref} (${facts.filter(Boolean).join("; ")})`;
 }
 
 function legendEntry(stat) {
@@ -396,11 +418,8 @@ async function showNew() {
   const models = await guarded(() => api.call("/models"));
   const select = form.elements.model;
   for (const model of models || []) {
-    const accuracy = model.metrics.overall_accuracy;
-    const option = new Option(
-      typeof accuracy === "number" ? `${model.ref} (accuracy ${Math.round(accuracy * 100)} %)` : model.ref,
-      model.ref,
-    );
+    const option = new Option(modelLabel(model), model.ref);
+    option.title = model.card.trained_on || "";
     select.add(option);
   }
 
