@@ -1,11 +1,13 @@
-"""Predictor throughput of the default model at its tile size.
+"""Predictor throughput of the default model at its tile size, and of the pretrained-encoder family.
 
 Prints Mpix/s and tiles/s on the CPU with the thread count and batch size used,
 and the model's held-out metrics; on a GPU (when one is present) the same in
 float32 and under bfloat16 autocast. Target on the CPU: >= 0.5 Mpix/s on 2 threads
-with held-out macro F1 >= 0.85.
+with held-out macro F1 >= 0.85. The ``presto`` rows run the published Presto encoder
+(per pixel: a transformer over each pixel's season) with a linear head on the default
+contract's six monthly bins, through the same Predictor.
 
-    .venv/bin/python bench/model.py [--threads 2] [--batch 4] [--seconds 10]
+    .venv/bin/python bench/model.py [--threads 2] [--batch 4] [--seconds 10] [--presto-tile 64]
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import torch
 
 
 def default_model():
+    from models.architectures import build
     from models.contract import ModelContract
-    from models.cropnet import build
     from models.registry import DEFAULT_MODEL_DIR as DEFAULT_MODEL
     from models.registry import WEIGHTS_FILE, LoadedModel
 
@@ -41,8 +43,25 @@ def default_model():
     ), metadata
 
 
-def measure(predictor, batch: int, seconds: float) -> tuple[float, float]:
-    tile = predictor.contract.tile_size
+def presto_model(loaded):
+    """The pretrained-encoder family on the default model's contract (six monthly bins from April)."""
+    from models.presto import PrestoClassifier
+    from models.registry import LoadedModel
+
+    params = {
+        "start_month": 4,
+        "latitude": 48.2,
+        "longitude": 1.6,
+        "band_means": loaded.contract.band_means,
+        "band_stds": loaded.contract.band_stds,
+    }
+    contract = loaded.contract.model_copy(update={"architecture": "presto", "architecture_params": params})
+    model = PrestoClassifier(len(contract.bands), contract.time_bins_count, len(contract.classes), **params)
+    return LoadedModel(model.eval(), contract, "presto", "bench", "-")
+
+
+def measure(predictor, batch: int, seconds: float, tile: int | None = None) -> tuple[float, float]:
+    tile = tile or predictor.contract.tile_size
     cubes = (
         np.random.default_rng(0)
         .uniform(0.0, 0.5, (batch, predictor.contract.time_bins_count, len(predictor.contract.bands), tile, tile))
@@ -69,6 +88,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--presto-tile", type=int, default=64, help="tile side (px) of the presto rows")
     args = parser.parse_args()
     loaded, metadata = default_model()
     metrics = metadata["metrics"]
@@ -84,6 +104,12 @@ def main() -> None:
     mpix, tiles = measure(cpu, args.batch, args.seconds)
     print(f"cpu   float32   threads {args.threads}  batch {args.batch}: {mpix:6.2f} Mpix/s  {tiles:7.1f} tiles/s")
     print("target (cpu, 2 threads): >= 0.5 Mpix/s with macro F1 >= 0.85")
+    presto = Predictor(presto_model(loaded), device="cpu", max_batch=1)
+    mpix, tiles = measure(presto, 1, args.seconds, args.presto_tile)
+    print(
+        f"cpu   float32   threads {args.threads}  presto, {args.presto_tile} px tiles: {mpix:8.4f} Mpix/s "
+        f"({mpix * 1e6:,.0f} px/s)"
+    )
 
     if torch.cuda.is_available():
         print(f"gpu: {torch.cuda.get_device_name()}")
@@ -94,6 +120,10 @@ def main() -> None:
                 gpu.max_batch = batch
                 mpix, tiles = measure(gpu, batch, args.seconds)
                 print(f"cuda  {label}  batch {batch:3d}: {mpix:8.2f} Mpix/s  {tiles:8.1f} tiles/s")
+            presto_gpu = Predictor(presto_model(loaded), device="cuda", max_batch=4)
+            presto_gpu.autocast_dtype = autocast
+            mpix, _ = measure(presto_gpu, 4, args.seconds, 256)
+            print(f"cuda  {label}  presto, 256 px tiles: {mpix:8.3f} Mpix/s")
 
 
 if __name__ == "__main__":
