@@ -93,7 +93,7 @@ def labelled_season(
             f"{window[1]}: ingest scenes that cover them"
         )
     labels[~seen], fields[~seen] = 0, 0
-    _check_every_bin_seen(cube, labels > 0, bins)
+    check_every_bin_seen(cube, labels > 0, bins)
     return LabelledSeason(cube, labels, fields, grid, bins, [ref.as_input() for ref in refs], bounds)
 
 
@@ -105,14 +105,23 @@ def season_scenes(
     max_cloud_fraction: float | None = None,
 ) -> tuple[tuple[TimeBin, ...], list[CandidateScene]]:
     """The season's bins within ``window`` and the catalogued scenes that meet the parcels' box
-    in them; ``NoUsableScenes`` names the box and the window when there is none."""
+    in them; ``NoUsableScenes`` names the box and the window when there is none, and a bin
+    without any such scene is an error naming each empty bin."""
     bins = season.bins_in(*window)
     bounds = parcels_bounds_wgs84(parcels)
     area = shapely.geometry.mapping(shapely.box(*bounds))
-    return bins, usable_scenes(area, bins, candidate_scenes(sessions, bounds, max_cloud_fraction), window)
+    scenes = usable_scenes(area, bins, candidate_scenes(sessions, bounds, max_cloud_fraction), window)
+    empty = [b for b in bins if not any(b.contains(scene.acquired_at) for scene in scenes)]
+    if empty:
+        named = ", ".join(f"{b.start} to {b.end}" for b in empty)
+        raise InvalidInput(
+            f"no scene of the parcels in {len(empty)} time bin(s) of the season ({named}): ingest scenes "
+            "in them, or choose a season whose bins the scenes cover"
+        )
+    return bins, scenes
 
 
-def _check_every_bin_seen(
+def check_every_bin_seen(
     cube: npt.NDArray[np.float32], labelled: npt.NDArray[np.bool_], bins: tuple[TimeBin, ...]
 ) -> None:
     """A bin in which no labelled pixel was seen clear would teach the model its gap filling."""

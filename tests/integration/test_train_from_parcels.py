@@ -99,12 +99,27 @@ def test_parcels_outside_every_scene_are_refused_naming_their_box(postgres_catal
         labelled_season(svc.sessions, svc.store, far, Season.spanning(*WINTER_SEASON), WINTER_SEASON)
 
 
-def test_a_season_bin_without_a_clear_observation_is_named(postgres_catalogue: Services, tmp_path: Path) -> None:
+def test_a_season_bin_without_a_scene_is_named(postgres_catalogue: Services, tmp_path: Path) -> None:
     from cropai.season import Season
 
     svc = ingested(postgres_catalogue)
     window = (date(2019, 10, 1), date(2020, 1, 31))  # the scenes end in November 2019
     with pytest.raises(
-        InvalidInput, match=r"no clear observation of the parcels in 2 time bin.*2019-12-01 to 2019-12-31"
+        InvalidInput, match=r"no scene of the parcels in 2 time bin.*2019-12-01 to 2019-12-31, 2020-01-01 to 2020-01-31"
     ):
         labelled_season(svc.sessions, svc.store, declared(tmp_path), Season.spanning(*window), window)
+
+
+def test_a_bin_in_which_no_labelled_pixel_was_seen_clear_is_named() -> None:
+    from cropai.composite import TimeBin
+    from cropai.training_season import check_every_bin_seen
+
+    cube = np.ones((3, 10, 4, 4), np.float32)
+    labelled = np.zeros((4, 4), bool)
+    labelled[1:3, 1:3] = True
+    cube[1][:, labelled] = np.nan  # clouds over every parcel in May
+    bins = tuple(TimeBin(date(2025, m, 1), date(2025, m, 28)) for m in (4, 5, 6))
+    with pytest.raises(InvalidInput, match=r"no clear observation of the parcels in 1 time bin\(s\) .*2025-05-01 to"):
+        check_every_bin_seen(cube, labelled, bins)
+    cube[1][:, 1, 1] = 0.2  # one clear look at one parcel pixel is enough
+    check_every_bin_seen(cube, labelled, bins)

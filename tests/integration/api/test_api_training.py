@@ -138,8 +138,9 @@ def test_a_viewer_may_not_train(client: TestClient, api_app_settings: Settings, 
         ({"label_property": "crop"}, "no field has a value in the property 'crop'"),
         ({"legend": [{"code": 1003, "class": "maize"}]}, "not in the legend: '10"),
         ({"start": "2025-04-05", "bin_length": "10d"}, "season start 2025-04-05: 10d bins start on day 1 or 11 or 21"),
+        ({"end": "2025-10-31"}, "no scene of the parcels in 1 time bin(s) of the season (2025-10-01 to 2025-10-31)"),
     ],
-    ids=["missing label property", "legend missing a code", "bad season"],
+    ids=["missing label property", "legend missing a code", "bad season", "a bin without a scene"],
 )
 @pytest.mark.usefixtures("scenes")
 def test_a_refused_request_is_a_422_naming_it_and_starts_nothing(
