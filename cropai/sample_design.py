@@ -19,12 +19,14 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import rasterio
 from affine import Affine
 from rasterio.warp import transform as transform_points
 
 from cropai.accuracy import allocate, sample_size
 from cropai.errors import InvalidInput
 from cropai.legend import Legend
+from cropai.storage import ObjectStore
 
 DEFAULT_USERS_ACCURACY = 0.8
 DEFAULT_TARGET_SE = 0.01
@@ -138,3 +140,11 @@ def design_sample(
         points,
         seed,
     )
+
+
+def design_for_map(store: ObjectStore, map_key: str, legend: Legend, **options: Any) -> SampleDesign:
+    """The sample design of a stored crop map (its class band), in the map's legend."""
+    with store.gdal_env(), rasterio.open(store.gdal_path(map_key)) as src:
+        labels = src.read(1)
+        transform, crs = src.transform, src.crs.to_string()
+    return design_sample(labels, transform, crs, legend, **options)

@@ -391,7 +391,7 @@ class Results:
     model_version_id: int | None
 
 
-def _results(session: Session, user: User, analysis_id: uuid.UUID) -> Results:
+def results_of(session: Session, user: User, analysis_id: uuid.UUID) -> Results:
     analysis = visible_analysis(session, user, analysis_id)
     # A completed analysis has both keys (``cropai.analysis_runs.finish``): the test is for the types.
     if analysis.status != AnalysisStatus.completed or analysis.map_key is None or analysis.quicklook_key is None:
@@ -417,7 +417,7 @@ def download_map(
         bool, Query(description="answer with a presigned URL to the object instead of the bytes")
     ] = False,
 ) -> Any:
-    results = _results(session, user, analysis_id)
+    results = results_of(session, user, analysis_id)
     if presign:
         if not settings.uses_s3:
             raise HTTPException(409, "presigned URLs need an S3 store; this one is a folder: download without presign")
@@ -438,7 +438,7 @@ def download_map(
     responses={200: {"content": {"image/png": {}}}},
 )
 def quicklook(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep) -> Response:
-    results = _results(session, user, analysis_id)
+    results = results_of(session, user, analysis_id)
     return Response(store.get(results.quicklook_key), media_type="image/png")
 
 
@@ -453,7 +453,7 @@ def map_tile(
 ) -> Response:
     """256 px PNG tiles of the class band in the map's colours, transparent outside the AOI;
     rendered from the COG on first request and cached in the store beside it."""
-    results = _results(session, user, analysis_id)
+    results = results_of(session, user, analysis_id)
     try:
         tile = TileId(z, x, y)
     except InvalidInput as exc:
@@ -464,7 +464,7 @@ def map_tile(
 
 @router.get("/{analysis_id}/fields", summary="Per-field predictions as a GeoJSON FeatureCollection")
 def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
-    legend = model_legend(session, _results(session, user, analysis_id).model_version_id)
+    legend = model_legend(session, results_of(session, user, analysis_id).model_version_id)
     rows = session.execute(
         select(FieldParcel, FieldPrediction)
         .join(FieldPrediction, FieldPrediction.field_id == FieldParcel.id)

@@ -10,7 +10,7 @@ import sys
 import typer
 from rich.logging import RichHandler
 
-from cropai.cli import analyses, catalogue, models, scenes, stack, users
+from cropai.cli import analyses, assess, catalogue, models, scenes, stack, users
 from cropai.cli.common import errors
 from cropai.errors import CropAIError
 
@@ -37,6 +37,7 @@ app.add_typer(catalogue.db_app, name="db")
 app.add_typer(users.users_app, name="users")
 app.add_typer(catalogue.store_app, name="store")
 app.add_typer(models.models_app, name="models")
+app.add_typer(assess.assess_app, name="assess")
 
 
 def main() -> None:

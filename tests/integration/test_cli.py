@@ -191,8 +191,6 @@ def test_analyze_refuses_bad_requests_before_running(tmp_path: Path, aoi: str, a
 
 
 def test_analyze_command_maps_an_ingested_season(tmp_path: Path, prefect_api: str) -> None:
-    import json
-
     from cropai.config import Settings
     from cropai.services import services
     from tests.analysis_fixtures import AOI, ingested_season
@@ -208,6 +206,14 @@ def test_analyze_command_maps_an_ingested_season(tmp_path: Path, prefect_api: st
     )
     assert result.returncode == 0, result.stderr
     assert "winter_wheat" in result.stdout and "cropmap.tif" in result.stdout and "quicklook.png" in result.stdout
+    assert "trained on synthetic scenes only" in result.stdout  # the default model's warning
+
+    analysis_id = result.stdout.split("analysis ", 1)[1].split(":", 1)[0]
+    designed = run(["assess", "design", analysis_id, "--out", str(tmp_path / "sample"), "--minimum", "20"], tmp_path)
+    assert designed.returncode == 0, designed.stderr
+    points = json.loads((tmp_path / "sample" / "sample.geojson").read_text())["features"]
+    assert len(points) >= 20 and {p["properties"]["map_class"] for p in points} >= {"winter_wheat"}
+    assert (tmp_path / "sample" / "sample.csv").read_text().count("\n") == len(points) + 1
 
 
 def test_users_create_admin_then_the_api_on_uvicorn_lets_them_in(tmp_path: Path) -> None:

@@ -5,27 +5,15 @@ import urllib.request
 import uuid
 from datetime import date
 
-import pytest
 from fastapi.testclient import TestClient
 
 from cropai.analysis_records import create_analysis
 from cropai.config import Settings
 from cropai.services import services
-from cropai.storage import S3Store
 from tests.analysis_fixtures import mapped
 from tests.api_fixtures import SQUARE, make_client, new_account
-from tests.conftest import s3_settings
 
 MAP_BYTES = b"II*\x00" + bytes(range(256)) * 5000  # ~1.3 MB: streamed in more than one chunk
-
-
-@pytest.fixture
-def s3_api_settings(api_app_settings: Settings, s3_endpoint: str) -> Settings:
-    configured = s3_settings(api_app_settings, s3_endpoint, f"api-{uuid.uuid4().hex[:10]}")
-    store = services(configured).store
-    assert isinstance(store, S3Store)
-    store.ensure_bucket()
-    return configured
 
 
 def completed_analysis(settings: Settings, owner_id: int) -> uuid.UUID:

@@ -7,28 +7,16 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from cropai.analysis_records import create_analysis
 from cropai.config import Settings
 from cropai.services import services
-from cropai.storage import S3Store
 from cropai.webtiles import TILE_PX, tile_key, tiles_prefix
 from testkit.crop_maps import AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
 from tests.analysis_fixtures import mapped
 from tests.api_fixtures import SQUARE, make_client, new_account
-from tests.conftest import s3_settings
-
-
-@pytest.fixture
-def s3_api_settings(api_app_settings: Settings, s3_endpoint: str) -> Settings:
-    configured = s3_settings(api_app_settings, s3_endpoint, f"tiles-{uuid.uuid4().hex[:10]}")
-    store = services(configured).store
-    assert isinstance(store, S3Store)
-    store.ensure_bucket()
-    return configured
 
 
 def mapped_analysis(settings: Settings, owner_id: int, folder: Path, *, completed: bool = True) -> uuid.UUID:
