@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import rasterio
 from affine import Affine
-from rasterio.warp import transform as transform_points
 
 from cropai.accuracy import allocate, sample_size
 from cropai.errors import InvalidInput
@@ -123,6 +121,8 @@ def design_sample(
         rows.append(r[chosen])
         cols.append(c[chosen])
         ids += [class_id] * size
+    from rasterio.warp import transform as transform_points  # GDAL loads when a design is drawn, not with the API
+
     row, col = np.concatenate(rows), np.concatenate(cols)
     xs = transform.c + (col + 0.5) * transform.a + (row + 0.5) * transform.b  # pixel centres in the map's CRS
     ys = transform.f + (col + 0.5) * transform.d + (row + 0.5) * transform.e
@@ -144,6 +144,8 @@ def design_sample(
 
 def design_for_map(store: ObjectStore, map_key: str, legend: Legend, **options: Any) -> SampleDesign:
     """The sample design of a stored crop map (its class band), in the map's legend."""
+    import rasterio
+
     with store.gdal_env(), rasterio.open(store.gdal_path(map_key)) as src:
         labels = src.read(1)
         transform, crs = src.transform, src.crs.to_string()
