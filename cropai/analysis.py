@@ -67,7 +67,7 @@ class ModelInputs:
             tuple(contract["band_means"]),
             contract["tile_size"],
             contract["overlap"],
-            Legend.from_records(contract["classes"]),
+            Legend.of_contract(contract),
             TrainingScope.of_record(contract, version.training or {}),
         )
 

@@ -36,7 +36,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -191,6 +191,11 @@ class Legend:
     def as_records(self) -> list[dict[str, object]]:
         """The classes as JSON-ready records ``{"id", "name", "colour", "codes"}``."""
         return [{"id": int(c.id), "name": c.name, "colour": c.colour, "codes": list(c.codes)} for c in self.classes]
+
+    @classmethod
+    def of_contract(cls, contract: Mapping[str, Any]) -> Legend:
+        """A stored model contract's legend (its ``classes`` records)."""
+        return cls.from_records(contract["classes"])
 
     @classmethod
     def from_records(cls, records: Iterable[Mapping[str, object]], ignored: Iterable[str] = ()) -> Legend:

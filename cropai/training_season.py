@@ -37,7 +37,7 @@ from cropai.parcels import (
     read_parcels,
 )
 from cropai.season import BinLength, Season
-from cropai.sentinel2 import BANDS, RESOLUTION_M
+from cropai.sentinel2 import RESOLUTION_M
 from cropai.storage import ObjectStore
 
 
@@ -137,7 +137,7 @@ def check_every_bin_seen(
 def band_means(season: LabelledSeason) -> list[float]:
     """Mean reflectance per band over the clear observations: what a never-seen pixel gets."""
     means = np.nanmean(season.cube, axis=(0, 2, 3))
-    return [float(v) for v in np.nan_to_num(means)][: len(BANDS)]
+    return [float(v) for v in np.nan_to_num(means)]
 
 
 def _rounded(bounds: tuple[float, float, float, float]) -> tuple[float, ...]:

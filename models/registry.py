@@ -25,7 +25,7 @@ from torch import nn
 from cropai.db import ModelVersion, session_scope
 from cropai.errors import InvalidInput, ModelIntegrityError, ModelNotFound, ModelVersionExists
 from cropai.storage import ObjectStore
-from models.architectures import build
+from models.architectures import build_for
 from models.contract import ModelContract
 from models.versions import LATEST, ModelRef, list_versions, resolve
 
@@ -175,13 +175,7 @@ def load(store: ObjectStore, sessions: sessionmaker[Session], reference: str | M
             f"expected {row.checksum_sha256}: the object was changed or damaged; register a new version"
         )
     contract = ModelContract(**row.contract)
-    model = build(
-        contract.architecture,
-        len(contract.bands),
-        contract.time_bins_count,
-        len(contract.classes),
-        **contract.architecture_params,
-    )
+    model = build_for(contract)
     try:
         model.load_state_dict(_load_state_dict(weights, weights_key))
     except RuntimeError as exc:

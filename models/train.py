@@ -27,7 +27,7 @@ from torch import nn
 from cropai.crops import SYNTHETIC_LEGEND
 from cropai.errors import InvalidInput
 from cropai.legend import Legend
-from models.architectures import build
+from models.architectures import build_for
 from models.contract import ClassInfo, ModelContract
 from models.evaluation import Evaluation, evaluate
 from models.linear import LinearClassifier, fit_linear, pixel_features, sample_pixels
@@ -122,13 +122,7 @@ def train_model(
     if config.family in PER_PIXEL_FAMILIES:
         model, losses, best_epoch = fit_pretrained_head(data, normalised, contract, class_index, split, config)
     else:
-        model = build(
-            contract.architecture,
-            len(contract.bands),
-            contract.time_bins_count,
-            len(contract.class_ids),
-            **contract.architecture_params,
-        )
+        model = build_for(contract)
         loss_fn = configure_loss(class_index[data.labels[split.fitting]], len(contract.class_ids))
         losses, best_epoch = fit(model, loss_fn, normalised, data, class_index, split, contract, config, on_epoch)
     metrics = held_out_metrics(model, normalised, data, contract, split, best_epoch, config.seed)
@@ -311,13 +305,7 @@ def fit_pretrained_head(
 ) -> tuple[nn.Module, list[float], int]:
     """The pretrained encoder, frozen, with a logistic-regression head fitted on its embeddings
     of sampled training pixels (fitting and stopping fields: a linear head needs no early stop)."""
-    model = build(
-        contract.architecture,
-        len(contract.bands),
-        contract.time_bins_count,
-        len(contract.class_ids),
-        **contract.architecture_params,
-    )
+    model = build_for(contract)
     assert isinstance(model.head, nn.Linear)  # the family's linear head over the embeddings
     rows, cols = sample_pixels(data.fields, split.fitting | split.stopping, config.seed)
     embeddings = _embed_pixels(model, normalised, rows, cols)
@@ -336,8 +324,7 @@ def _embed_pixels(
 ) -> npt.NDArray[np.float32]:
     """(pixels, embedding) of the chosen pixels: gathered into one row, embedded per pixel."""
     model.eval()
-    row = normalised[:, :, torch.from_numpy(rows), torch.from_numpy(cols)][None, :, :, None, :]
-    embedded: torch.Tensor = model.embed(row)  # type: ignore[operator]
+    embedded: torch.Tensor = model.embed(_gathered(normalised, rows, cols))  # type: ignore[operator]
     return np.ascontiguousarray(embedded[0, :, 0, :].T.numpy(), dtype=np.float32)
 
 
@@ -423,8 +410,13 @@ def predict_pixels(
         return predict_area(model, normalised)[rows, cols]
     with torch.inference_mode():
         model.eval()
-        row = normalised[:, :, torch.from_numpy(rows), torch.from_numpy(cols)][None, :, :, None, :]
-        return np.asarray(model(row)[0, :, 0, :].argmax(0).numpy(), dtype=np.int64)
+        return np.asarray(model(_gathered(normalised, rows, cols))[0, :, 0, :].argmax(0).numpy(), dtype=np.int64)
+
+
+def _gathered(normalised: torch.Tensor, rows: npt.NDArray[np.intp], cols: npt.NDArray[np.intp]) -> torch.Tensor:
+    """The chosen pixels of a (time, band, y, x) area as one row, (1, time, band, 1, pixels): what a
+    per-pixel family reads without the rest of the area."""
+    return normalised[:, :, torch.from_numpy(rows), torch.from_numpy(cols)][None, :, :, None, :]
 
 
 @torch.inference_mode()

@@ -144,7 +144,7 @@ def class_stat_out(row: AnalysisClassStat, legend: Legend) -> ClassStatOut:
 def model_legend(session: Session, model_version_id: int | None) -> Legend:
     """The legend of the model version an analysis ran (the synthetic one before it ran)."""
     row = session.get(ModelVersion, model_version_id) if model_version_id is not None else None
-    return Legend.from_records(row.contract["classes"]) if row is not None else SYNTHETIC_LEGEND
+    return Legend.of_contract(row.contract) if row is not None else SYNTHETIC_LEGEND
 
 
 def _model_ref(session: Session, model_version_id: int | None) -> str | None:

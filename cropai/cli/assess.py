@@ -38,7 +38,7 @@ def assess_design(
         if analysis is None or analysis.status != AnalysisStatus.completed or analysis.map_key is None:
             raise InvalidInput(f"analysis {analysis_id} is not a completed analysis with a map")
         version = session.get(ModelVersion, analysis.model_version_id) if analysis.model_version_id else None
-        legend = Legend.from_records(version.contract["classes"]) if version else SYNTHETIC_LEGEND
+        legend = Legend.of_contract(version.contract) if version else SYNTHETIC_LEGEND
         map_key = analysis.map_key
     design = design_for_map(
         svc.store, map_key, legend, target_overall_se=target_se, minimum_per_class=minimum, seed=seed
