@@ -39,6 +39,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     create_engine,
+    false,
     event,
     make_url,
     text,
@@ -310,6 +311,8 @@ class Analysis(BBoxColumns, Base):
     input_scenes: Mapped[list[Any] | None] = mapped_column()
     # What the result's reader should know before trusting it (cropai.model_fit), as sentences.
     warnings: Mapped[list[Any] | None] = mapped_column()
+    # How far its composites were from the model's training inputs (cropai.input_check.InputCheck.as_record).
+    input_check: Mapped[dict[str, Any] | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     started_at: Mapped[datetime | None]
@@ -326,6 +329,13 @@ class AnalysisClassStat(Base):
     class_name: Mapped[str] = mapped_column(String(64))
     pixel_count: Mapped[int] = mapped_column(BigInteger)
     area_ha: Mapped[float] = mapped_column(Float)
+    # Of pixel_count, those seen clear in too few of the season's bins to be trusted (counted apart).
+    low_evidence_pixels: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class FieldPurpose(enum.StrEnum):
+    training = "training"  # may label a model's training data
+    reference = "reference"  # kept for validating maps: never used for training
 
 
 class FieldParcel(BBoxColumns, Base):
@@ -341,6 +351,10 @@ class FieldParcel(BBoxColumns, Base):
     properties: Mapped[dict[str, Any]] = mapped_column(default=dict)
     geometry_geojson: Mapped[dict[str, Any]] = mapped_column()
     area_ha: Mapped[float] = mapped_column(Float)
+    purpose: Mapped[FieldPurpose] = mapped_column(
+        _enum_column(FieldPurpose), default=FieldPurpose.training, server_default="training"
+    )
+    reference_label: Mapped[str | None] = mapped_column(String(100))  # a reference field's crop, as uploaded
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -356,6 +370,34 @@ class FieldPrediction(Base):
     share: Mapped[float] = mapped_column(Float)  # 0..1 of the field's mapped pixels
     mean_confidence: Mapped[float] = mapped_column(Float)  # 0..1
     pixel_count: Mapped[int] = mapped_column(Integer)
+    gap_filled_share: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")  # 0..1 of bins x pixels
+    insufficient_evidence: Mapped[bool] = mapped_column(default=False, server_default=false())
+
+
+class ReferenceSample(Base):
+    """One labelled point of an analysis' sample design: the map class it was drawn from (its
+    stratum) and the class a labeller saw there."""
+
+    __tablename__ = "reference_samples"
+
+    analysis_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True)
+    point_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    lon: Mapped[float] = mapped_column(Float)
+    lat: Mapped[float] = mapped_column(Float)
+    stratum_id: Mapped[int] = mapped_column(Integer)
+    label_class_id: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Assessment(Base):
+    """The latest accuracy assessment of an analysis' map (``cropai.assessment``), as JSON."""
+
+    __tablename__ = "assessments"
+
+    analysis_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("analyses.id", ondelete="CASCADE"), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16))  # "sample" (labelled points) or "fields" (reference fields)
+    result: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class TrainingRun(Base):
