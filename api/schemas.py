@@ -271,6 +271,12 @@ class ClassStatOut(BaseModel):
     pixel_count: int
     area_ha: float
     colour: str = Field(description='"#rrggbb": the class colour of the map and its legend')
+    low_evidence_pixels: int = Field(
+        default=0,
+        description="of pixel_count, those gap-filled in more than the allowed share of time bins "
+        "(seen through clouds too rarely to trust)",
+    )
+    low_evidence_ha: float = Field(default=0.0, description="the hectares of low_evidence_pixels")
 
 
 class AnalysisLinks(BaseModel):
@@ -278,6 +284,26 @@ class AnalysisLinks(BaseModel):
     map: str | None = None
     quicklook: str | None = None
     fields: str | None = None
+    evidence: str | None = None
+    assessment: str | None = None
+
+
+class InputShiftOut(BaseModel):
+    bin: str
+    band: str
+    distance: float = Field(description="training spreads between the analysis' mean and the training mean")
+    analysis_mean: float
+    training_mean: float
+
+
+class InputCheckOut(BaseModel):
+    """How far the analysis' clear composites were from its model's training inputs."""
+
+    score: float = Field(description="the largest distance over time bins and bands, in training spreads")
+    threshold: float
+    flagged: bool
+    compared: int = Field(description="(time bin, band) pairs scored")
+    worst: list[InputShiftOut] = Field(default_factory=list, description="the pairs beyond the threshold")
 
 
 class InputSceneOut(BaseModel):
@@ -315,7 +341,41 @@ class AnalysisOut(BaseModel):
         description="what to know before trusting the result: a model trained on synthetic scenes only, "
         "an AOI far from the model's training region, a window longer than the model's season",
     )
+    input_check: InputCheckOut | None = Field(
+        default=None,
+        description="the analysis' inputs against its model's training inputs, once completed "
+        "(none for model versions registered without input statistics)",
+    )
     links: AnalysisLinks
+    rerun_of: uuid.UUID | None = Field(
+        default=None, description="the completed analysis this one repeats on the inputs it recorded"
+    )
+
+
+class ClassAreaChangeOut(BaseModel):
+    id: int
+    name: str
+    area_ha_a: float
+    area_ha_b: float
+    difference_ha: float = Field(description="b minus a: positive where the class grew")
+
+
+class FieldChangeOut(BaseModel):
+    field_id: int
+    class_a: str | None = Field(description="the class analysis a predicted; null where it predicted none")
+    class_b: str | None
+
+
+class ComparisonOut(BaseModel):
+    a: uuid.UUID
+    b: uuid.UUID
+    identical: bool = Field(description="same grid, same class and confidence in every pixel, same field classes")
+    reason: str | None = Field(description="why the two are not identical; null when they are")
+    pixels_differing: int | None = Field(
+        description="pixels whose class differs; null when the maps are on different grids"
+    )
+    classes: list[ClassAreaChangeOut]
+    fields_changed: list[FieldChangeOut]
 
 
 class IngestRequest(BaseModel):
@@ -360,3 +420,66 @@ class IngestRunOut(BaseModel):
     rejected: int
     rejections: list[Any]
     error: str | None
+
+
+# --- assessment -----------------------------------------------------------------------------
+
+
+class SampleLabelsStored(BaseModel):
+    analysis_id: uuid.UUID
+    count: int = Field(description="labelled points stored, in place of any earlier set")
+    points_per_class: dict[str, int] = Field(description="labelled points per map class (stratum)")
+
+
+class EstimateOut(BaseModel):
+    value: float
+    standard_error: float
+    ci95: tuple[float, float] = Field(description="the 95 % interval (accuracies within 0..1, areas from 0)")
+
+
+class AssessedClassOut(BaseModel):
+    id: int
+    name: str
+    colour: str
+
+
+class ClassAssessmentOut(BaseModel):
+    id: int
+    name: str
+    mapped_area_ha: float
+    estimated_area_ha: EstimateOut = Field(description="error-adjusted area")
+    users_accuracy: EstimateOut | None = Field(description="null for a class the map does not show")
+    producers_accuracy: EstimateOut | None = Field(description="null for a class no reference shows")
+    f1: float | None
+    reference_count: int = Field(description="reference points or pixels of this class")
+
+
+class DisagreeingFieldOut(BaseModel):
+    field_id: int
+    reference: str
+    predicted: str
+
+
+class FieldAgreementOut(BaseModel):
+    assessed: int
+    agreeing: int
+    agreement: float | None
+    disagreeing: list[DisagreeingFieldOut]
+
+
+class AssessmentOut(BaseModel):
+    """An analysis' map against reference data (Olofsson et al. 2014 estimators): matrices' rows
+    are map classes, columns reference classes, both in the order of ``classes``."""
+
+    analysis_id: uuid.UUID
+    source: Literal["sample", "fields"]
+    created_at: UtcDatetime
+    unit: Literal["points", "pixels"]
+    sample_size: int
+    classes: list[AssessedClassOut]
+    confusion_matrix: list[list[int]]
+    area_weighted_matrix: list[list[float]] = Field(description="p_ij: area proportions, summing to 1")
+    overall_accuracy: EstimateOut
+    per_class: list[ClassAssessmentOut]
+    fields: FieldAgreementOut | None = Field(description="reference fields only: majority map class against label")
+    note: str

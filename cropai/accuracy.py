@@ -63,16 +63,22 @@ def stratified_assessment(
     total = area.sum()
     weights = area / total  # W_i
     per_stratum = n.sum(axis=1)  # n_i.
-    share = n / per_stratum[:, None]  # n_ij / n_i.
+    # A class the map never shows can still be a reference class: its stratum has no area, weighs
+    # nothing, and its user's accuracy is undefined (NaN).
+    mapped_stratum = area > 0
+    share = np.divide(n, per_stratum[:, None], out=np.zeros_like(n), where=mapped_stratum[:, None])  # n_ij / n_i.
     p = weights[:, None] * share  # equation 4
     mapped = p.sum(axis=1)
     reference = p.sum(axis=0)
-    users = np.diag(p) / mapped  # equation 2
+    users = np.divide(np.diag(p), mapped, out=np.full(len(classes), np.nan), where=mapped_stratum)  # equation 2
     producers = np.divide(np.diag(p), reference, out=np.zeros(len(classes)), where=reference > 0)  # equation 3
-    within = share * (1 - share) / (per_stratum[:, None] - 1)
+    within = np.divide(
+        share * (1 - share), per_stratum[:, None] - 1, out=np.zeros_like(n), where=mapped_stratum[:, None]
+    )
     area_se = np.sqrt((weights[:, None] ** 2 * within).sum(axis=0)) * total  # equation 10, scaled
-    users_se = np.sqrt(users * (1 - users) / (per_stratum - 1))  # equation 6
-    overall_se = math.sqrt(float((weights**2 * users * (1 - users) / (per_stratum - 1)).sum()))  # equation 5
+    users_var = np.divide(users * (1 - users), per_stratum - 1, out=np.full(len(classes), np.nan), where=mapped_stratum)
+    users_se = np.sqrt(users_var)  # equation 6
+    overall_se = math.sqrt(float((weights**2 * users_var)[mapped_stratum].sum()))  # equation 5
     return StratifiedAssessment(
         tuple(classes),
         p,
@@ -95,14 +101,16 @@ def _producers_se(
     j: int,
 ) -> float:
     """Equation 7: the producer's accuracy of class ``j``, its variance from every stratum."""
-    reference_total = float((area * n[:, j] / per_stratum).sum())  # N-hat_.j
+    reference_total = float(
+        (area * np.divide(n[:, j], per_stratum, out=np.zeros(len(area)), where=area > 0)).sum()
+    )  # N-hat_.j
     if reference_total == 0:
         return 0.0
-    own = area[j] ** 2 * (1 - producers[j]) ** 2 * users[j] * (1 - users[j]) / (per_stratum[j] - 1)
+    own = area[j] ** 2 * (1 - producers[j]) ** 2 * users[j] * (1 - users[j]) / (per_stratum[j] - 1) if area[j] else 0.0
     others = sum(
         area[i] ** 2 * (n[i, j] / per_stratum[i]) * (1 - n[i, j] / per_stratum[i]) / (per_stratum[i] - 1)
         for i in range(len(area))
-        if i != j
+        if i != j and area[i] > 0
     )
     return math.sqrt(float(own + producers[j] ** 2 * others)) / reference_total
 
@@ -114,7 +122,7 @@ def _check(n: npt.NDArray[np.float64], area: npt.NDArray[np.float64], classes: S
             f"a {size}-class assessment needs a {size} x {size} matrix of sample counts and {size} mapped "
             f"areas: got {n.shape} and {area.shape}"
         )
-    thin = [classes[i] for i in range(size) if n[i].sum() < 2]
+    thin = [classes[i] for i in range(size) if area[i] > 0 and n[i].sum() < 2]
     if thin:
         raise InvalidInput(
             f"map class(es) {', '.join(thin)} have fewer than 2 sample points: every stratum needs at least two "

@@ -26,12 +26,13 @@ from rasterio.windows import transform as window_transform
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cropai.analysis_records import AnalysisRequest
-from cropai.composite import TimeBin, composite, fill_gaps
+from cropai.analysis_records import AnalysisRequest, PinnedScene, catalogued_scenes
+from cropai.composite import Composite, TimeBin, composite, fill_gaps
 from cropai.crops import SYNTHETIC_LEGEND
 from cropai.db import ModelVersion, Scene
 from cropai.errors import InvalidInput
 from cropai.grid import BBox, Grid, grid_for_bbox
+from cropai.input_check import TrainingInputStatistics
 from cropai.legend import Legend
 from cropai.model_scope import TrainingScope, scope_warnings
 from cropai.raster import read_window
@@ -57,6 +58,7 @@ class ModelInputs:
     overlap: int  # px of halo on each side of a tile's core
     legend: Legend = SYNTHETIC_LEGEND  # the classes its outputs stand for
     scope: TrainingScope | None = None  # what it learnt from: the plan's warnings come from it
+    input_statistics: TrainingInputStatistics | None = None  # its training inputs, per bin and band
 
     @classmethod
     def of_version(cls, version: ModelVersion) -> ModelInputs:
@@ -69,7 +71,14 @@ class ModelInputs:
             contract["overlap"],
             Legend.of_contract(contract),
             TrainingScope.of_record(contract, version.training or {}),
+            _input_statistics(version.training or {}),
         )
+
+
+def _input_statistics(training: dict[str, Any]) -> TrainingInputStatistics | None:
+    """Versions registered before training inputs were summarised have none: their inputs go unchecked."""
+    record = training.get("input_statistics")
+    return TrainingInputStatistics.from_record(record) if record else None
 
 
 class CandidateScene(NamedTuple):
@@ -117,6 +126,7 @@ class AnalysisPlan:
     scenes: tuple[SceneRef, ...]
     legend: Legend = SYNTHETIC_LEGEND
     warnings: tuple[str, ...] = ()  # what a reader of the result should know before trusting it
+    input_statistics: TrainingInputStatistics | None = None  # the model's training inputs, to check ours against
 
     @property
     def analysis_id(self) -> uuid.UUID:
@@ -151,7 +161,16 @@ def make_plan(request: AnalysisRequest, model: ModelInputs, scenes: Sequence[Can
     tiles = plan_tiles(grid, model.tile_size, model.overlap, aoi_mask=mask, **batching)
     warnings = scope_warnings(model.scope, request.bounds, (request.start, request.end)) if model.scope else ()
     return AnalysisPlan(
-        request, model.name, grid, tiles, bins, model.band_means, scene_refs(grid, usable), model.legend, warnings
+        request,
+        model.name,
+        grid,
+        tiles,
+        bins,
+        model.band_means,
+        scene_refs(grid, usable),
+        model.legend,
+        warnings,
+        model.input_statistics,
     )
 
 
@@ -200,8 +219,21 @@ def _bounds_in(grid: Grid, footprint_geojson: dict[str, Any]) -> BBox:
 
 
 def plan_from_catalogue(sessions: sessionmaker[Session], request: AnalysisRequest, model: ModelInputs) -> AnalysisPlan:
-    """The plan of a stored analysis request for a resolved model version, from the catalogue's scenes."""
+    """The plan of a stored analysis request for a resolved model version, from the catalogue's scenes:
+    the exact versions a rerun pins, else the latest version of each scene."""
+    if request.pinned_scenes:
+        return make_plan(request, model, pinned_scenes(sessions, request.pinned_scenes))
     return make_plan(request, model, candidate_scenes(sessions, request.bounds, request.max_cloud_fraction))
+
+
+def pinned_scenes(sessions: sessionmaker[Session], pins: Sequence[PinnedScene]) -> list[CandidateScene]:
+    """The pinned scene versions, found by content hash however many versions came since;
+    :class:`cropai.analysis_records.MissingInputs` naming those no longer catalogued."""
+    found = catalogued_scenes(sessions, pins)
+    return [
+        CandidateScene(s.object_key, s.acquired_at, s.footprint_geojson, s.scene_id, s.version, s.content_hash)
+        for s in (found[pin.content_hash] for pin in pins)
+    ]
 
 
 def candidate_scenes(
@@ -234,41 +266,54 @@ def aoi_mask(aoi_geojson: dict[str, Any], grid: Grid) -> npt.NDArray[np.bool_]:
 @dataclass(frozen=True)
 class BatchInput:
     """A batch's model input over its padded window: ``cube`` (time, band, y, x)
-    reflectance without gaps and ``seen`` (y, x), pixels seen clear at least once.
+    reflectance without gaps and ``clear_counts`` (time, y, x) uint8, the clear
+    observations behind each value (0: the value was gap-filled).
     ``row, col`` is the window's offset in the grid."""
 
     cube: np.ndarray
-    seen: np.ndarray
+    clear_counts: np.ndarray
     row: int
     col: int
 
-    def tile(self, tile: Tile) -> tuple[np.ndarray, np.ndarray]:
-        """The tile's padded cube and its core's ``seen`` mask."""
+    def tile(self, tile: Tile) -> np.ndarray:
+        """The tile's padded cube ``(time, band, size, size)``."""
         top, left = tile.row - tile.halo - self.row, tile.col - tile.halo - self.col
-        cube = self.cube[:, :, top : top + tile.size, left : left + tile.size]
-        core = self.seen[
-            top + tile.halo : top + tile.halo + tile.height, left + tile.halo : left + tile.halo + tile.width
-        ]
-        return cube, core
+        return self.cube[:, :, top : top + tile.size, left : left + tile.size]
+
+    def core_clear_counts(self, tile: Tile) -> np.ndarray:
+        """``(time, height, width)``: the clear observations behind each value of the tile's core."""
+        return self.clear_counts[:, *self._core(tile)]
+
+    def core_observed(self, tile: Tile) -> np.ndarray:
+        """The tile core's composite as observed, ``(time, band, height, width)`` with NaN
+        where a value was gap-filled."""
+        clear = self.core_clear_counts(tile) > 0
+        return np.where(clear[:, None], self.cube[:, :, *self._core(tile)], np.float32(np.nan))
+
+    def _core(self, tile: Tile) -> tuple[slice, slice]:
+        top, left = tile.row - self.row, tile.col - self.col
+        return slice(top, top + tile.height), slice(left, left + tile.width)
 
 
 def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchInput | None:
     """Read every scene that touches the batch once, over the batch's padded window, and
     composite it per time bin; None when no scene covers the batch."""
     window = batch.padded
-    cube = season_composite(store, plan.scenes, plan.time_bins, plan.grid, window)
-    if cube is None:
+    made = season_composite(store, plan.scenes, plan.time_bins, plan.grid, window)
+    if made is None:
         return None
-    seen = np.asarray(~np.isnan(cube).all(axis=(0, 1)))
-    return BatchInput(fill_gaps(cube, plan.band_means), seen, int(window.row_off), int(window.col_off))
+    return BatchInput(
+        fill_gaps(made.cube, plan.band_means), made.clear_counts, int(window.row_off), int(window.col_off)
+    )
 
 
 def season_composite(
     store: ObjectStore, scenes: Sequence[SceneRef], bins: Sequence[TimeBin], grid: Grid, window: Window
-) -> npt.NDArray[np.float32] | None:
-    """The composite ``(time, band, y, x)`` (reflectance 0..1, NaN where a bin saw a pixel never
-    clear) of a window of the grid: every scene that touches the window is read once. None when
-    no scene touches it within the bins. Analyses and training build model inputs with this."""
+) -> Composite | None:
+    """The composite of a window of the grid (``cube`` (time, band, y, x) reflectance 0..1, NaN
+    where a bin saw a pixel never clear, and its clear counts): every scene that touches the window
+    is read once. None when no scene touches it within the bins. Analyses and training build model
+    inputs with this."""
     transform = window_transform(window, grid.transform)
     left, bottom, right, top = window_bounds(window, grid.transform)
     touching = [

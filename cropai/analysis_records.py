@@ -10,6 +10,7 @@ failing an analysis whose batches are still running.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
@@ -25,6 +26,8 @@ from cropai.db import (
     AnalysisClassStat,
     FieldParcel,
     FieldPrediction,
+    ModelVersion,
+    Scene,
     retry_transient,
     session_scope,
 )
@@ -41,6 +44,8 @@ FIELD_PREDICTION_COLUMNS = (
     "share",
     "mean_confidence",
     "pixel_count",
+    "gap_filled_share",
+    "insufficient_evidence",
 )
 
 
@@ -126,6 +131,79 @@ def create_analysis(
         return analysis.id
 
 
+# Options of a rerun that repeats a completed analysis: which one, and the inputs it pins.
+RERUN_OF = "rerun_of"
+PINNED = "pinned"
+
+
+class MissingInputs(InvalidInput):
+    """A completed analysis cannot be repeated: an input it recorded is no longer in the catalogue."""
+
+
+@dataclass(frozen=True)
+class PinnedScene:
+    """One exact scene version an analysis must read (as ``Analysis.input_scenes`` records it)."""
+
+    scene_id: str
+    version: int
+    content_hash: str  # SHA-256 of the ingested file: it finds this very version
+
+    def describe(self) -> str:
+        return f"{self.scene_id} v{self.version} (content {self.content_hash[:16]})"
+
+    def as_record(self) -> dict[str, Any]:
+        return {"scene_id": self.scene_id, "version": self.version, "content_hash": self.content_hash}
+
+    @classmethod
+    def of_record(cls, record: dict[str, Any]) -> PinnedScene:
+        return cls(str(record["scene_id"]), int(record["version"]), str(record["content_hash"]))
+
+
+def catalogued_scenes(sessions: sessionmaker[Session], pins: Sequence[PinnedScene]) -> dict[str, Scene]:
+    """The catalogued Scene rows of the pinned versions, by content hash; a pin that is no longer
+    catalogued is a :class:`MissingInputs` naming every such version."""
+    hashes = [pin.content_hash for pin in pins]
+    with sessions() as session:
+        found = {row.content_hash: row for row in session.scalars(select(Scene).where(Scene.content_hash.in_(hashes)))}
+    missing = [pin.describe() for pin in pins if pin.content_hash not in found]
+    if missing:
+        raise MissingInputs(
+            f"{len(missing)} scene version(s) the analysis read are no longer in the catalogue: "
+            f"{', '.join(missing)}; ingest them again or submit a new analysis on the current scenes"
+        )
+    return found
+
+
+def create_rerun(sessions: sessionmaker[Session], source_id: uuid.UUID) -> uuid.UUID:
+    """A new queued analysis repeating a completed one with the inputs it recorded: its owner, AOI,
+    window and options, its resolved model version and its exact scene versions (``options["pinned"]``),
+    with ``options["rerun_of"]`` naming it. Two runs on the same inputs give the same map.
+
+    :class:`MissingInputs` when its model version or one of its scene versions is gone."""
+    with sessions() as session:
+        source = session.get_one(Analysis, source_id)
+        model = session.get(ModelVersion, source.model_version_id) if source.model_version_id is not None else None
+        if model is None or source.input_scenes is None:
+            raise MissingInputs(
+                f"analysis {source_id} has no recorded model version or scenes to repeat "
+                "(its model version was deleted?): submit a new analysis instead"
+            )
+        pins = [PinnedScene.of_record(record) for record in source.input_scenes]
+        catalogued_scenes(sessions, pins)  # refused now, not after a flow run started
+        options = {k: v for k, v in source.options.items() if k not in (PINNED, RERUN_OF)}
+        pinned = {"model_version_id": model.id, "scenes": [pin.as_record() for pin in pins]}
+        return create_analysis(
+            sessions,
+            source.aoi_geojson,
+            source.start_date,
+            source.end_date,
+            f"{model.name}@{model.version}",
+            owner_id=source.owner_id,
+            name=(f"{source.name} (rerun)" if source.name else f"rerun of {source_id}")[:200],
+            options={**options, PINNED: pinned, RERUN_OF: str(source_id)},
+        )
+
+
 @dataclass(frozen=True)
 class AnalysisRequest:
     """An analysis as its run needs it, read from its row once per run: the AOI (GeoJSON
@@ -139,6 +217,7 @@ class AnalysisRequest:
     owner_id: int | None = None  # None: the fields without an owner are predicted
     max_cloud_fraction: float | None = None  # scenes cloudier than this (0..1) are left out
     batch_pixels: int | None = None  # core pixels per batch, when not the default
+    pinned_scenes: tuple[PinnedScene, ...] = ()  # a rerun's exact scene versions; none: the latest ones
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
@@ -159,6 +238,9 @@ def read_request(sessions: sessionmaker[Session], analysis_id: uuid.UUID) -> Ana
             owner_id=row.owner_id,
             max_cloud_fraction=row.options.get("max_cloud_fraction"),
             batch_pixels=row.options.get("batch_pixels"),
+            pinned_scenes=tuple(
+                PinnedScene.of_record(record) for record in (row.options.get(PINNED) or {}).get("scenes", [])
+            ),
         )
 
 
@@ -199,12 +281,23 @@ def save_results(sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, cro
                         "class_name": c.class_name,
                         "pixel_count": c.pixel_count,
                         "area_ha": c.area_ha,
+                        "low_evidence_pixels": c.low_evidence_pixels,
                     }
                     for c in cropmap.classes
                 ],
             )
         rows = [
-            (analysis_id, f.field_id, f.class_id, f.class_name, f.share, f.mean_confidence, f.pixel_count)
+            (
+                analysis_id,
+                f.field_id,
+                f.class_id,
+                f.class_name,
+                f.share,
+                f.mean_confidence,
+                f.pixel_count,
+                f.gap_filled_share,
+                f.insufficient_evidence,
+            )
             for f in cropmap.fields
         ]
         if rows and session.get_bind().dialect.name == "postgresql":

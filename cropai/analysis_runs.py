@@ -109,15 +109,25 @@ def progress(sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, batches
 
 @retry_transient
 def record_outputs(
-    sessions: sessionmaker[Session], /, analysis_id: uuid.UUID, map_key: str, quicklook_key: str
+    sessions: sessionmaker[Session],
+    /,
+    analysis_id: uuid.UUID,
+    map_key: str,
+    quicklook_key: str,
+    *,
+    input_check: dict[str, Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> bool:
-    """Note where a running analysis' crop map and quicklook are in the store."""
+    """Note where a running analysis' crop map and quicklook are in the store, how its inputs
+    compared with its model's training inputs, and the warnings its result carries."""
     return _move(
         sessions,
         analysis_id,
         Analysis.status == AnalysisStatus.running,
         map_key=map_key,
         quicklook_key=quicklook_key,
+        input_check=input_check,
+        **({"warnings": warnings} if warnings is not None else {}),
     )
 
 

@@ -2,7 +2,9 @@
 
 A model sees a season as ``(time, band, y, x)``: for each time bin the median of
 the clear observations of every pixel (clear = SCL not cloud, shadow, snow or
-nodata). Training and analysis build their inputs with these same functions.
+nodata). Training and analysis build their inputs with these same functions. How
+many clear observations stand behind each value is kept beside it: a value no
+observation supports is a guess (``fill_gaps``), and a map says where it guessed.
 """
 
 from __future__ import annotations
@@ -45,38 +47,56 @@ def clear_mask(scl: npt.NDArray[np.uint16]) -> npt.NDArray[np.bool_]:
     return ~np.isin(scl, tuple(sentinel2.UNUSABLE_SCL))
 
 
+@dataclass(frozen=True)
+class Composite:
+    """A season composited per time bin, with the evidence behind each value.
+
+    ``cube`` (time, band, y, x) float32 reflectance 0..1, NaN where a bin has no clear
+    observation of a pixel; ``clear_counts`` (time, y, x) uint8, the clear observations
+    each bin's value of a pixel is the median of (0 where it is NaN; 255 means 255 or more).
+    """
+
+    cube: npt.NDArray[np.float32]
+    clear_counts: npt.NDArray[np.uint8]
+
+
 def composite(
     observations: Sequence[tuple[datetime, Callable[[], npt.NDArray[np.uint16]]]],
     bins: Sequence[TimeBin],
     bands: int = len(sentinel2.BANDS),
-) -> npt.NDArray[np.float32]:
-    """Median of clear observations per bin.
+) -> Composite:
+    """Median of clear observations per bin, and how many there were.
 
     ``observations`` are (acquisition time, loader); a loader returns the stack
     ``(bands + 1, y, x)`` uint16, reflectance x 10000 then SCL. Bins are built one
     at a time and each stack is loaded only for its bin, so memory holds one
-    bin's observations, not the season's. Returns ``(time, band, y, x)`` float32
-    reflectance (0..1), NaN where a bin has no clear observation of a pixel.
+    bin's observations, not the season's. Raises ValueError when no observation
+    falls in any bin.
     """
     out: npt.NDArray[np.float32] | None = None
+    counts: npt.NDArray[np.uint8] | None = None
     for index, time_bin in enumerate(bins):
-        stacks = []
+        stacks, clear = [], []
         for moment, load in observations:
             if time_bin.contains(moment):
                 stack = load()
+                seen = clear_mask(stack[bands])
                 reflectance = stack[:bands].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
-                reflectance[:, ~clear_mask(stack[bands])] = np.nan
+                reflectance[:, ~seen] = np.nan
                 stacks.append(reflectance)
+                clear.append(seen)
         if not stacks:
             continue
-        if out is None:
+        if out is None or counts is None:
             out = np.full((len(bins), bands, *stacks[0].shape[1:]), np.nan, dtype=np.float32)
+            counts = np.zeros((len(bins), *stacks[0].shape[1:]), dtype=np.uint8)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
             out[index] = np.nanmedian(np.stack(stacks), axis=0) if len(stacks) > 1 else stacks[0]
-    if out is None:
+        counts[index] = np.minimum(np.count_nonzero(np.stack(clear), axis=0), np.iinfo(np.uint8).max)
+    if out is None or counts is None:
         raise ValueError("no observations in any time bin")
-    return out
+    return Composite(out, counts)
 
 
 def fill_gaps(cube: npt.NDArray[np.floating], band_means: Sequence[float]) -> npt.NDArray[np.float32]:

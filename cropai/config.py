@@ -117,6 +117,7 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     connect_timeout_s: float = Field(default=5.0, gt=0)
     ingest_concurrency: int = Field(default=2, ge=1, le=64)
+    input_shift_threshold: float = Field(default=1.5, gt=0)  # training spreads; see cropai.input_check
 
     # Orchestration: where the API finds Prefect and which deployments run analyses, ingestion, training.
     prefect_api_url: str = ""
@@ -154,6 +155,11 @@ class Settings(BaseSettings):
     max_field_vertices: int = Field(default=10_000, ge=4)
     ingest_roots: str = ""
     stac_allow_private: bool = False
+
+    # Evidence: a field (or pixel) whose time-bin values are mostly gap-filled (interpolated, not
+    # seen through clouds) is predicted from guesses; above this share (0..1) it is marked
+    # "insufficient evidence" and counted apart in class areas.
+    max_gap_filled_share: float = Field(default=0.5, ge=0, le=1)
 
     # Web map viewer: the base map under the crop layer, fetched by the browser; optional.
     basemap_url: str = Field(

@@ -39,8 +39,8 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     create_engine,
-    false,
     event,
+    false,
     make_url,
     text,
 )

@@ -1,4 +1,8 @@
-"""Field parcels: an owner's polygons that analyses predict a crop for."""
+"""Field parcels: an owner's polygons that analyses predict a crop for.
+
+A field is for training (its properties may label a model's training data) or for reference
+(its known crop, ``reference_label``, assesses maps; it never trains a model, so that an
+assessment is not flattered by the model's own training data)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.analysis_records import aoi_geometry, area_ha
-from cropai.db import FieldParcel, FieldUpload, session_scope
+from cropai.db import FieldParcel, FieldPurpose, FieldUpload, session_scope
 from cropai.errors import InvalidInput
 from cropai.legend import normalise_code
 
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
 
 NAME_PROPERTIES = ("name", "field_name", "parcel_id", "id")
 MAX_NAMED = 10  # unknown field ids named in one message
+MAX_REFERENCE_LABEL = 100  # characters, as the column holds
 
 
 def add_fields(
@@ -29,13 +34,18 @@ def add_fields(
     *,
     max_vertices: int | None = None,
     idempotency_key: str | None = None,
+    purpose: FieldPurpose = FieldPurpose.training,
+    label_property: str | None = None,
 ) -> list[int]:
     """Store every feature of a GeoJSON FeatureCollection (EPSG:4326 polygons) as the owner's
     fields and return their ids; all or nothing: one bad feature refuses the whole upload, naming it.
 
+    Reference fields take their ``reference_label`` from each feature's ``label_property``
+    (which every feature must have).
+
     With an ``idempotency_key`` the upload happens once per owner and key: a repeat (even one
     racing the first) stores nothing and returns the first upload's ids."""
-    parcels = field_parcels(collection, owner_id, max_vertices)
+    parcels = field_parcels(collection, owner_id, max_vertices, purpose, label_property)
     try:
         with session_scope(sessions) as session:
             session.add_all(parcels)
@@ -58,8 +68,10 @@ def labelled_fields(
     """The owner's fields (only ``field_ids`` when given) as training parcels: their polygons in
     EPSG:4326 and the value of ``label_property`` of each (normalised, see ``normalise_code``).
 
-    Fields without a value are left out and counted in ``dropped``. Raises InvalidInput naming
-    ids that are not the owner's fields, and a property no field has (listing those they have)."""
+    Fields without a value are left out and counted in ``dropped``; reference fields never
+    train: without ``field_ids`` they are left out, named among them they are refused. Raises
+    InvalidInput naming ids that are not the owner's fields or are reference fields, and a
+    property no field has (listing those they have)."""
     # cropai.parcels reads files through pyogrio (and pandas): imported when fields become
     # training parcels, so that the API process starts without them.
     from cropai.parcels import WGS84, LabelledParcels
@@ -67,16 +79,24 @@ def labelled_fields(
     query = select(FieldParcel).where(FieldParcel.owner_id == owner_id)
     if field_ids is not None:
         query = query.where(FieldParcel.id.in_(field_ids))
+    else:
+        query = query.where(FieldParcel.purpose == FieldPurpose.training)
     with sessions() as session:
         rows = session.scalars(query.order_by(FieldParcel.id)).all()
     unknown = sorted(set(field_ids or ()) - {row.id for row in rows})
     if unknown:
-        named = ", ".join(map(str, unknown[:MAX_NAMED])) + (
-            f" and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
+        raise InvalidInput(f"fields {_named(unknown)} are not among your fields: list yours with GET /fields")
+    reference = [row.id for row in rows if row.purpose == FieldPurpose.reference]
+    if reference:
+        raise InvalidInput(
+            f"fields {_named(reference)} are reference fields, kept for assessing maps: they never train a "
+            "model; leave them out of field_ids"
         )
-        raise InvalidInput(f"fields {named} are not among your fields: list yours with GET /fields")
     if not rows:
-        raise InvalidInput("there are no fields to train on: upload labelled parcels with POST /fields first")
+        raise InvalidInput(
+            "there are no fields to train on: upload labelled parcels with POST /fields first "
+            "(reference fields never train)"
+        )
     labels = [normalise_code(row.properties.get(label_property)) for row in rows]
     kept = [i for i, label in enumerate(labels) if label]
     if not kept:
@@ -94,6 +114,10 @@ def labelled_fields(
     )
 
 
+def _named(ids: Sequence[int]) -> str:
+    return ", ".join(map(str, ids[:MAX_NAMED])) + (f" and {len(ids) - MAX_NAMED} more" if len(ids) > MAX_NAMED else "")
+
+
 def uploaded_fields(sessions: sessionmaker[Session], owner_id: int | None, idempotency_key: str) -> list[int] | None:
     """The field ids an earlier upload with this key stored for the owner; None if there was none."""
     with sessions() as session:
@@ -105,9 +129,15 @@ def uploaded_fields(sessions: sessionmaker[Session], owner_id: int | None, idemp
 
 
 def field_parcels(
-    collection: dict[str, Any], owner_id: int | None, max_vertices: int | None = None
+    collection: dict[str, Any],
+    owner_id: int | None,
+    max_vertices: int | None = None,
+    purpose: FieldPurpose = FieldPurpose.training,
+    label_property: str | None = None,
 ) -> list[FieldParcel]:
     """The checked, unsaved parcels of a GeoJSON FeatureCollection; InvalidInput names the first bad feature."""
+    if purpose == FieldPurpose.reference and not label_property:
+        raise InvalidInput("reference fields need label_property: the property that holds each field's crop")
     if collection.get("type") != "FeatureCollection":
         raise InvalidInput(f"fields must be a GeoJSON FeatureCollection, got type {collection.get('type')!r}")
     parcels = []
@@ -125,6 +155,7 @@ def field_parcels(
             raise InvalidInput(f"feature {number}: {exc}") from None
         properties = feature.get("properties") or {}
         name = next((str(properties[k]) for k in NAME_PROPERTIES if properties.get(k) is not None), f"field {number}")
+        label = reference_label(properties, label_property, number, name) if purpose == FieldPurpose.reference else None
         minx, miny, maxx, maxy = shapely.geometry.shape(geometry).bounds
         parcels.append(
             FieldParcel(
@@ -138,9 +169,28 @@ def field_parcels(
                 miny=miny,
                 maxx=maxx,
                 maxy=maxy,
+                purpose=purpose,
+                reference_label=label,
             )
         )
     return parcels
+
+
+def reference_label(properties: dict[str, Any], label_property: str | None, number: int, name: str) -> str:
+    """A reference field's crop: its ``label_property`` as text; InvalidInput names a feature without one."""
+    value = properties.get(label_property or "")
+    text = "" if value is None or isinstance(value, dict | list) else str(value).strip()
+    if not text:
+        found = ", ".join(map(repr, properties)) or "none"
+        raise InvalidInput(
+            f"feature {number} ({name}) has no value in the property {label_property!r}: every reference field "
+            f"needs its crop there (its properties are {found})"
+        )
+    if len(text) > MAX_REFERENCE_LABEL:
+        raise InvalidInput(
+            f"feature {number} ({name}): its {label_property!r} is longer than {MAX_REFERENCE_LABEL} characters"
+        )
+    return text
 
 
 def vertex_count(geojson: Any) -> int:

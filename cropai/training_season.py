@@ -78,12 +78,13 @@ def labelled_season(
     bounds = parcels_bounds_wgs84(parcels)
     grid = grid_for_bbox(bounds, RESOLUTION_M)
     refs = scene_refs(grid, scenes)
-    cube = season_composite(store, refs, bins, grid, Window(0, 0, grid.width, grid.height))
-    if cube is None:
+    made = season_composite(store, refs, bins, grid, Window(0, 0, grid.width, grid.height))
+    if made is None:
         raise InvalidInput(
             f"no scene in the catalogue covers the parcels (bbox {_rounded(bounds)}) "
             f"between {window[0]} and {window[1]}: ingest scenes that cover them"
         )
+    cube = made.cube
     labels, fields = rasterise_parcels(parcels, grid.crs, grid.transform, grid.shape, inner_buffer_m)
     check_parcels_cover(labels, parcels)
     seen = ~np.isnan(cube).all(axis=(0, 1))

@@ -2,9 +2,10 @@
 256 px tiles, y counted down from the north), rendered from the map's COG.
 
 A tile is read from the COG at about its own resolution (GDAL picks the overview),
-reprojected with nearest neighbour so class ids stay class ids, and coloured with the
-COG's own colour table. Class 0 (no data, and everything outside the AOI) is
-transparent, so a tile beside or around the AOI shows the base map through.
+reprojected with nearest neighbour so class ids stay class ids, and coloured by its
+``MapLayer``: the class band with the COG's own colour table, or the confidence band
+through ``CONFIDENCE_RAMP``. Class 0 (no data, and everything outside the AOI) is
+transparent on every layer, so a tile beside or around the AOI shows the base map through.
 
 Tiles are served, rendered and cached only at the zooms that show the map usefully
 (``ZoomRange``), and at most ``MAX_CACHED_TILES`` per analysis are cached: beyond it
@@ -22,6 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -48,6 +50,54 @@ ZOOMS_IN = 3
 # The most tiles cached per analysis (a few KB each): every tile, at every zoom, of a map
 # about 15 km across; a larger map caches the tiles viewed first.
 MAX_CACHED_TILES = 20_000
+
+
+class MapLayer(StrEnum):
+    """What a tile shows: ``class`` (band 1 in the map's colour table) or ``confidence``
+    (band 2, the probability of the predicted class x 255, through ``CONFIDENCE_RAMP``)."""
+
+    CLASS = "class"
+    CONFIDENCE = "confidence"
+
+
+@dataclass(frozen=True)
+class RampStep:
+    """Pixels whose confidence is from ``lower_percent`` (included) to ``upper_percent``
+    (excluded; 100 included in the last step) are painted ``colour`` ("#rrggbb")."""
+
+    lower_percent: int
+    upper_percent: int
+    colour: str
+
+    @property
+    def rgb(self) -> tuple[int, int, int]:
+        return int(self.colour[1:3], 16), int(self.colour[3:5], 16), int(self.colour[5:7], 16)
+
+
+# Five 20 % steps of viridis (matplotlib's default map: perceptually even, readable with red-green
+# colour blindness and in grey), sampled at each step's centre: dark purple unsure, yellow-green sure.
+# The viewer's legend (api/web/js/map.js) repeats these colours.
+CONFIDENCE_RAMP: tuple[RampStep, ...] = (
+    RampStep(0, 20, "#482475"),
+    RampStep(20, 40, "#355f8d"),
+    RampStep(40, 60, "#21918c"),
+    RampStep(60, 80, "#44bf70"),
+    RampStep(80, 100, "#bddf26"),
+)
+
+
+def confidence_colours() -> npt.NDArray[np.uint8]:
+    """RGBA per confidence byte, shape (256, 4) uint8: a byte's step in ``CONFIDENCE_RAMP`` by
+    its percent (byte / 255 x 100), opaque; 0 (no data) transparent."""
+    table = np.zeros((256, 4), dtype=np.uint8)
+    scaled = np.arange(256) * 100  # percent x 255, in integers so 20 % is exactly byte 51
+    for step in CONFIDENCE_RAMP:
+        within = (scaled >= step.lower_percent * 255) & (
+            (scaled < step.upper_percent * 255) | (step.upper_percent == 100)
+        )
+        table[within] = (*step.rgb, 255)
+    table[0] = (0, 0, 0, 0)
+    return table
 
 
 @dataclass(frozen=True)
@@ -110,32 +160,50 @@ def tiles_prefix(analysis_id: str) -> str:
     return f"analyses/{analysis_id}/tiles/"
 
 
-def tile_key(analysis_id: str, tile: TileId) -> str:
-    return f"{tiles_prefix(analysis_id)}{tile.z}/{tile.x}/{tile.y}.png"
+def tile_key(analysis_id: str, tile: TileId, layer: MapLayer = MapLayer.CLASS) -> str:
+    """Each layer's tiles are cached apart, all under ``tiles_prefix``."""
+    return f"{tiles_prefix(analysis_id)}{layer}/{tile.z}/{tile.x}/{tile.y}.png"
 
 
-def render_tile(src: rasterio.DatasetReader, tile: TileId) -> npt.NDArray[np.uint8]:
-    """The tile as RGBA, shape (256, 256, 4) uint8, from band 1 (class ids) of ``src``.
+def render_tile(src: rasterio.DatasetReader, tile: TileId, layer: MapLayer = MapLayer.CLASS) -> npt.NDArray[np.uint8]:
+    """The tile as RGBA, shape (256, 256, 4) uint8, of ``layer`` of ``src``.
 
-    ``src`` is a crop map: class ids with a colour table, 0 = no data."""
+    ``src`` is a crop map: band 1 class ids with a colour table, band 2 confidence x 255, 0 = no data."""
     source = _source_window(src, tile)
-    return np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8) if source is None else _paint(src, tile, *source)
+    return np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8) if source is None else _paint(src, tile, layer, *source)
 
 
 def _paint(
-    src: rasterio.DatasetReader, tile: TileId, window: Window, out_shape: tuple[int, int]
+    src: rasterio.DatasetReader, tile: TileId, layer: MapLayer, window: Window, out_shape: tuple[int, int]
 ) -> npt.NDArray[np.uint8]:
     """Read ``window`` of ``src`` at ``out_shape``, reproject it onto the tile and colour it: (256, 256, 4)."""
+    labels = _on_tile(src, 1, tile, window, out_shape)
+    if layer is MapLayer.CONFIDENCE:
+        rgba = confidence_colours()[_on_tile(src, 2, tile, window, out_shape)]
+        rgba[labels == 0] = 0  # outside the AOI even where a confidence was kept
+        return rgba
+    table = np.zeros((256, 4), dtype=np.uint8)
+    for value, colour in src.colormap(1).items():
+        table[value] = colour
+    table[0] = (0, 0, 0, 0)
+    return table[labels]
+
+
+def _on_tile(
+    src: rasterio.DatasetReader, band: int, tile: TileId, window: Window, out_shape: tuple[int, int]
+) -> npt.NDArray[np.uint8]:
+    """``band`` of ``src`` in ``window``, read at ``out_shape`` and reprojected onto the tile by
+    nearest neighbour: (256, 256) uint8, 0 where the map has no data."""
     from rasterio.enums import Resampling
     from rasterio.warp import reproject
 
-    labels = np.zeros((TILE_PX, TILE_PX), dtype=np.uint8)
-    data = src.read(1, window=window, out_shape=out_shape, resampling=Resampling.nearest)
+    on_tile = np.zeros((TILE_PX, TILE_PX), dtype=np.uint8)
+    data = src.read(band, window=window, out_shape=out_shape, resampling=Resampling.nearest)
     scale = Affine.scale(window.width / out_shape[1], window.height / out_shape[0])
     left, _, _, top = tile.bounds
     reproject(
         data,
-        labels,
+        on_tile,
         src_transform=src.window_transform(window) * scale,
         src_crs=src.crs,
         src_nodata=0,
@@ -144,11 +212,7 @@ def _paint(
         dst_nodata=0,
         resampling=Resampling.nearest,
     )
-    table = np.zeros((256, 4), dtype=np.uint8)
-    for value, colour in src.colormap(1).items():
-        table[value] = colour
-    table[0] = (0, 0, 0, 0)
-    return table[labels]
+    return on_tile
 
 
 def _source_window(src: rasterio.DatasetReader, tile: TileId) -> tuple[Window, tuple[int, int]] | None:
@@ -189,10 +253,16 @@ TRANSPARENT_PNG = png(np.zeros((TILE_PX, TILE_PX, 4), dtype=np.uint8))
 
 
 def map_tile(
-    store: ObjectStore, map_key: str, analysis_id: str, tile: TileId, max_cached: int = MAX_CACHED_TILES
+    store: ObjectStore,
+    map_key: str,
+    analysis_id: str,
+    tile: TileId,
+    *,
+    layer: MapLayer = MapLayer.CLASS,
+    max_cached: int = MAX_CACHED_TILES,
 ) -> bytes:
-    """The tile as PNG: from the store's cache, or rendered from the COG at ``map_key`` and cached
-    while the analysis has fewer than ``max_cached`` tiles cached.
+    """The tile of ``layer`` as PNG: from the store's cache, or rendered from the COG at ``map_key``
+    and cached while the analysis has fewer than ``max_cached`` tiles cached (of all layers).
 
     Tiles that miss the map are answered without reading its pixels, and are not cached. A zoom
     outside the map's ``ZoomRange`` is an ObjectNotFound naming the range."""
@@ -203,7 +273,7 @@ def map_tile(
         raise ObjectNotFound(
             f"no tile at zoom {tile.z}: this map is tiled at zooms {tiles.zooms.min_zoom} to {tiles.zooms.max_zoom}"
         )
-    key = tile_key(analysis_id, tile)
+    key = tile_key(analysis_id, tile, layer)
     try:
         return store.get(key)
     except ObjectNotFound:
@@ -212,7 +282,7 @@ def map_tile(
         source = _source_window(src, tile)
         if source is None:
             return TRANSPARENT_PNG
-        body = png(_paint(src, tile, *source))
+        body = png(_paint(src, tile, layer, *source))
     if tiles.take_cache_slot(max_cached):
         store.put(key, body, content_type="image/png")
     return body

@@ -30,6 +30,7 @@ from tasks.analyze import (
     predict_batch,
     record_batch_done,
 )
+from tasks.assess import assess_map
 
 
 @flow(
@@ -68,12 +69,14 @@ def _map_crops(analysis_id: uuid.UUID, settings: Settings) -> AnalysisSummary | 
         uuid.UUID,
         create_progress_artifact(0.0, key="analysis-progress", description=f"batches of analysis {analysis_id}"),
     )
-    failures, reused = [], 0
+    failures, reused, input_moments = [], 0, []
     with dask_cluster(settings, worker_env=_prefect_env()) as address, DaskTaskRunner(address=address) as runner:
         futures = {runner.submit(predict_batch, {"plan": plan, "batch_index": i}): i for i in range(batches)}
         for done, future in enumerate(as_completed(list(futures)), start=1):
             try:
-                reused += future.result().reused  # the task's own outcome, carried back by Dask
+                result = future.result()  # the task's own outcome, carried back by Dask
+                reused += result.reused
+                input_moments += [result.input_moments] if result.input_moments else []
             except Exception as exc:
                 failures.append(f"batch {futures[future]}: {str(exc) or type(exc).__name__}")
             update_progress_artifact(progress, 100.0 * done / batches)
@@ -81,9 +84,12 @@ def _map_crops(analysis_id: uuid.UUID, settings: Settings) -> AnalysisSummary | 
                 return Cancelled(message=f"analysis {analysis_id} was finished elsewhere (cancelled?); stopped")
     if failures:
         return Failed(message=f"{len(failures)} of {batches} batches failed after retries: {'; '.join(failures)}")
-    summary = replace(finalise_analysis(plan), batches=batches, batches_reused=reused)
+    summary = replace(finalise_analysis(plan, input_moments), batches=batches, batches_reused=reused)
     create_markdown_artifact(summary_markdown(summary), key="analysis-summary")
     logger.info("analysis %s: map %s, quicklook %s", analysis_id, summary.map, summary.quicklook)
+    assessed = assess_map(analysis_id, return_state=True)
+    if assessed.is_failed():  # the map stands without its assessment
+        logger.warning("analysis %s: map not assessed: %s", analysis_id, assessed.message)
     return summary
 
 
@@ -96,7 +102,9 @@ def _prefect_env() -> dict[str, str]:
 
 
 def summary_markdown(summary: AnalysisSummary) -> str:
-    rows = "\n".join(f"| {c.class_name} | {c.pixel_count:,} | {c.area_ha:,.2f} |" for c in summary.classes)
+    rows = "\n".join(
+        f"| {c.class_name} | {c.pixel_count:,} | {c.area_ha:,.2f} | {c.low_evidence_ha:,.2f} |" for c in summary.classes
+    )
     scenes = "\n".join(
         f"| {s['acquired_at'][:10]} | `{s['scene_id']}` | {s['version']} | `{s['content_hash'][:16]}` |"
         for s in summary.input_scenes
@@ -104,9 +112,10 @@ def summary_markdown(summary: AnalysisSummary) -> str:
     warnings = "".join(f"> **Warning:** {w}\n\n" for w in summary.warnings)
     return (
         f"# Analysis {summary.analysis_id}\n\n{warnings}Model `{summary.model}`; {summary.valid_pixels:,} of "
-        f"{summary.aoi_pixels:,} AOI pixels mapped; {summary.fields} field(s) predicted.\n\n"
+        f"{summary.aoi_pixels:,} AOI pixels mapped; {summary.fields} field(s) predicted, "
+        f"{summary.insufficient_fields} of them with insufficient evidence (mostly gap-filled time bins).\n\n"
         f"- crop map (COG): `{summary.map}`\n- quicklook: `{summary.quicklook}`\n\n"
-        f"| class | pixels | hectares |\n| --- | --- | --- |\n{rows}\n\n"
+        f"| class | pixels | hectares | low-evidence ha |\n| --- | --- | --- | --- |\n{rows}\n\n"
         f"## {len(summary.input_scenes)} scene(s) read\n\n"
         f"| acquired | scene | version | content SHA-256 |\n| --- | --- | --- | --- |\n{scenes}\n"
     )

@@ -3,6 +3,8 @@
 The same function serves the ``predict_batch`` task on Dask workers and the bare
 loop of ``bench/pipeline.py``. A batch that finished before (its marker object
 exists for this analysis, model version and batch index) is not recomputed.
+Beside each prediction the batch writes its evidence: the clear observations
+behind every time bin of every pixel, so the map can say where it guessed.
 """
 
 from __future__ import annotations
@@ -10,12 +12,13 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zarr
 
 from cropai.analysis import AnalysisPlan, batch_input
+from cropai.input_check import InputMoments
 from cropai.storage import ObjectStore
 from cropai.zarr_store import ObjectZarrStore
 
@@ -33,47 +36,67 @@ class BatchResult:
     class_pixels: dict[str, int]  # class id (as text, for JSON) -> pixels of the batch's cores
     seconds: float
     reused: bool = False
+    # InputMoments.as_record() of the clear composite values of the batch's cores (markers of
+    # runs before it was measured have none)
+    input_moments: dict[str, Any] | None = None
 
 
 def create_outputs(plan: AnalysisPlan, store: ObjectStore) -> None:
-    """The prediction Zarr (class ids and confidence), unless a previous run made it already."""
+    """The prediction Zarr, unless a previous run made it already: ``class`` ids and ``confidence``
+    (y, x), and ``evidence`` (time, y, x), the clear observations behind each time bin's value."""
     root = zarr.open_group(ObjectZarrStore(store, plan.zarr_prefix), mode="a")
     core = plan.tiles.core_size
     for name in ("class", "confidence"):
         if name not in root:
             root.create_array(name, shape=plan.grid.shape, chunks=(core, core), dtype="uint8", fill_value=0)
+    if "evidence" not in root:
+        bins = len(plan.time_bins)
+        root.create_array(
+            "evidence", shape=(bins, *plan.grid.shape), chunks=(bins, core, core), dtype="uint8", fill_value=0
+        )
 
 
 def run_batch(plan: AnalysisPlan, batch_index: int, store: ObjectStore, predictor: Predictor) -> BatchResult:
     marker = plan.batch_marker(batch_index)
     if store.exists(marker):
-        return BatchResult(**{**json.loads(store.get(marker)), "reused": True})
+        earlier = json.loads(store.get(marker))
+        if "input_moments" in earlier:  # older markers' batches wrote no evidence: computed again
+            return BatchResult(**{**earlier, "reused": True})
     started = time.perf_counter()
     batch = plan.tiles.batches[batch_index]
     predictions = ObjectZarrStore(store, plan.zarr_prefix)
     class_band = zarr.open_array(predictions, path="class", mode="r+")
     confidence_band = zarr.open_array(predictions, path="confidence", mode="r+")
+    evidence_band = zarr.open_array(predictions, path="evidence", mode="r+")
     class_ids = np.asarray(predictor.contract.class_ids, dtype=np.uint8)
     counts: dict[str, int] = {}
+    moments = InputMoments.empty(len(plan.time_bins), len(plan.band_means))
     made = batch_input(plan, batch, store)
     if made is not None:  # every tile of the batch in one call: the predictor sizes its own batches
-        cubes = np.stack([made.tile(tile)[0] for tile in batch.tiles])
+        cubes = np.stack([made.tile(tile) for tile in batch.tiles])
         probabilities = predictor.predict(cubes)
     for number, tile in enumerate(batch.tiles):
         if made is None:
             labels = np.zeros((tile.height, tile.width), np.uint8)
             confidence = np.zeros_like(labels)
+            evidence = np.zeros((len(plan.time_bins), tile.height, tile.width), np.uint8)
         else:
             core = probabilities[number][:, tile.halo : tile.halo + tile.height, tile.halo : tile.halo + tile.width]
             labels = class_ids[core.argmax(axis=0)]
             confidence = np.rint(core.max(axis=0) * CONFIDENCE_SCALE).astype(np.uint8)
-            never_seen = ~made.tile(tile)[1]
+            evidence = made.core_clear_counts(tile)
+            never_seen = ~evidence.any(axis=0)
             labels[never_seen], confidence[never_seen] = 0, 0
+            moments = moments + InputMoments.of_cube(made.core_observed(tile))
         window = (slice(tile.row, tile.row + tile.height), slice(tile.col, tile.col + tile.width))
         class_band[window] = labels
         confidence_band[window] = confidence
+        evidence_band[(slice(None), *window)] = evidence
         for value, count in zip(*np.unique(labels, return_counts=True), strict=True):
             counts[str(int(value))] = counts.get(str(int(value)), 0) + int(count)
-    result = BatchResult(batch_index, len(batch.tiles), batch.pixels, counts, round(time.perf_counter() - started, 3))
+    seconds = round(time.perf_counter() - started, 3)
+    result = BatchResult(
+        batch_index, len(batch.tiles), batch.pixels, counts, seconds, input_moments=moments.as_record()
+    )
     store.put(marker, json.dumps(asdict(result)).encode(), content_type="application/json")
     return result

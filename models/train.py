@@ -26,6 +26,7 @@ from torch import nn
 
 from cropai.crops import SYNTHETIC_LEGEND
 from cropai.errors import InvalidInput
+from cropai.input_check import TrainingInputStatistics, bin_labels
 from cropai.legend import Legend
 from models.architectures import build_for
 from models.contract import ClassInfo, ModelContract
@@ -75,6 +76,7 @@ class TrainResult:
     contract: ModelContract
     metrics: HeldOutMetrics
     losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    input_statistics: TrainingInputStatistics | None = None  # what its inputs looked like, for input checks
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,15 @@ def train_model(
         loss_fn = configure_loss(class_index[data.labels[split.fitting]], len(contract.class_ids))
         losses, best_epoch = fit(model, loss_fn, normalised, data, class_index, split, contract, config, on_epoch)
     metrics = held_out_metrics(model, normalised, data, contract, split, best_epoch, config.seed)
-    return TrainResult(model.eval(), contract, metrics, losses)
+    return TrainResult(model.eval(), contract, metrics, losses, input_statistics(data, contract.bands))
+
+
+def input_statistics(data: TrainingData, bands: Sequence[str]) -> TrainingInputStatistics:
+    """The statistics of the clear (not gap-filled) composite values of the labelled fields, which
+    an analysis' inputs are compared with (:func:`cropai.input_check.check_inputs`)."""
+    labelled = data.labels > 0
+    keep = labelled if data.clear is None else data.clear & labelled
+    return TrainingInputStatistics.of_cube(data.cube, keep, bands, bin_labels(data.season.time_bins(data.year)))
 
 
 def configure_contract(config: TrainConfig, data: TrainingData, legend: Legend) -> ModelContract:

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 @dataclass
 class TrainingData:
     """A season over one area: ``cube`` (time, band, y, x) reflectance without gaps,
-    ``labels`` (y, x) class ids with 0 = unlabelled, ``fields`` (y, x) field ids with 0 = none."""
+    ``labels`` (y, x) class ids with 0 = unlabelled, ``fields`` (y, x) field ids with 0 = none,
+    ``clear`` (time, y, x) where a bin saw the pixel clear before its gap was filled (None: everywhere)."""
 
     cube: npt.NDArray[np.float32]
     labels: npt.NDArray[np.int64]
@@ -47,6 +48,7 @@ class TrainingData:
     season: Season = DEFAULT_SEASON
     bbox_wgs84: tuple[float, float, float, float] | None = None  # the training region
     input_scenes: list[dict[str, Any]] = field(default_factory=list)  # scene versions read, when catalogued
+    clear: npt.NDArray[np.bool_] | None = None
 
     @classmethod
     def of_season(cls, labelled: LabelledSeason, season: Season) -> TrainingData:
@@ -59,6 +61,7 @@ class TrainingData:
             season,
             labelled.bbox_wgs84,
             labelled.input_scenes,
+            clear_views(labelled.cube),
         )
 
 
@@ -119,14 +122,21 @@ def load_training_data(
         grid = _LabelGrid(src.crs, src.transform, src.shape)
     scenes = [_scene_on_grid(path, grid, labels_path.name, band_mapping) for path in scene_paths]
     year = Counter(scene.acquired_at.year for scene in scenes).most_common(1)[0][0]
-    cube = composite([(scene.acquired_at, scene.loader()) for scene in scenes], season.time_bins(year))
+    cube = composite([(scene.acquired_at, scene.loader()) for scene in scenes], season.time_bins(year)).cube
     means = np.nanmean(cube, axis=(0, 2, 3))
+    clear = clear_views(cube)
     cube = fill_gaps(cube, np.nan_to_num(means).tolist())
     if parcels_path is not None:
         fields = _rasterize_parcels(parcels_path, grid)
     else:
         fields = _connected_fields(labels, grid.transform)
-    return TrainingData(cube, labels.astype(np.int64), fields, year, season)
+    return TrainingData(cube, labels.astype(np.int64), fields, year, season, clear=clear)
+
+
+def clear_views(cube: npt.NDArray[np.floating]) -> npt.NDArray[np.bool_]:
+    """(time, y, x): where a ``(time, band, y, x)`` composite saw the pixel clear in every band."""
+    clear: npt.NDArray[np.bool_] = ~np.isnan(cube).any(axis=1)
+    return clear
 
 
 def _scene_on_grid(

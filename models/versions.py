@@ -75,7 +75,8 @@ def _version_order(row: ModelVersion) -> tuple[int, Any, Any]:
 def model_card(row: ModelVersion) -> dict[str, Any]:
     """What a user should know before trusting a version: what it learnt from (region, season,
     legend, fields and pixels per class, real or synthetic scenes), how it scored on held-out
-    fields beside the baseline, and its encoder. ``cropai models show`` and ``GET /models`` show it."""
+    fields beside the baseline, its encoder, and whether analyses can check their inputs against
+    it. ``cropai models show`` and ``GET /models`` show it."""
     training, metrics, contract = row.training or {}, row.metrics or {}, row.contract
     season = Season.of_contract(contract)
     baseline = metrics.get("baseline") or {}
@@ -95,4 +96,17 @@ def model_card(row: ModelVersion) -> dict[str, Any]:
         "pixels_per_class": metrics.get("pixels_per_class"),
         "held_out": {k: metrics.get(k) for k in ("overall_accuracy", "macro_f1", "validation_fields")},
         "baseline": {k: baseline.get(k) for k in ("overall_accuracy", "macro_f1")} if baseline else None,
+        "input_statistics": _input_statistics_kept(training.get("input_statistics")),
+    }
+
+
+def _input_statistics_kept(record: dict[str, Any] | None) -> dict[str, Any] | None:
+    """That the version keeps its training inputs' statistics (analyses check their inputs
+    against them), and over how much; None for a version made before they were kept."""
+    if not record:
+        return None
+    return {
+        "bands": len(record["bands"]),
+        "bins": len(record["bins"]),
+        "clear_values": int(sum(sum(row) for row in record["count"])),
     }

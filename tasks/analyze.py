@@ -15,9 +15,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from cropai.analysis import AnalysisPlan, ModelInputs, plan_from_catalogue
 from cropai.analysis_records import owner_fields, read_request, save_results
 from cropai.analysis_runs import cancel, fail, finish, owned_by, progress, record_outputs, start
+from cropai.config import load_settings
 from cropai.cropmap import AnalysisSummary, finalise
 from cropai.db import is_unreachable
 from cropai.errors import ServiceUnavailable
+from cropai.input_check import InputCheck, InputMoments, bin_labels, check_inputs
 from cropai.services import services
 from models.infer import BatchResult, create_outputs, run_batch
 from models.versions import resolve
@@ -88,12 +90,27 @@ def _one_torch_thread_per_dask_thread() -> None:
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def finalise_analysis(plan: AnalysisPlan) -> AnalysisSummary:
-    """Crop-map COG, quicklook, class areas and per-field predictions."""
+def finalise_analysis(plan: AnalysisPlan, input_moments: list[dict[str, Any]] | None = None) -> AnalysisSummary:
+    """Crop-map COG, quicklook, class areas and per-field predictions; the batches' input
+    moments (``BatchResult.input_moments``) checked against the model's training inputs."""
     svc = services()
-    cropmap = finalise(plan, svc.store, owner_fields(svc.sessions, plan.request))
+    settings = load_settings()
+    fields = owner_fields(svc.sessions, plan.request)
+    cropmap = finalise(plan, svc.store, fields, max_gap_filled_share=settings.max_gap_filled_share)
+    check = input_check(plan, input_moments or [], settings.input_shift_threshold)
+    shifted = check.warning() if check else None
+    warnings = (*plan.warnings, shifted) if shifted else plan.warnings
     save_results(svc.sessions, plan.analysis_id, cropmap)
-    record_outputs(svc.sessions, plan.analysis_id, cropmap.map_key, cropmap.quicklook_key)
+    record_outputs(
+        svc.sessions,
+        plan.analysis_id,
+        cropmap.map_key,
+        cropmap.quicklook_key,
+        input_check=check.as_record() if check else None,
+        warnings=list(warnings),
+    )
+    if shifted:
+        get_run_logger().warning("analysis %s: %s", plan.analysis_id, shifted)
     return AnalysisSummary(
         analysis_id=plan.analysis_id,
         model=plan.model,
@@ -106,8 +123,20 @@ def finalise_analysis(plan: AnalysisPlan) -> AnalysisSummary:
         valid_pixels=cropmap.valid_pixels,
         aoi_pixels=cropmap.aoi_pixels,
         input_scenes=tuple(plan.input_scenes),
-        warnings=plan.warnings,
+        warnings=warnings,
+        insufficient_fields=sum(f.insufficient_evidence for f in cropmap.fields),
     )
+
+
+def input_check(plan: AnalysisPlan, input_moments: list[dict[str, Any]], threshold: float) -> InputCheck | None:
+    """How far the analysis' clear composites are from its model's training inputs; None for a
+    model version registered without input statistics."""
+    if plan.input_statistics is None:
+        return None
+    seen = InputMoments.empty(len(plan.time_bins), len(plan.band_means))
+    for record in input_moments:
+        seen += InputMoments.from_record(record)
+    return check_inputs(plan.input_statistics, seen, threshold, bins=bin_labels(plan.time_bins))
 
 
 def record_batch_done(analysis_id: uuid.UUID, done: int) -> bool:

@@ -119,7 +119,8 @@ def model_card(
     data: TrainingData, result: TrainResult, config: TrainConfig, described: str, synthetic_only: bool
 ) -> dict[str, Any]:
     """How the version was made, as ``cropai models show`` and ``GET /models`` show it: the region,
-    season and data it learnt from, its encoder, and whether it ever saw real scenes."""
+    season and data it learnt from, its encoder, whether it ever saw real scenes, and the statistics
+    of its inputs that each analysis' inputs are checked against."""
     return {
         "config": dataclasses.asdict(config),
         "data": described,
@@ -131,6 +132,7 @@ def model_card(
         "encoder": ENCODERS.get(config.family, config.family),
         "input_scenes": len(data.input_scenes),
         "losses": [round(v, 5) for v in result.losses],
+        "input_statistics": result.input_statistics.as_record() if result.input_statistics else None,
     }
 
 

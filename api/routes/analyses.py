@@ -32,11 +32,21 @@ from api.orchestrator import Orchestrator, PrefectUnreachable
 from api.queries import paged
 from api.reconcile import reconcile_analysis
 from api.routes.fields import field_feature
-from api.schemas import AnalysisCreate, AnalysisLinks, AnalysisOut, ClassStatOut, Page
+from api.schemas import (
+    AnalysisCreate,
+    AnalysisLinks,
+    AnalysisOut,
+    ClassAreaChangeOut,
+    ClassStatOut,
+    ComparisonOut,
+    FieldChangeOut,
+    Page,
+)
 from api.ttlcache import TTLCache
 from cropai import webtiles
-from cropai.analysis_records import create_analysis
+from cropai.analysis_records import RERUN_OF, MissingInputs, create_analysis, create_rerun
 from cropai.analysis_runs import FINISHED, RERUNNABLE, active_count, cancel, fail, record_flow_run, reopen
+from cropai.compare import compare_maps
 from cropai.config import Settings
 from cropai.crops import SYNTHETIC_LEGEND
 from cropai.db import (
@@ -52,7 +62,7 @@ from cropai.errors import InvalidInput, ModelNotFound, ServiceUnavailable
 from cropai.legend import Legend
 from cropai.request_limits import checked_request
 from cropai.services import Services
-from cropai.storage import DEFAULT_URL_EXPIRY
+from cropai.storage import DEFAULT_URL_EXPIRY, ObjectStore
 from cropai.webtiles import TileId
 from models.versions import resolve
 
@@ -103,7 +113,17 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
     legend = model_legend(session, analysis.model_version_id)
     links = AnalysisLinks(
         self=base,
-        **({"map": f"{base}/map", "quicklook": f"{base}/quicklook.png", "fields": f"{base}/fields"} if done else {}),
+        **(
+            {
+                "map": f"{base}/map",
+                "quicklook": f"{base}/quicklook.png",
+                "fields": f"{base}/fields",
+                "evidence": f"{base}/evidence",
+                "assessment": f"{base}/assessment",
+            }
+            if done
+            else {}
+        ),
     )
     return AnalysisOut(
         id=analysis.id,
@@ -127,7 +147,9 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
         classes=[class_stat_out(c, legend) for c in classes],
         input_scenes=analysis.input_scenes or [],
         warnings=analysis.warnings or [],
+        input_check=analysis.input_check,
         links=links,
+        rerun_of=analysis.options.get(RERUN_OF),
     )
 
 
@@ -138,6 +160,9 @@ def class_stat_out(row: AnalysisClassStat, legend: Legend) -> ClassStatOut:
         pixel_count=row.pixel_count,
         area_ha=row.area_ha,
         colour=legend.colour_of(row.class_id),
+        low_evidence_pixels=row.low_evidence_pixels,
+        # hectares in proportion to the pixels: the row keeps the class' pixel area, not the grid's
+        low_evidence_ha=round(row.area_ha * row.low_evidence_pixels / row.pixel_count, 4) if row.pixel_count else 0.0,
     )
 
 
@@ -361,10 +386,11 @@ def cancel_analysis(
     "/{analysis_id}/rerun",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=AnalysisOut,
-    summary="Rerun a failed or cancelled analysis in place",
+    summary="Rerun a failed or cancelled analysis in place, or repeat a completed one as a new analysis",
 )
 def rerun_analysis(
     analysis_id: uuid.UUID,
+    request: Request,
     response: Response,
     user: Submitter,
     session: SessionDep,
@@ -372,14 +398,90 @@ def rerun_analysis(
     settings: SettingsDep,
     orchestrator: OrchestratorDep,
 ) -> AnalysisOut:
-    """Starts the analysis again as its next attempt, under the same id; batches that a
-    previous attempt finished are reused, so only the rest is computed."""
+    """A failed or cancelled analysis starts again as its next attempt, under the same id; batches
+    that a previous attempt finished are reused, so only the rest is computed.
+
+    A completed analysis is repeated as a new analysis (``Location``) on the inputs it recorded:
+    its model version and exact scene versions, even when newer ones were ingested since. A scene
+    version no longer in the catalogue is a 409 naming it."""
     analysis = visible_analysis(session, user, analysis_id)
+    if analysis.status == AnalysisStatus.completed:
+        return _repeat(request, response, session, services, settings, orchestrator, user, analysis)
     if analysis.status not in RERUNNABLE:
         raise HTTPException(
-            409, f"analysis {analysis_id} is {analysis.status.value}: only a failed or cancelled analysis can be rerun"
+            409,
+            f"analysis {analysis_id} is {analysis.status.value}: only a failed or cancelled analysis can be rerun "
+            "(in place), or a completed one repeated",
         )
     return _rerun(response, session, services, settings, orchestrator, user, analysis)
+
+
+def _repeat(
+    request: Request,
+    response: Response,
+    session: Session,
+    services: Services,
+    settings: Settings,
+    orchestrator: Orchestrator,
+    user: User,
+    analysis: Analysis,
+) -> AnalysisOut:
+    request.app.state.submit_limit.hit(str(user.id))
+    _check_active_limit(session, user, settings)
+    try:
+        repeat_id = create_rerun(services.sessions, analysis.id)
+    except MissingInputs as exc:
+        raise HTTPException(409, str(exc)) from None
+    _start_first_attempt(services, orchestrator, user, repeat_id)
+    request.app.state.metrics.analyses_submitted.inc()
+    return _accepted(response, session, session.get_one(Analysis, repeat_id))
+
+
+@router.get(
+    "/{analysis_id}/compare/{other_id}",
+    response_model=ComparisonOut,
+    summary="Compare two completed analyses: identical or not, class areas, fields whose class changed",
+)
+def compare_analyses(
+    analysis_id: uuid.UUID, other_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep
+) -> ComparisonOut:
+    """Reads both maps (a sync route: FastAPI runs it in its thread pool, off the event loop)."""
+    a, b = results_of(session, user, analysis_id), results_of(session, user, other_id)
+    comparison = compare_maps(
+        store,
+        a.map_key,
+        b.map_key,
+        model_legend(session, a.model_version_id),
+        _field_classes(session, analysis_id),
+        _field_classes(session, other_id),
+    )
+    return ComparisonOut(
+        a=analysis_id,
+        b=other_id,
+        identical=comparison.identical,
+        reason=comparison.reason,
+        pixels_differing=comparison.pixels_differing,
+        classes=[
+            ClassAreaChangeOut(
+                id=c.class_id,
+                name=c.class_name,
+                area_ha_a=c.area_ha_a,
+                area_ha_b=c.area_ha_b,
+                difference_ha=c.difference_ha,
+            )
+            for c in comparison.classes
+        ],
+        fields_changed=[
+            FieldChangeOut(field_id=f.field_id, class_a=f.class_a, class_b=f.class_b) for f in comparison.fields_changed
+        ],
+    )
+
+
+def _field_classes(session: Session, analysis_id: uuid.UUID) -> dict[int, int]:
+    rows = session.execute(
+        select(FieldPrediction.field_id, FieldPrediction.class_id).where(FieldPrediction.analysis_id == analysis_id)
+    )
+    return {field_id: class_id for field_id, class_id in rows}
 
 
 @dataclass(frozen=True)
@@ -424,11 +526,28 @@ def download_map(
         return JSONResponse(
             {"url": store.presigned_url(results.map_key), "expires_in_s": int(DEFAULT_URL_EXPIRY.total_seconds())}
         )
+    return _geotiff_download(store, results.map_key, f"cropmap-{analysis_id}.tif")
+
+
+def _geotiff_download(store: ObjectStore, key: str, filename: str) -> StreamingResponse:
     return StreamingResponse(
-        store.open_stream(results.map_key),
+        store.open_stream(key),
         media_type="image/tiff",
-        headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.tif"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.get(
+    "/{analysis_id}/evidence",
+    summary="How often each pixel was seen clear (COG: clear_bins, of the EVIDENCE_BINS bins of the season)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/tiff": {}}}},
+)
+def download_evidence(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, store: StoreDep) -> Any:
+    """The evidence COG beside the map: a pixel seen clear in few bins was mostly gap-filled."""
+    results = results_of(session, user, analysis_id)
+    key = f"{results.map_key.rsplit('/', 1)[0]}/evidence.tif"
+    return _geotiff_download(store, key, f"evidence-{analysis_id}.tif")
 
 
 @router.get(
@@ -449,16 +568,30 @@ def quicklook(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep, st
     responses={200: {"content": {"image/png": {}}}},
 )
 def map_tile(
-    analysis_id: uuid.UUID, z: int, x: int, y: int, user: CurrentUser, session: SessionDep, store: StoreDep
+    analysis_id: uuid.UUID,
+    z: int,
+    x: int,
+    y: int,
+    user: CurrentUser,
+    session: SessionDep,
+    store: StoreDep,
+    layer: Annotated[
+        webtiles.MapLayer,
+        Query(
+            description="class (default): the crop classes in the map's colours; confidence: the probability "
+            "of the predicted class in 20 % steps, "
+            + ", ".join(f"{s.lower_percent}-{s.upper_percent} % {s.colour}" for s in webtiles.CONFIDENCE_RAMP)
+        ),
+    ] = webtiles.MapLayer.CLASS,
 ) -> Response:
-    """256 px PNG tiles of the class band in the map's colours, transparent outside the AOI;
-    rendered from the COG on first request and cached in the store beside it."""
+    """256 px PNG tiles of the class or confidence band, transparent outside the AOI;
+    rendered from the COG on first request and cached in the store beside it, per layer."""
     results = results_of(session, user, analysis_id)
     try:
         tile = TileId(z, x, y)
     except InvalidInput as exc:
         raise HTTPException(404, str(exc)) from None
-    body = webtiles.map_tile(store, results.map_key, str(analysis_id), tile)
+    body = webtiles.map_tile(store, results.map_key, str(analysis_id), tile, layer=layer)
     return Response(body, media_type="image/png", headers={"Cache-Control": f"private, max-age={TILE_MAX_AGE_S}"})
 
 
@@ -480,6 +613,8 @@ def field_predictions(analysis_id: uuid.UUID, user: CurrentUser, session: Sessio
             share=p.share,
             mean_confidence=p.mean_confidence,
             pixel_count=p.pixel_count,
+            gap_filled_share=p.gap_filled_share,
+            insufficient_evidence=p.insufficient_evidence,
         )
         for field, p in rows
     ]

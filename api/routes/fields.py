@@ -27,7 +27,7 @@ from api.errors import field_error
 from api.queries import intersecting, paged
 from api.schemas import FeatureCollection, FieldsCreated
 from cropai.config import Settings
-from cropai.db import FieldParcel, User
+from cropai.db import FieldParcel, FieldPurpose, User
 from cropai.errors import InvalidInput
 from cropai.fields import add_fields, uploaded_fields
 from cropai.services import Services
@@ -46,6 +46,8 @@ def field_feature(row: FieldParcel, **extra: Any) -> dict[str, Any]:
             "external_id": row.external_id,
             "area_ha": row.area_ha,
             "owner_id": row.owner_id,
+            "purpose": row.purpose.value,
+            "reference_label": row.reference_label,
             **extra,
         },
     }
@@ -72,6 +74,14 @@ IdempotencyKey = Annotated[
         "and answers with the fields the first one stored",
     ),
 ]
+Purpose = Annotated[
+    FieldPurpose,
+    Query(description="training: may label a model's training data; reference: assesses maps, never trains"),
+]
+LabelProperty = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200, description="reference fields: the property that holds each field's crop"),
+]
 
 
 @router.post(
@@ -87,19 +97,35 @@ async def upload_fields(
     services: ServicesDep,
     settings: SettingsDep,
     idempotency_key: IdempotencyKey = None,
+    purpose: Purpose = FieldPurpose.training,
+    label_property: LabelProperty = None,
 ) -> dict:
-    """All or nothing: one invalid feature refuses the upload, naming the feature."""
+    """All or nothing: one invalid feature refuses the upload, naming the feature.
+
+    With ``purpose=reference`` the fields are kept for assessing maps: each feature's
+    ``label_property`` is its known crop (a class name or code of the models' legends), and
+    they never train a model."""
+    if purpose == FieldPurpose.reference and label_property is None:
+        raise field_error(("query", "label_property"), "reference fields need the property that holds their crop")
     if idempotency_key is not None:
         earlier = await run_in_threadpool(uploaded_fields, services.sessions, user.id, idempotency_key)
         if earlier is not None:
             return {"ids": earlier, "count": len(earlier)}
     body = await request.body()  # at most CROPAI_MAX_REQUEST_BYTES: the body limit stops longer ones
-    ids = await run_in_threadpool(_store_upload, body, services, settings, user.id, idempotency_key)
+    ids = await run_in_threadpool(
+        _store_upload, body, services, settings, user.id, idempotency_key, purpose, label_property
+    )
     return {"ids": ids, "count": len(ids)}
 
 
 def _store_upload(
-    body: bytes, services: Services, settings: Settings, owner_id: int, idempotency_key: str | None
+    body: bytes,
+    services: Services,
+    settings: Settings,
+    owner_id: int,
+    idempotency_key: str | None,
+    purpose: FieldPurpose,
+    label_property: str | None,
 ) -> list[int]:
     try:
         collection = FeatureCollection.model_validate_json(body)
@@ -125,6 +151,8 @@ def _store_upload(
             owner_id,
             max_vertices=settings.max_field_vertices,
             idempotency_key=idempotency_key,
+            purpose=purpose,
+            label_property=label_property,
         )
     except InvalidInput as exc:
         raise field_error(("body", "features"), str(exc)) from None
@@ -135,10 +163,13 @@ def list_fields(
     user: CurrentUser,
     session: SessionDep,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in degrees; fields that intersect it")] = None,
+    purpose: Annotated[FieldPurpose | None, Query(description="only training or only reference fields")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
     query = intersecting(select(FieldParcel).where(visible_to(user, FieldParcel.owner_id)), FieldParcel, bbox)
+    if purpose is not None:
+        query = query.where(FieldParcel.purpose == purpose)
     rows, total = paged(session, query, limit, offset, FieldParcel.id)
     return {
         "type": "FeatureCollection",

@@ -80,15 +80,15 @@ def run_analysis(
     if not isinstance(summary, AnalysisSummary):
         errors.print(f"[red]analysis {analysis_id} failed:[/] {state.message}", soft_wrap=True)
         raise typer.Exit(1)
-    table = Table("class", "pixels", "hectares", title=f"crops of analysis {analysis_id}")
+    table = Table("class", "pixels", "hectares", "low-evidence ha", title=f"crops of analysis {analysis_id}")
     for area in summary.classes:
-        table.add_row(area.class_name, f"{area.pixel_count:,}", f"{area.area_ha:,.2f}")
+        table.add_row(area.class_name, f"{area.pixel_count:,}", f"{area.area_ha:,.2f}", f"{area.low_evidence_ha:,.2f}")
     console.print(table)
     for warning in summary.warnings:
         console.print(f"[yellow]warning:[/] {warning}", soft_wrap=True)
     console.print(
         f"[green]crop map[/]  {summary.map}\n[green]quicklook[/] {summary.quicklook}\n"
-        f"{summary.fields} field(s) predicted"
+        f"{summary.fields} field(s) predicted, {summary.insufficient_fields} with insufficient evidence"
     )
     return summary
 

@@ -1,11 +1,13 @@
 """The web map viewer in headless Chromium against the running system, in order: an analyst
 logs in, draws and uploads an AOI, submits, watches the analysis complete, reads the
-legend and a field's crop over a plain background; a viewer looks but cannot submit; the
+legend and a field's crop and evidence over a plain background, switches to the confidence
+layer, uploads reference fields and assesses the map; a viewer looks but cannot submit; the
 API's refusals reach the user in words."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ import shapely
 from PIL import Image
 from selenium.webdriver.common.action_chains import ActionChains
 
+from cropai.webtiles import CONFIDENCE_RAMP
 from tests.analysis_fixtures import AOI, crop_parcels
 from tests.e2e.browser import Browser, chromium
 from tests.e2e.conftest import PASSWORD, POLL_DEADLINE_S, Season, System, new_user
@@ -156,18 +159,99 @@ def test_clicking_a_field_shows_its_predicted_crop(
     assert Image.open(screenshot).size[0] >= 1000
 
 
+def test_a_fields_popup_shows_how_much_of_the_season_was_seen_clear_and_any_lack_of_evidence(
+    browser: Browser, http: httpx.Client, accounts: dict, shared: dict
+) -> None:
+    analysis_id = submitted(browser, shared)
+    fields = http.get(f"/analyses/{analysis_id}/fields", headers=accounts["mapper"]).json()["features"]
+    browser.find(".leaflet-popup-close-button").click()  # the popup of the test before
+    browser.wait(lambda: not browser.find_all(".leaflet-popup"))
+    # A field short of evidence when the season has one, to see its marker.
+    field = max(fields, key=lambda f: (f["properties"]["insufficient_evidence"], f["properties"]["area_ha"]))
+    browser.find(f"path.field-{field['id']}").click()
+    seen = browser.visible(".leaflet-popup-content [data-fact=seen-clear]").text
+    clear_percent = math.floor((1 - field["properties"]["gap_filled_share"]) * 100 + 0.5)  # as Math.round does
+    assert seen == f"{clear_percent} % of the season"
+    marker = browser.find_all(".leaflet-popup-content [data-fact=insufficient-evidence]")
+    assert bool(marker) == field["properties"]["insufficient_evidence"]
+
+
+def loaded_tiles(browser: Browser, layer: str) -> list:
+    return [
+        img
+        for img in browser.find_all(f".crop-layer img[data-layer={layer}]")
+        if browser.driver.execute_script("return arguments[0].naturalWidth", img) == 256
+    ]
+
+
 def test_the_crop_layer_is_drawn_from_api_tiles_over_a_plain_background(browser: Browser, shared: dict) -> None:
     submitted(browser, shared)
-    loaded = browser.wait(
-        lambda: [
-            img
-            for img in browser.find_all(".crop-layer img")
-            if browser.driver.execute_script("return arguments[0].naturalWidth", img) == 256
-        ]
-    )
-    assert loaded
+    assert browser.wait(lambda: loaded_tiles(browser, "class"))
     assert browser.find("#map").get_attribute("data-basemap") == "unreachable"
     assert "plain background" in browser.find(".map-note").text
+
+
+def test_the_confidence_toggle_draws_confidence_tiles_with_the_ramp_in_the_legend(
+    browser: Browser, shared: dict
+) -> None:
+    submitted(browser, shared)
+    browser.find("#layer-choice input[value=confidence]").click()
+    assert browser.wait(
+        lambda: loaded_tiles(browser, "confidence") and not browser.find_all(".crop-layer img[data-layer=class]")
+    )
+    steps = [item.text for item in browser.visible("#confidence-legend").find_elements(browser.by.CSS_SELECTOR, "li")]
+    assert steps == [f"{s.lower_percent}\u2013{s.upper_percent} %" for s in CONFIDENCE_RAMP]
+    browser.save("map-viewer-confidence")
+
+
+def test_the_class_toggle_brings_the_crop_classes_back(browser: Browser, shared: dict) -> None:
+    submitted(browser, shared)
+    browser.find("#layer-choice input[value=class]").click()
+    assert browser.wait(
+        lambda: loaded_tiles(browser, "class") and not browser.find_all(".crop-layer img[data-layer=confidence]")
+    )
+    assert not browser.find("#confidence-legend").is_displayed()
+
+
+def test_without_an_assessment_the_panel_says_how_to_add_reference_data(browser: Browser, shared: dict) -> None:
+    submitted(browser, shared)
+    assert "purpose=reference" in browser.visible("#assessment-none").text
+
+
+def test_assessing_with_reference_fields_shows_the_confusion_matrix(
+    browser: Browser, http: httpx.Client, accounts: dict, files: dict, shared: dict
+) -> None:
+    analysis_id = submitted(browser, shared)
+    uploaded = http.post(
+        "/fields",
+        params={"purpose": "reference", "label_property": "class_name"},  # the parcels' true crops
+        headers={**accounts["mapper"], "Content-Type": "application/geo+json"},
+        content=files["parcels"].read_bytes(),
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    browser.find("#assess").click()
+    browser.visible("#confusion-matrix tbody tr")
+    assessment = http.get(f"/analyses/{analysis_id}/assessment", headers=accounts["mapper"]).json()
+    rows = browser.find_all("#confusion-matrix tbody tr")
+    assert [r.get_attribute("data-class") for r in rows] == [c["name"] for c in assessment["classes"]]
+    shown = [[td.text for td in r.find_elements(browser.by.CSS_SELECTOR, "td")] for r in rows]
+    assert shown == [[f"{n:,}" for n in counts] for counts in assessment["confusion_matrix"]]
+    low, high = (f"{v * 100:.1f} %" for v in assessment["overall_accuracy"]["ci95"])
+    assert f"95 % interval {low} \u2013 {high}" in browser.find("#overall-accuracy").text
+
+
+def test_the_area_table_gives_each_class_its_estimated_hectares_with_an_interval(
+    browser: Browser, http: httpx.Client, accounts: dict, shared: dict
+) -> None:
+    analysis_id = submitted(browser, shared)
+    assessment = http.get(f"/analyses/{analysis_id}/assessment", headers=accounts["mapper"]).json()
+    rows = browser.find_all("#area-table tbody tr")
+    assert [r.get_attribute("data-class") for r in rows] == [c["name"] for c in assessment["per_class"]]
+    estimated = [r.find_elements(browser.by.CSS_SELECTOR, "td")[1].text for r in rows]
+    assert all(re.fullmatch(r"[\d,.]+ ha ± [\d,.]+ ha", text) for text in estimated), estimated
+    assert browser.find("#assessment-note").text == assessment["note"]
+    browser.driver.execute_script("document.getElementById('assessment').scrollIntoView()")
+    browser.save("map-viewer-assessment")
 
 
 def test_a_viewer_sees_the_analysis_but_cannot_submit(browser: Browser, accounts: dict, shared: dict) -> None:

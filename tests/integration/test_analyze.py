@@ -1,14 +1,20 @@
 """The analyze flow end to end on generated scenes: Prefect's harness, a real Dask
 LocalCluster, PostgreSQL and SQLite, the S3 server and the folder store."""
 
+import json
 import uuid
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
+import zarr
 from prefect.client.schemas.objects import State
+from rasterio.warp import transform_geom
 from rio_cogeo.cogeo import cog_validate
+from shapely.geometry import box, mapping, shape
 from sqlalchemy import select, update
 
 from cropai.analysis_records import create_analysis
@@ -16,9 +22,16 @@ from cropai.analysis_runs import reopen
 from cropai.config import Settings
 from cropai.cropmap import AnalysisSummary
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldPrediction, Scene
+from cropai.fields import add_fields
+from cropai.ingest import ingest_candidate
+from cropai.sentinel2 import SCL
 from cropai.services import Services, services
+from cropai.sources import discover
+from cropai.synth import SynthSpec, synthesize, write_scene
 from cropai.webtiles import TileId, tile_key
+from cropai.zarr_store import ObjectZarrStore
 from flows.analyze import analyze, summary_markdown
+from models.registry import ensure_default_model
 from tests.analysis_fixtures import AOI, END, START, Season, ingested_season
 from tests.conftest import export_settings, s3_settings
 
@@ -177,3 +190,160 @@ def test_analysis_on_postgresql_and_the_s3_server(
         predictions = session.scalars(select(FieldPrediction).where(FieldPrediction.analysis_id == analysis_id)).all()
     assert len(predictions) == len(data.field_classes)  # written with COPY
     assert row(svc, analysis_id).status == AnalysisStatus.completed
+
+
+# A small clear season whose west half lies under cloud after April: seen clear in 1 of the 6 bins.
+CLOUDED_AREA = (1.600, 48.200, 1.616, 48.211)
+CLOUDED_AOI = mapping(box(1.601, 48.201, 1.615, 48.210))
+
+
+@dataclass(frozen=True)
+class CloudedWest:
+    boundary_x: float  # grid CRS metres: west of it, only April's scenes see the ground
+    fields: dict[int, str]  # field id -> "west" or "east" (fields across the boundary left out)
+
+
+@pytest.fixture
+def clouded_west(
+    flow_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Services, CloudedWest]:
+    """The clouded season ingested, the model registered, its crop parcels inside the AOI uploaded."""
+    monkeypatch.setenv("CROPAI_DASK_WORKERS", "2")
+    svc = services(flow_settings)
+    spec = SynthSpec(
+        CLOUDED_AREA,
+        date(2025, 3, 25),
+        date(2025, 10, 5),
+        seed=5,
+        mean_cloud_cover=0.0,
+        partial_swath_probability=0.0,
+        parcel_size_m=200,
+    )
+    made = synthesize(spec, tmp_path / "season")
+    west = made.grid.width // 2
+    for scene in made.scenes:
+        if scene.acquired_at.month != 4:
+            with rasterio.open(scene.path) as src:
+                stack = src.read()
+            stack[-1, :, :west] = SCL.CLOUD_HIGH_PROBABILITY
+            write_scene(stack, made.grid, scene, scene.path, "cog")
+    for candidate in discover(str(made.root / "scenes"), svc.store):
+        ingest_candidate(candidate, svc.store, svc.sessions)
+    ensure_default_model(svc.store, svc.sessions)
+    boundary_x = (made.grid.transform * (west, 0))[0]
+    aoi = shape(CLOUDED_AOI)
+    features = [
+        f
+        for f in json.loads(made.parcels_path.read_text())["features"]
+        if f["properties"]["is_crop"] and aoi.contains(shape(f["geometry"]))
+    ]
+    sides = {}
+    for field_id, feature in zip(
+        add_fields(svc.sessions, {"type": "FeatureCollection", "features": features}), features, strict=True
+    ):
+        minx, _, maxx, _ = shape(transform_geom("EPSG:4326", made.grid.crs, feature["geometry"])).bounds
+        if maxx <= boundary_x or minx >= boundary_x:
+            sides[field_id] = "west" if maxx <= boundary_x else "east"
+    return svc, CloudedWest(boundary_x, sides)
+
+
+@pytest.mark.parametrize("database_settings", ["postgresql"], indirect=True)  # field rows go in with COPY
+def test_fields_seen_clear_in_too_few_bins_are_marked_insufficient_evidence(
+    clouded_west: tuple[Services, CloudedWest],
+) -> None:
+    svc, season = clouded_west
+    analysis_id = create_analysis(svc.sessions, CLOUDED_AOI, START, END, "cropnet@latest")
+    summary = summary_of(analyze(str(analysis_id)))
+    with svc.sessions() as session:
+        predictions = {
+            p.field_id: p
+            for p in session.scalars(select(FieldPrediction).where(FieldPrediction.analysis_id == analysis_id))
+        }
+    west = [predictions[i] for i, side in season.fields.items() if side == "west"]
+    east = [predictions[i] for i, side in season.fields.items() if side == "east"]
+    assert west and east
+    assert all(p.insufficient_evidence and p.gap_filled_share == pytest.approx(5 / 6, abs=1e-4) for p in west)
+    assert not any(p.insufficient_evidence or p.gap_filled_share for p in east)
+    assert summary.insufficient_fields == sum(p.insufficient_evidence for p in predictions.values()) >= len(west)
+    assert "insufficient evidence" in summary_markdown(summary)
+
+
+# Database-agnostic behaviour: SQLite is enough.
+@pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
+def test_the_map_and_its_batches_keep_how_often_each_pixel_was_seen_clear(
+    clouded_west: tuple[Services, CloudedWest],
+) -> None:
+    svc, season = clouded_west
+    analysis_id = create_analysis(svc.sessions, CLOUDED_AOI, START, END, "cropnet@latest")
+    analyze(str(analysis_id))
+    labels = crop_map(svc, row(svc, analysis_id))[0]
+    with svc.store.gdal_env(), rasterio.open(svc.store.gdal_path(f"analyses/{analysis_id}/evidence.tif")) as src:
+        clear_bins = src.read(1)
+        assert src.descriptions == ("clear_bins",) and src.tags()["EVIDENCE_BINS"] == "6"
+        assert cog_validate(src.name, quiet=True)[0]
+        centres_x = np.array([(src.transform * (col + 0.5, 0))[0] for col in range(src.width)])
+    mapped = labels > 0
+    in_west = np.broadcast_to(centres_x < season.boundary_x, labels.shape)
+    assert set(np.unique(clear_bins[mapped & in_west])) == {1}  # April only
+    assert set(np.unique(clear_bins[mapped & ~in_west])) == {6}
+    assert not clear_bins[~mapped].any()
+
+    # Class areas count the pixels seen clear in 1 bin of 6 apart (above the default 0.5 gap-filled).
+    with svc.sessions() as session:
+        stats = session.scalars(select(AnalysisClassStat).where(AnalysisClassStat.analysis_id == analysis_id)).all()
+    assert stats and all(s.low_evidence_pixels == int((mapped & in_west & (labels == s.class_id)).sum()) for s in stats)
+
+    # Each batch measured the clear composite values it read: as many per bin as the evidence says.
+    evidence = np.asarray(
+        zarr.open_array(ObjectZarrStore(svc.store, f"analyses/{analysis_id}/pred.zarr"), path="evidence", mode="r")[:]
+    )
+    markers = [json.loads(svc.store.get(m.key)) for m in svc.store.list(f"analyses/{analysis_id}/batches/")]
+    counts = np.sum([m["input_moments"]["count"] for m in markers], axis=0)
+    seen = (evidence > 0).sum(axis=(1, 2))  # per bin: pixels of the cores with a clear value
+    assert counts.tolist() == [[float(n)] * counts.shape[1] for n in seen]
+
+
+# A small clear season, ingested as generated or with every reflectance band scaled by 1.3:
+# the radiometric fault of a product read with the wrong scale.
+SHIFT_AREA = (1.650, 48.200, 1.664, 48.210)
+SHIFT_AOI = mapping(box(1.651, 48.201, 1.663, 48.209))
+
+
+def _ingest_season(svc: Services, folder: Path, gain: float) -> None:
+    made = synthesize(
+        SynthSpec(SHIFT_AREA, date(2025, 3, 25), date(2025, 10, 5), seed=6, partial_swath_probability=0.0), folder
+    )
+    if gain != 1.0:
+        for scene in made.scenes:
+            with rasterio.open(scene.path) as src:
+                stack = src.read()
+            stack[:-1] = np.clip(np.rint(stack[:-1] * gain), 0, np.iinfo(np.uint16).max).astype(np.uint16)
+            write_scene(stack, made.grid, scene, scene.path, "cog")
+    for candidate in discover(str(made.root / "scenes"), svc.store):
+        ingest_candidate(candidate, svc.store, svc.sessions)
+    ensure_default_model(svc.store, svc.sessions)
+
+
+@pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("gain", [1.0, 1.3])
+def test_scenes_unlike_the_training_inputs_put_a_warning_on_the_result_naming_bands_and_bins(
+    flow_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gain: float
+) -> None:
+    monkeypatch.setenv("CROPAI_DASK_WORKERS", "2")
+    svc = services(flow_settings)
+    _ingest_season(svc, tmp_path / "season", gain)
+    analysis_id = create_analysis(svc.sessions, SHIFT_AOI, START, END, "cropnet@latest")
+    summary = summary_of(analyze(str(analysis_id)))
+    analysis = row(svc, analysis_id)
+    check, warnings = analysis.input_check, analysis.warnings or []
+    assert check is not None and check["compared"] > 0
+    shifted = [w for w in warnings if w.startswith("inputs differ from the model's training data")]
+    if gain == 1.0:
+        assert not check["flagged"] and check["score"] < check["threshold"] and not shifted
+    else:
+        assert check["flagged"] and check["worst"]
+        worst = check["worst"][0]
+        assert shifted == [w for w in summary.warnings if w.startswith("inputs differ")]
+        assert f"{worst['band']} in {worst['bin']}" in shifted[0]
+        assert worst["bin"].startswith("2025-")  # named by the analysis' own bins
+    assert any("synthetic" in w for w in warnings)  # the shipped model says so on any scenes

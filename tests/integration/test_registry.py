@@ -11,12 +11,14 @@ from sqlalchemy import update
 from cropai.config import Settings
 from cropai.db import ModelVersion, session_scope, upgrade_database
 from cropai.errors import InvalidInput, ModelIntegrityError, ModelNotFound, ModelVersionExists
+from cropai.input_check import TrainingInputStatistics
 from cropai.services import Services, services
 from cropai.storage import ObjectStore
 from models.contract import ModelContract
 from models.cropnet import CropNet
 from models.predict import Predictor, load_predictor
 from models.registry import DEFAULT_MODEL_DIR, ModelRef, load, register, register_folder, resolve
+from models.versions import model_card
 
 
 @pytest.fixture
@@ -107,6 +109,11 @@ def test_the_shipped_default_model_registers_and_loads(registry: Services) -> No
     predictor = load_predictor(registry.store, registry.sessions, "cropnet@latest")
     assert predictor is load_predictor(registry.store, registry.sessions, "cropnet@1.0.0")  # loaded once
     assert predictor.contract.tile_size == 256
+    registered = resolve(registry.sessions, "cropnet@1.0.0")
+    statistics = TrainingInputStatistics.from_record(registered.training["input_statistics"])
+    assert statistics.bins == ("2025-04", "2025-05", "2025-06", "2025-07", "2025-08", "2025-09")
+    assert statistics.bands == tuple(predictor.contract.bands) and (statistics.count > 0).all()
+    assert model_card(registered)["input_statistics"]["bands"] == 10
 
 
 def test_a_pretrained_encoder_version_round_trips_through_the_predictor(registry: Services) -> None:

@@ -78,6 +78,14 @@ def test_a_model_trained_on_real_parcels_carries_their_legend_season_and_honest_
     assert metrics["validation_fields"] >= 3 and metrics["training_fields"] >= 10
     assert set(metrics["baseline"]["per_class"]) == set(metrics["per_class"])
     assert 1 <= metrics["best_epoch"] <= QUICK.epochs
+    # what its inputs looked like, kept with the version for each analysis' input check
+    from tasks.train import model_card
+
+    statistics = result.input_statistics
+    assert statistics is not None and statistics.bands == tuple(contract.bands)
+    assert statistics.bins[0] == "2018-10" and len(statistics.bins) == 12 and (statistics.count > 0).all()
+    kept = model_card(data, result, QUICK, "declared parcels", False)["input_statistics"]
+    assert kept == statistics.as_record()
 
 
 def test_parcels_outside_every_scene_are_refused_naming_their_box(postgres_catalogue: Services, tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ def test_composite_is_the_median_of_clear_observations_only() -> None:
             observation(16, 9000, SCL.CLOUD_HIGH_PROBABILITY),
         ],
         bins,
-    )
+    ).cube
     assert cube.shape == (1, 10, 2, 2)
     assert cube[0, 0, 0, 0] == pytest.approx(0.2)  # median of 0.1, 0.3, 0.2; the cloud is ignored
 
@@ -41,13 +41,58 @@ def test_scenes_outside_every_bin_are_never_read() -> None:
     cube = composite(
         [observation(1, 1000, SCL.VEGETATION), (datetime(2025, 8, 1, tzinfo=UTC), must_not_load)],
         monthly_bins(2025, [5]),
-    )
+    ).cube
     assert cube.shape == (1, 10, 2, 2)
 
 
 def test_a_bin_without_clear_observations_is_nan() -> None:
-    cube = composite([observation(1, 1000, SCL.CLOUD_SHADOW)], monthly_bins(2025, [5, 6]))
+    cube = composite([observation(1, 1000, SCL.CLOUD_SHADOW)], monthly_bins(2025, [5, 6])).cube
     assert np.isnan(cube).all()
+
+
+def partly_cloudy(day: int, value: int, month: int, cloudy: list[tuple[int, int]]) -> tuple[datetime, Callable]:
+    """A clear 2 x 2 observation with clouds over the ``cloudy`` (y, x) pixels."""
+    moment, load = observation(day, value, SCL.VEGETATION, month)
+    stack = load().copy()
+    for y, x in cloudy:
+        stack[10, y, x] = SCL.CLOUD_MEDIUM_PROBABILITY
+    return moment, lambda: stack
+
+
+def test_clear_observations_are_counted_per_bin_and_pixel() -> None:
+    made = composite(
+        [
+            partly_cloudy(2, 1000, 5, cloudy=[(0, 0)]),
+            partly_cloudy(12, 2000, 5, cloudy=[(0, 0), (0, 1)]),
+            partly_cloudy(22, 3000, 5, cloudy=[]),
+            partly_cloudy(5, 1000, 6, cloudy=[(0, 0), (0, 1), (1, 0), (1, 1)]),
+            partly_cloudy(15, 1000, 6, cloudy=[(0, 0), (0, 1), (1, 0)]),
+        ],
+        monthly_bins(2025, [5, 6, 7]),
+    )
+    assert made.clear_counts.dtype == np.uint8
+    assert made.clear_counts.tolist() == [
+        [[1, 2], [3, 3]],  # May: three observations, the top row clouded in some
+        [[0, 0], [0, 1]],  # June: one pixel seen once
+        [[0, 0], [0, 0]],  # July: no observation at all
+    ]
+
+
+def test_counting_clear_observations_leaves_the_values_as_they_were() -> None:
+    made = composite(
+        [partly_cloudy(2, 1000, 5, cloudy=[(0, 0)]), partly_cloudy(12, 3000, 5, cloudy=[])],
+        monthly_bins(2025, [5, 6]),
+    )
+    assert made.cube[0, :, 0, 0].tolist() == [np.float32(0.3)] * 10  # the one clear view, not the median of two
+    assert made.cube[0, 0, 1, 1] == np.float32(0.2)  # median of 0.1 and 0.3
+    assert np.isnan(made.cube[1]).all()
+
+
+def test_clear_counts_saturate_at_255() -> None:
+    many = [
+        (datetime(2025, 5, 1 + i % 28, i % 24, tzinfo=UTC), observation(1, 1000, SCL.VEGETATION)[1]) for i in range(300)
+    ]
+    assert composite(many, monthly_bins(2025, [5])).clear_counts.max() == 255
 
 
 def test_gaps_are_filled_linearly_in_time_then_from_the_ends() -> None:

@@ -1,4 +1,5 @@
 import io
+import itertools
 import math
 from pathlib import Path
 
@@ -9,20 +10,26 @@ import shapely
 from PIL import Image
 from rasterio.warp import transform, transform_geom
 
+from cropai.cropmap import write_map
+from cropai.crops import SYNTHETIC_LEGEND
 from cropai.errors import InvalidInput, ObjectNotFound
+from cropai.grid import grid_for_bbox
 from cropai.storage import LocalStore
 from cropai.webtiles import (
+    CONFIDENCE_RAMP,
     TILE_PX,
     TRANSPARENT_PNG,
+    MapLayer,
     TileId,
     ZoomRange,
+    confidence_colours,
     map_tile,
     render_tile,
     tile_key,
     tiles_prefix,
     zoom_range,
 )
-from testkit.crop_maps import AOI, AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
+from testkit.crop_maps import AOI, AREA, AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
 
 
 @pytest.fixture
@@ -159,3 +166,72 @@ def test_tiles_cached_before_count_towards_the_limit(stored_map: LocalStore) -> 
     stored_map.put(tile_key("a", earlier), TRANSPARENT_PNG)  # cached by another process, or before a restart
     map_tile(stored_map, "analyses/a/cropmap.tif", "a", later, max_cached=1)
     assert not stored_map.exists(tile_key("a", later))
+
+
+# --- the confidence layer ---------------------------------------------------------------------
+
+
+def ramp_rgba(percent: float) -> tuple[int, ...]:
+    step = next(
+        s for s in CONFIDENCE_RAMP if s.lower_percent <= percent < s.upper_percent or percent == s.upper_percent == 100
+    )
+    return (*step.rgb, 255)
+
+
+def test_the_confidence_ramp_runs_from_0_to_100_percent_in_steps_without_gaps() -> None:
+    bounds = [(s.lower_percent, s.upper_percent) for s in CONFIDENCE_RAMP]
+    assert bounds[0][0] == 0 and bounds[-1][1] == 100
+    assert all(upper == lower for (_, upper), (lower, _) in itertools.pairwise(bounds))
+    assert len({s.colour for s in CONFIDENCE_RAMP}) == len(CONFIDENCE_RAMP) >= 5
+
+
+@pytest.mark.parametrize(("byte", "percent"), [(1, 0.4), (50, 19.6), (51, 20), (153, 60), (203, 79.6), (255, 100)])
+def test_a_confidence_byte_is_painted_in_the_step_of_its_percent(byte: int, percent: float) -> None:
+    assert tuple(int(v) for v in confidence_colours()[byte]) == ramp_rgba(percent)
+
+
+def test_no_confidence_is_transparent() -> None:
+    assert not confidence_colours()[0].any()
+
+
+def test_confidence_tiles_are_painted_inside_the_aoi_only(crop_map: Path) -> None:
+    """The test map keeps confidence 200 (78 %) outside its AOI too: the class band still hides it."""
+    with rasterio.open(crop_map) as src:
+        rgba = render_tile(src, CORNER, MapLayer.CONFIDENCE)
+        classes = render_tile(src, CORNER)
+    assert ((rgba[..., 3] == 255) == (classes[..., 3] == 255)).all()
+    assert {tuple(int(v) for v in c) for c in rgba[rgba[..., 3] > 0]} == {ramp_rgba(200 / 255 * 100)}
+
+
+@pytest.fixture
+def rising_confidence_map(crop_map: Path, tmp_path: Path) -> Path:
+    """The two-class map with confidence rising from 1 % at the AOI's west edge to 100 % at its east edge."""
+    with rasterio.open(crop_map) as src:
+        labels = src.read(1)
+    mapped_columns = np.flatnonzero((labels > 0).any(axis=0))
+    rising = np.zeros(labels.shape[1], np.uint8)
+    rising[mapped_columns[0] : mapped_columns[-1] + 1] = np.linspace(3, 255, mapped_columns[-1] - mapped_columns[0] + 1)
+    confidence = np.where(labels > 0, np.broadcast_to(rising, labels.shape), 0).astype(np.uint8)
+    path = tmp_path / "rising.tif"
+    grid = grid_for_bbox(AREA, 10.0)
+    write_map(labels, confidence, grid, path, analysis_id="test", model="cropnet@1.0.0", legend=SYNTHETIC_LEGEND)
+    return path
+
+
+def test_a_map_whose_confidence_rises_shows_every_step_of_the_ramp(rising_confidence_map: Path) -> None:
+    with rasterio.open(rising_confidence_map) as src:
+        rgba = render_tile(src, tile_of(1.620, 48.211, 12), MapLayer.CONFIDENCE)  # the whole AOI
+    colours = {tuple(int(v) for v in c) for c in rgba[rgba[..., 3] > 0]}
+    assert colours == {(*s.rgb, 255) for s in CONFIDENCE_RAMP}
+
+
+def test_confidence_tiles_are_cached_apart_from_class_tiles(stored_map: LocalStore) -> None:
+    classes = map_tile(stored_map, "analyses/a/cropmap.tif", "a", CORNER)
+    confidence = map_tile(stored_map, "analyses/a/cropmap.tif", "a", CORNER, layer=MapLayer.CONFIDENCE)
+    assert classes != confidence
+    assert stored_map.get(tile_key("a", CORNER)) == classes
+    assert stored_map.get(tile_key("a", CORNER, MapLayer.CONFIDENCE)) == confidence
+    assert {o.key for o in stored_map.list(tiles_prefix("a"))} == {
+        tile_key("a", CORNER),
+        tile_key("a", CORNER, MapLayer.CONFIDENCE),
+    }

@@ -2,7 +2,11 @@
 // Each page is a <template> of index.html filled from the API; a page that polls
 // stops when the user leaves it.
 import * as api from "./api.js";
-import { AoiDrawer, aoiLayer, classLabel, createMap, cropLayer, fieldsLayer, layerSwitcher } from "./map.js";
+import { showAssessment } from "./assessment.js";
+import {
+  AoiDrawer, aoiLayer, classLabel, CONFIDENCE_RAMP, createMap, cropLayer, FIELD_FILL_OPACITY, fieldsLayer,
+  layerSwitcher,
+} from "./map.js"; // prettier-ignore
 
 const POLL_MS = 2000;
 const FINAL = new Set(["completed", "failed", "cancelled"]);
@@ -261,6 +265,7 @@ async function showResults(page, map, analysis) {
   const crops = cropLayer(analysis.id).addTo(map);
   crops.once("tileerror", (event) => showError(`crop map tiles: ${event.error.message}`));
   const fields = fieldsLayer(await api.call(analysis.links.fields)).addTo(map);
+  chooseLayer(page, crops, fields);
   layerSwitcher({ "Crop map": crops, "Field parcels": fields }).addTo(map);
   page.querySelector("#field-count").textContent = `${fields.getLayers().length} field parcels: click one for its crop.`;
   for (const [selector, path, name] of [
@@ -271,6 +276,35 @@ async function showResults(page, map, analysis) {
     page.querySelector(selector).addEventListener("click", () => guarded(() => download(path, name)));
   }
   page.dataset.results = "shown";
+  await showAssessment(page.querySelector("#assessment"), analysis.id, canSubmit(), report);
+}
+
+/** The "Crop classes / Confidence" choice: which tiles the crop layer shows, and the ramp's legend.
+ * Over confidence the field parcels are outlines only, so their crop colours hide none of it. */
+function chooseLayer(page, crops, fields) {
+  const legend = page.querySelector("#confidence-legend");
+  legend.querySelector("ul").replaceChildren(...CONFIDENCE_RAMP.map(rampEntry));
+  for (const choice of page.querySelectorAll("#layer-choice input[name=layer]")) {
+    choice.addEventListener("change", () => {
+      const confidence = choice.value === "confidence";
+      crops.showLayer(choice.value);
+      legend.hidden = !confidence;
+      fields.setStyle({ fillOpacity: confidence ? 0 : FIELD_FILL_OPACITY });
+    });
+  }
+}
+
+function rampEntry(step) {
+  const item = document.createElement("li");
+  item.dataset.step = `${step.lower}-${step.upper}`;
+  const swatch = document.createElement("span");
+  swatch.className = "swatch";
+  swatch.style.background = step.colour;
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = `${step.lower}–${step.upper} %`;
+  item.append(swatch, name);
+  return item;
 }
 
 // A model's card in one line: held-out accuracy, season, classes, and whether it saw real scenes.
@@ -299,6 +333,12 @@ function legendEntry(stat) {
   area.className = "area";
   area.textContent = hectares(stat.area_ha);
   item.append(swatch, name, area);
+  if (typeof stat.low_evidence_ha === "number" && stat.low_evidence_ha > 0) {
+    const low = document.createElement("span");
+    low.className = "low-evidence";
+    low.textContent = `of which low evidence: ${hectares(stat.low_evidence_ha)}`;
+    item.append(low);
+  }
   return item;
 }
 

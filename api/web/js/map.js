@@ -1,10 +1,21 @@
 // The map of the viewer: an optional base map that gives way to a plain background when
 // it cannot be reached, the crop layer (tiles rendered by the API from the analysis'
-// COG), the AOI outline, field parcels coloured by predicted crop, and AOI drawing.
+// COG, of its classes or its confidence), the AOI outline, field parcels coloured by
+// predicted crop with their evidence, and AOI drawing.
 import { blob } from "./api.js";
 
 const L = window.L;
 const FRANCE = [[42.3, -4.8], [51.1, 8.2]]; // where a map with nothing on it yet looks
+
+// The colours of the confidence tiles, as cropai/webtiles.py CONFIDENCE_RAMP paints them
+// (tests/unit/test_web_assets.py holds the two together).
+export const CONFIDENCE_RAMP = [
+  { lower: 0, upper: 20, colour: "#482475" },
+  { lower: 20, upper: 40, colour: "#355f8d" },
+  { lower: 40, upper: 60, colour: "#21918c" },
+  { lower: 60, upper: 80, colour: "#44bf70" },
+  { lower: 80, upper: 100, colour: "#bddf26" },
+];
 
 export function createMap(element, config) {
   const map = L.map(element, { maxZoom: 20 });
@@ -52,12 +63,13 @@ function note(map, text) {
 }
 
 // Map tiles need the API's Authorization header, which an <img src> cannot send: each
-// tile is fetched, then shown from a blob URL.
+// tile is fetched, then shown from a blob URL. `layer` picks the API's tile layer.
 const ApiTiles = L.GridLayer.extend({
   createTile(coords, done) {
     const tile = document.createElement("img");
     tile.alt = "";
-    blob(`${this.options.path}/${coords.z}/${coords.x}/${coords.y}.png`)
+    tile.dataset.layer = this.options.layer;
+    blob(`${this.options.path}/${coords.z}/${coords.x}/${coords.y}.png?layer=${this.options.layer}`)
       .then((body) => {
         const url = URL.createObjectURL(body);
         tile.onload = () => {
@@ -69,13 +81,20 @@ const ApiTiles = L.GridLayer.extend({
       .catch((error) => done(error, tile));
     return tile;
   },
+
+  /** Shows the API's "class" or "confidence" tiles in place of the current ones. */
+  showLayer(layer) {
+    if (layer === this.options.layer) return;
+    this.options.layer = layer;
+    this.redraw();
+  },
 });
 
 export function cropLayer(analysisId) {
   // The API tiles a map down to three zooms past its pixels' own (zoom 17 for 10 m pixels below
   // about 60° of latitude); beyond that the browser enlarges zoom-17 tiles.
-  return new ApiTiles({ path: `/analyses/${analysisId}/tiles`, maxNativeZoom: 17, maxZoom: 20, opacity: 0.85,
-                        className: "crop-layer" }); // prettier-ignore
+  return new ApiTiles({ path: `/analyses/${analysisId}/tiles`, layer: "class", maxNativeZoom: 17, maxZoom: 20,
+                        opacity: 0.85, className: "crop-layer" }); // prettier-ignore
 }
 
 export function aoiLayer(geometry) {
@@ -94,11 +113,14 @@ function percent(fraction) {
   return `${Math.round(fraction * 100)} %`;
 }
 
+export const FIELD_FILL_OPACITY = 0.55;
+
 export function fieldsLayer(collection) {
   return L.geoJSON(collection, {
     style: (feature) => ({
-      color: "#202020", weight: 1, fillColor: feature.properties.class_colour, fillOpacity: 0.55,
-      className: `field field-${feature.properties.field_id}`,
+      color: "#202020", weight: 1, fillColor: feature.properties.class_colour, fillOpacity: FIELD_FILL_OPACITY,
+      className: `field field-${feature.properties.field_id}` +
+        (feature.properties.insufficient_evidence === true ? " field-insufficient-evidence" : ""),
     }), // prettier-ignore
     onEachFeature: (feature, layer) => layer.bindPopup(() => fieldPopup(feature.properties)),
   });
@@ -117,15 +139,26 @@ function fieldPopup(field) {
     ["Confidence", percent(field.mean_confidence)],
     ["Area", `${field.area_ha.toFixed(2)} ha`],
   ];
+  // The evidence: how much of the season's time bins saw the field clear (the rest was gap-filled).
+  if (typeof field.gap_filled_share === "number") {
+    rows.push(["Seen clear", `${percent(1 - field.gap_filled_share)} of the season`]);
+  }
   for (const [term, value] of rows) {
     const dt = document.createElement("dt");
     dt.textContent = term;
     const dd = document.createElement("dd");
     dd.textContent = value;
-    dd.dataset.fact = term.toLowerCase();
+    dd.dataset.fact = term.toLowerCase().replaceAll(" ", "-");
     facts.append(dt, dd);
   }
   box.append(title, facts);
+  if (field.insufficient_evidence === true) {
+    const warning = document.createElement("p");
+    warning.className = "insufficient-evidence";
+    warning.dataset.fact = "insufficient-evidence";
+    warning.textContent = "Insufficient evidence: too little of the season was seen clear to trust this crop.";
+    box.append(warning);
+  }
   return box;
 }
 

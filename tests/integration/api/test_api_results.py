@@ -55,3 +55,18 @@ def test_presign_on_a_folder_store_says_to_download_instead(client: TestClient, 
     analysis_id = completed_analysis(api_app_settings, analyst.id)
     response = client.get(f"/analyses/{analysis_id}/map?presign=true", headers=analyst.headers)
     assert response.status_code == 409 and "download without presign" in response.json()["detail"]
+
+
+def test_the_evidence_raster_downloads_beside_the_map_and_its_absence_is_a_404(
+    client: TestClient, api_app_settings: Settings
+) -> None:
+    analyst = new_account(client, api_app_settings)
+    analysis_id = completed_analysis(api_app_settings, analyst.id)
+    body = client.get(f"/analyses/{analysis_id}", headers=analyst.headers).json()
+    assert body["links"]["evidence"] == f"/analyses/{analysis_id}/evidence"
+    missing = client.get(body["links"]["evidence"], headers=analyst.headers)  # a map from before evidence was kept
+    assert missing.status_code == 404 and "evidence.tif" in missing.json()["detail"]
+    services(api_app_settings).store.put(f"analyses/{analysis_id}/evidence.tif", MAP_BYTES, content_type="image/tiff")
+    streamed = client.get(body["links"]["evidence"], headers=analyst.headers)
+    assert streamed.status_code == 200 and streamed.content == MAP_BYTES
+    assert f"evidence-{analysis_id}.tif" in streamed.headers["content-disposition"]

@@ -13,7 +13,7 @@ from PIL import Image
 from cropai.analysis_records import create_analysis
 from cropai.config import Settings
 from cropai.services import services
-from cropai.webtiles import TILE_PX, tile_key, tiles_prefix
+from cropai.webtiles import CONFIDENCE_RAMP, TILE_PX, MapLayer, tile_key, tiles_prefix
 from testkit.crop_maps import AWAY, CORNER, MAIZE, WHEAT, tile_of, write_two_class_map
 from tests.analysis_fixtures import mapped
 from tests.api_fixtures import SQUARE, make_client, new_account
@@ -60,6 +60,35 @@ def test_tiles_need_a_completed_analysis_one_may_see(
     assert refused.status_code == 409 and "is running" in refused.json()["detail"]
     beyond = client.get(tile_url(done, 3, 8, 0), headers=analyst.headers)
     assert beyond.status_code == 404 and "x and y run 0..7" in beyond.json()["detail"]
+
+
+def test_confidence_tiles_paint_the_ramp_and_are_cached_apart_from_the_class_tiles(
+    client: TestClient, api_app_settings: Settings, tmp_path: Path
+) -> None:
+    analyst = new_account(client, api_app_settings)
+    done = mapped_analysis(api_app_settings, analyst.id, tmp_path)
+    url = tile_url(done, CORNER.z, CORNER.x, CORNER.y)
+    response = client.get(url, params={"layer": "confidence"}, headers=analyst.headers)
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    rgba = np.asarray(Image.open(io.BytesIO(response.content)))
+    sure = next(s for s in CONFIDENCE_RAMP if s.lower_percent <= 200 / 255 * 100 < s.upper_percent)  # the map's 78 %
+    assert {tuple(int(v) for v in c) for c in rgba[rgba[..., 3] > 0]} == {(*sure.rgb, 255)}
+    store = services(api_app_settings).store
+    assert store.get(tile_key(str(done), CORNER, MapLayer.CONFIDENCE)) == response.content
+    classes = client.get(url, headers=analyst.headers)  # the default layer
+    assert store.get(tile_key(str(done), CORNER)) == classes.content != response.content
+
+
+def test_an_unknown_tile_layer_is_refused_naming_the_layers(
+    client: TestClient, api_app_settings: Settings, tmp_path: Path
+) -> None:
+    analyst = new_account(client, api_app_settings)
+    done = mapped_analysis(api_app_settings, analyst.id, tmp_path)
+    refused = client.get(
+        tile_url(done, CORNER.z, CORNER.x, CORNER.y), params={"layer": "ndvi"}, headers=analyst.headers
+    )
+    assert refused.status_code == 422
+    assert "'class'" in refused.text and "'confidence'" in refused.text
 
 
 def test_tiles_beyond_the_maps_zooms_are_refused_and_never_cached(
