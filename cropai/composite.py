@@ -9,7 +9,6 @@ observation supports is a guess (``fill_gaps``), and a map says where it guessed
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -76,27 +75,42 @@ def composite(
     out: npt.NDArray[np.float32] | None = None
     counts: npt.NDArray[np.uint8] | None = None
     for index, time_bin in enumerate(bins):
-        stacks, clear = [], []
-        for moment, load in observations:
-            if time_bin.contains(moment):
-                stack = load()
-                seen = clear_mask(stack[bands])
-                reflectance = stack[:bands].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
-                reflectance[:, ~seen] = np.nan
-                stacks.append(reflectance)
-                clear.append(seen)
+        stacks = [load() for moment, load in observations if time_bin.contains(moment)]
         if not stacks:
             continue
         if out is None or counts is None:
             out = np.full((len(bins), bands, *stacks[0].shape[1:]), np.nan, dtype=np.float32)
             counts = np.zeros((len(bins), *stacks[0].shape[1:]), dtype=np.uint8)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels stay NaN
-            out[index] = np.nanmedian(np.stack(stacks), axis=0) if len(stacks) > 1 else stacks[0]
-        counts[index] = np.minimum(np.count_nonzero(np.stack(clear), axis=0), np.iinfo(np.uint8).max)
+        seen = np.stack([clear_mask(stack[bands]) for stack in stacks])
+        numbers = np.stack([stack[:bands] for stack in stacks])
+        del stacks  # the uint16 copy is all this bin keeps
+        out[index] = clear_median(numbers, seen)
+        counts[index] = np.minimum(np.count_nonzero(seen, axis=0), np.iinfo(np.uint8).max)
     if out is None or counts is None:
         raise ValueError("no observations in any time bin")
     return Composite(out, counts)
+
+
+def clear_median(numbers: npt.NDArray[np.uint16], clear: npt.NDArray[np.bool_]) -> npt.NDArray[np.float32]:
+    """The median reflectance of each pixel's clear observations: ``numbers`` (observation,
+    band, y, x) uint16 reflectance x 10000 (changed in place), ``clear`` (observation, y, x).
+    Returns (band, y, x) float32 0..1, NaN where no observation is clear.
+
+    The same values, bit for bit, as ``np.nanmedian`` over the float32 reflectances with NaN
+    for the unclear ones, at a fraction of its cost: the observations are sorted as uint16
+    (unclear ones pushed to the end), and only the one or two middle numbers of each pixel
+    become float32: the middle one, or the float32 mean of the two middle ones."""
+    np.copyto(numbers, np.iinfo(np.uint16).max, where=~clear[:, None])
+    numbers.sort(axis=0)
+    seen = np.count_nonzero(clear, axis=0)
+    last = max(len(numbers) - 1, 0)
+    lower = np.broadcast_to(((seen - 1) // 2).clip(0, last), numbers.shape[1:])[None]
+    upper = np.broadcast_to((seen // 2).clip(0, last), numbers.shape[1:])[None]
+    low = np.take_along_axis(numbers, lower, axis=0)[0].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
+    high = np.take_along_axis(numbers, upper, axis=0)[0].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
+    median = (low + high) / np.float32(2)
+    median[:, seen == 0] = np.nan
+    return median
 
 
 def fill_gaps(cube: npt.NDArray[np.floating], band_means: Sequence[float]) -> npt.NDArray[np.float32]:

@@ -1,11 +1,17 @@
+import csv
+import warnings
 from collections.abc import Callable
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 
-from cropai.composite import TimeBin, composite, fill_gaps, monthly_bins
+from cropai.composite import TimeBin, clear_mask, clear_median, composite, fill_gaps, monthly_bins
 from cropai.sentinel2 import SCL
+from cropai.synth import SynthSpec, synthesize
+from testkit.realdata import realdata
 
 
 def test_monthly_bins_cover_whole_months() -> None:
@@ -105,3 +111,69 @@ def test_gaps_are_filled_linearly_in_time_then_from_the_ends() -> None:
 def test_a_pixel_never_seen_clear_takes_the_band_mean() -> None:
     cube = np.full((3, 2, 1, 1), np.nan, dtype=np.float32)
     assert fill_gaps(cube, [0.1, 0.3])[:, :, 0, 0].tolist() == [[pytest.approx(0.1), pytest.approx(0.3)]] * 3
+
+
+def nanmedian_composite(
+    observations: list[tuple[datetime, Callable[[], np.ndarray]]], bins: list[TimeBin]
+) -> np.ndarray:
+    """The composite as the plain formula gives it: NaN for unclear observations, np.nanmedian."""
+    cube = np.full((len(bins), 10, *observations[0][1]().shape[1:]), np.nan, dtype=np.float32)
+    for index, time_bin in enumerate(bins):
+        stacks = []
+        for moment, load in observations:
+            if time_bin.contains(moment):
+                stack = load()
+                reflectance = stack[:10].astype(np.float32) / 10_000
+                reflectance[:, ~clear_mask(stack[10])] = np.nan
+                stacks.append(reflectance)
+        if stacks:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)
+                cube[index] = np.nanmedian(np.stack(stacks), axis=0)
+    return cube
+
+
+def scene_files(paths: list[tuple[datetime, Path]]) -> list[tuple[datetime, Callable[[], np.ndarray]]]:
+    def loader(path: Path) -> Callable[[], np.ndarray]:
+        def load() -> np.ndarray:
+            with rasterio.open(path) as src:
+                return src.read()
+
+        return load
+
+    return [(moment, loader(path)) for moment, path in paths]
+
+
+def test_composites_of_a_real_season_equal_the_nanmedian_of_clear_reflectances_bit_for_bit() -> None:
+    season = realdata("worldcereal-flanders-2019")
+    rows = list(csv.DictReader((season / "scenes.csv").open()))
+    observations = scene_files(
+        [(datetime.fromisoformat(r["acquired_at"].replace("Z", "+00:00")), season / r["file"]) for r in rows]
+    )
+    bins = [b for year in (2018, 2019) for b in monthly_bins(year, range(1, 13))]
+    made = composite(observations, bins).cube
+    assert np.isfinite(made).any() and np.isnan(made).any()  # clear and unseen pixels both occur
+    assert np.array_equal(made, nanmedian_composite(observations, bins), equal_nan=True)
+
+
+def test_composites_of_a_cloudy_generated_season_equal_the_nanmedian_bit_for_bit(tmp_path: Path) -> None:
+    spec = SynthSpec((1.600, 48.200, 1.610, 48.207), date(2025, 3, 25), date(2025, 10, 5), seed=3, mean_cloud_cover=0.5)
+    made = synthesize(spec, tmp_path)
+    observations = scene_files([(scene.acquired_at, scene.path) for scene in made.scenes])
+    bins = monthly_bins(2025, range(4, 10))
+    assert np.array_equal(composite(observations, bins).cube, nanmedian_composite(observations, bins), equal_nan=True)
+
+
+@pytest.mark.parametrize("clear_views", [0, 1, 2, 3, 4, 7])
+def test_the_median_of_odd_and_even_numbers_of_clear_views_is_numpys(clear_views: int) -> None:
+    rng = np.random.default_rng(clear_views)
+    numbers = rng.integers(0, 65535, size=(7, 10, 16, 16), dtype=np.uint16)
+    clear = np.zeros((7, 16, 16), dtype=bool)
+    clear[:clear_views] = True
+    rng.shuffle(clear, axis=0)
+    reflectance = numbers.astype(np.float32) / 10_000
+    reflectance[np.broadcast_to(~clear[:, None], reflectance.shape)] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        expected = np.nanmedian(reflectance, axis=0)
+    assert np.array_equal(clear_median(numbers.copy(), clear), expected, equal_nan=True)
