@@ -108,7 +108,7 @@ def clear_median(numbers: npt.NDArray[np.uint16], clear: npt.NDArray[np.bool_]) 
     upper = np.broadcast_to((seen // 2).clip(0, last), numbers.shape[1:])[None]
     low = np.take_along_axis(numbers, lower, axis=0)[0].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
     high = np.take_along_axis(numbers, upper, axis=0)[0].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
-    median = (low + high) / np.float32(2)
+    median: npt.NDArray[np.float32] = (low + high) / np.float32(2)
     median[:, seen == 0] = np.nan
     return median
 
