@@ -31,6 +31,7 @@ import shapely
 from affine import Affine
 from rasterio import windows
 from rasterio._err import CPLE_BaseError
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.errors import RasterioError
 from rasterio.features import shapes
@@ -483,18 +484,49 @@ def read_window(
 ) -> npt.NDArray[np.uint16]:
     """The ``(band, y, x)`` uint16 pixels of a stored scene on a target grid window.
 
-    GDAL warps on the fly (nearest neighbour, so SCL classes stay classes and a scene
-    already on the grid is copied exactly) and reads only the COG tiles it needs;
-    pixels the scene does not cover are 0 (nodata).
+    A scene on the grid (same CRS and pixel size, pixels aligned: the usual case within an
+    MGRS tile) is read plainly, only the COG blocks under the window. Any other is warped on
+    the fly (nearest neighbour, so SCL classes stay classes). Both give the same pixels;
+    those the scene does not cover are 0 (nodata).
     """
-    with (
-        store.gdal_env(),
-        rasterio.open(store.gdal_path(key)) as src,
-        WarpedVRT(
+    with store.gdal_env(), rasterio.open(store.gdal_path(key)) as src:
+        offset = aligned_offset(src, crs, transform)
+        if offset is not None:
+            return _plain_window(src, *offset, width, height)
+        with WarpedVRT(
             src, crs=crs, transform=transform, width=width, height=height, resampling=Resampling.nearest, nodata=0
-        ) as vrt,
-    ):
-        pixels: npt.NDArray[np.uint16] = vrt.read()
+        ) as vrt:
+            pixels: npt.NDArray[np.uint16] = vrt.read()
+    return pixels
+
+
+ALIGNMENT_TOLERANCE_PX = 1e-6
+
+
+def aligned_offset(src: rasterio.DatasetReader, crs: str, transform: Affine) -> tuple[int, int] | None:
+    """The (row, col) of the target window's first pixel in the scene's pixels when the two
+    grids coincide (same CRS, same north-up pixel size, whole-pixel offset); None otherwise."""
+    scene = src.transform
+    if src.crs is None or src.crs != CRS.from_user_input(crs):
+        return None
+    if scene.b or scene.d or transform.b or transform.d:
+        return None
+    if not (math.isclose(scene.a, transform.a) and math.isclose(scene.e, transform.e)):
+        return None
+    col, row = (transform.c - scene.c) / scene.a, (transform.f - scene.f) / scene.e
+    if abs(col - round(col)) > ALIGNMENT_TOLERANCE_PX or abs(row - round(row)) > ALIGNMENT_TOLERANCE_PX:
+        return None
+    return round(row), round(col)
+
+
+def _plain_window(src: rasterio.DatasetReader, row: int, col: int, width: int, height: int) -> npt.NDArray[np.uint16]:
+    """The window at (row, col) of the scene's own pixels; 0 where it lies outside the scene."""
+    pixels = np.zeros((src.count, height, width), dtype=np.uint16)
+    top, left = max(row, 0), max(col, 0)
+    bottom, right = min(row + height, src.height), min(col + width, src.width)
+    if bottom > top and right > left:
+        inside = src.read(window=Window(left, top, right - left, bottom - top))
+        pixels[:, top - row : bottom - row, left - col : right - col] = inside
     return pixels
 
 
