@@ -10,9 +10,10 @@ import rasterio
 from rasterio.warp import Resampling, reproject
 
 from cropai.analysis_records import create_analysis
-from cropai.assessment import ClassMap, LabelledPoint, assess_sample
+from cropai.assessment import ClassMap, assess_sample
 from cropai.config import Settings
 from cropai.crops import SYNTHETIC_LEGEND
+from cropai.reference_labels import LabelledPoint
 from cropai.sample_design import design_sample
 from cropai.services import services
 from flows.analyze import analyze

@@ -12,17 +12,10 @@ from affine import Affine
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping
 
-from cropai.assessment import (
-    ClassMap,
-    LabelledPoint,
-    ReferenceField,
-    assess_fields,
-    assess_sample,
-    check_strata,
-    read_sample_labels,
-)
+from cropai.assessment import ClassMap, ReferenceField, assess_fields, assess_sample, check_strata
 from cropai.errors import InvalidInput
 from cropai.legend import Legend, LegendClass
+from cropai.reference_labels import LabelledPoint, read_sample_labels
 from cropai.sample_design import design_sample
 
 LEGEND = Legend(
