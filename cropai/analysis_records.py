@@ -21,6 +21,7 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from cropai.crops import SYNTHETIC_LEGEND
 from cropai.db import (
     Analysis,
     AnalysisClassStat,
@@ -32,6 +33,7 @@ from cropai.db import (
     session_scope,
 )
 from cropai.errors import InvalidInput, InvalidRequestField
+from cropai.legend import Legend
 
 if TYPE_CHECKING:  # the API writes requests without loading the raster stack
     from cropai.cropmap import CropMap
@@ -324,3 +326,9 @@ def _copy_rows(session: Session, table: str, columns: tuple[str, ...], rows: lis
         # that the write is retried on a fresh connection.
         connection.invalidate(exc)
         raise OperationalError(statement, None, exc, connection_invalidated=True) from exc
+
+
+def model_legend(session: Session, model_version_id: int | None) -> Legend:
+    """The legend of the model version an analysis ran (the synthetic one before it ran)."""
+    row = session.get(ModelVersion, model_version_id) if model_version_id is not None else None
+    return Legend.of_contract(row.contract) if row is not None else SYNTHETIC_LEGEND

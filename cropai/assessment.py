@@ -29,8 +29,8 @@ from sqlalchemy import delete, exists, insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.accuracy import Estimate, stratified_assessment
-from cropai.crops import SYNTHETIC_LEGEND
-from cropai.db import Analysis, Assessment, FieldParcel, FieldPurpose, ModelVersion, ReferenceSample, session_scope
+from cropai.analysis_records import model_legend
+from cropai.db import Analysis, Assessment, FieldParcel, FieldPurpose, ReferenceSample, session_scope
 from cropai.errors import InvalidInput
 from cropai.legend import Legend, LegendClass
 from cropai.reference_labels import MAX_NAMED, LabelledPoint, class_of_label, read_sample_labels, unknown_labels_error
@@ -337,11 +337,10 @@ def map_to_assess(sessions: sessionmaker[Session], analysis_id: uuid.UUID) -> Ma
         analysis = session.get(Analysis, analysis_id)
         if analysis is None or analysis.map_key is None:
             raise InvalidInput(f"analysis {analysis_id} has no crop map yet: assess it once it is completed")
-        version = session.get(ModelVersion, analysis.model_version_id) if analysis.model_version_id else None
         return MapToAssess(
             analysis.id,
             analysis.map_key,
-            Legend.of_contract(version.contract) if version is not None else SYNTHETIC_LEGEND,
+            model_legend(session, analysis.model_version_id),
             analysis.owner_id,
             analysis.aoi_geojson,
             (analysis.minx, analysis.miny, analysis.maxx, analysis.maxy),

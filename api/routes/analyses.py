@@ -44,11 +44,10 @@ from api.schemas import (
 )
 from api.ttlcache import TTLCache
 from cropai import webtiles
-from cropai.analysis_records import RERUN_OF, MissingInputs, create_analysis, create_rerun
+from cropai.analysis_records import RERUN_OF, MissingInputs, create_analysis, create_rerun, model_legend
 from cropai.analysis_runs import FINISHED, RERUNNABLE, active_count, cancel, fail, record_flow_run, reopen
 from cropai.compare import compare_maps
 from cropai.config import Settings
-from cropai.crops import SYNTHETIC_LEGEND
 from cropai.db import (
     Analysis,
     AnalysisClassStat,
@@ -164,12 +163,6 @@ def class_stat_out(row: AnalysisClassStat, legend: Legend) -> ClassStatOut:
         # hectares in proportion to the pixels: the row keeps the class' pixel area, not the grid's
         low_evidence_ha=round(row.area_ha * row.low_evidence_pixels / row.pixel_count, 4) if row.pixel_count else 0.0,
     )
-
-
-def model_legend(session: Session, model_version_id: int | None) -> Legend:
-    """The legend of the model version an analysis ran (the synthetic one before it ran)."""
-    row = session.get(ModelVersion, model_version_id) if model_version_id is not None else None
-    return Legend.of_contract(row.contract) if row is not None else SYNTHETIC_LEGEND
 
 
 def _model_ref(session: Session, model_version_id: int | None) -> str | None:

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import CurrentUser, ServicesDep, SessionDep, StoreDep, Submitter
-from api.routes.analyses import model_legend, results_of, visible_analysis
+from api.routes.analyses import results_of, visible_analysis
 from api.schemas import AssessmentOut, SampleLabelsStored
+from cropai.analysis_records import model_legend
 from cropai.assessment import assess_analysis, import_sample_labels, stored_assessment
 from cropai.db import User
 from cropai.sample_design import DEFAULT_MINIMUM, DEFAULT_TARGET_SE, design_for_map

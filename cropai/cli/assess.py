@@ -10,12 +10,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from cropai.analysis_records import model_legend
 from cropai.assessment import assess_analysis, import_sample_labels
 from cropai.cli.common import console, ready_catalogue
-from cropai.crops import SYNTHETIC_LEGEND
-from cropai.db import Analysis, AnalysisStatus, ModelVersion
+from cropai.db import Analysis, AnalysisStatus
 from cropai.errors import InvalidInput
-from cropai.legend import Legend
 from cropai.sample_design import DEFAULT_MINIMUM, DEFAULT_TARGET_SE, design_for_map
 
 assess_app = typer.Typer(help="Assess a crop map's accuracy and areas.", no_args_is_help=True)
@@ -36,8 +35,7 @@ def assess_design(
         analysis = session.get(Analysis, key)
         if analysis is None or analysis.status != AnalysisStatus.completed or analysis.map_key is None:
             raise InvalidInput(f"analysis {analysis_id} is not a completed analysis with a map")
-        version = session.get(ModelVersion, analysis.model_version_id) if analysis.model_version_id else None
-        legend = Legend.of_contract(version.contract) if version else SYNTHETIC_LEGEND
+        legend = model_legend(session, analysis.model_version_id)
         map_key = analysis.map_key
     design = design_for_map(
         svc.store, map_key, legend, target_overall_se=target_se, minimum_per_class=minimum, seed=seed
