@@ -75,15 +75,21 @@ def composite(
     out: npt.NDArray[np.float32] | None = None
     counts: npt.NDArray[np.uint8] | None = None
     for index, time_bin in enumerate(bins):
-        stacks = [load() for moment, load in observations if time_bin.contains(moment)]
-        if not stacks:
+        loaders = [load for moment, load in observations if time_bin.contains(moment)]
+        numbers: npt.NDArray[np.uint16] | None = None
+        seen: npt.NDArray[np.bool_] | None = None
+        for number, load in enumerate(loaders):  # straight into the bin's stack: one scene's read beside it
+            stack = load()
+            if numbers is None or seen is None:
+                numbers = np.empty((len(loaders), bands, *stack.shape[1:]), dtype=np.uint16)
+                seen = np.empty((len(loaders), *stack.shape[1:]), dtype=bool)
+            numbers[number], seen[number] = stack[:bands], clear_mask(stack[bands])
+            del stack
+        if numbers is None or seen is None:
             continue
         if out is None or counts is None:
-            out = np.full((len(bins), bands, *stacks[0].shape[1:]), np.nan, dtype=np.float32)
-            counts = np.zeros((len(bins), *stacks[0].shape[1:]), dtype=np.uint8)
-        seen = np.stack([clear_mask(stack[bands]) for stack in stacks])
-        numbers = np.stack([stack[:bands] for stack in stacks])
-        del stacks  # the uint16 copy is all this bin keeps
+            out = np.full((len(bins), bands, *numbers.shape[2:]), np.nan, dtype=np.float32)
+            counts = np.zeros((len(bins), *numbers.shape[2:]), dtype=np.uint8)
         out[index] = clear_median(numbers, seen)
         counts[index] = np.minimum(np.count_nonzero(seen, axis=0), np.iinfo(np.uint8).max)
     if out is None or counts is None:
@@ -98,19 +104,63 @@ def clear_median(numbers: npt.NDArray[np.uint16], clear: npt.NDArray[np.bool_]) 
 
     The same values, bit for bit, as ``np.nanmedian`` over the float32 reflectances with NaN
     for the unclear ones, at a fraction of its cost: the observations are sorted as uint16
-    (unclear ones pushed to the end), and only the one or two middle numbers of each pixel
-    become float32: the middle one, or the float32 mean of the two middle ones."""
+    (:func:`sort_observations`; unclear ones pushed to the end), and only the one or two
+    middle numbers of each pixel become float32: the middle one, or the float32 mean of the
+    two middle ones."""
     np.copyto(numbers, np.iinfo(np.uint16).max, where=~clear[:, None])
-    numbers.sort(axis=0)
+    sort_observations(numbers)
     seen = np.count_nonzero(clear, axis=0)
     last = max(len(numbers) - 1, 0)
     lower = np.broadcast_to(((seen - 1) // 2).clip(0, last), numbers.shape[1:])[None]
     upper = np.broadcast_to((seen // 2).clip(0, last), numbers.shape[1:])[None]
-    low = np.take_along_axis(numbers, lower, axis=0)[0].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
-    high = np.take_along_axis(numbers, upper, axis=0)[0].astype(np.float32) / sentinel2.REFLECTANCE_SCALE
-    median: npt.NDArray[np.float32] = (low + high) / np.float32(2)
+    low = np.take_along_axis(numbers, lower, axis=0)[0].astype(np.float32)
+    low /= sentinel2.REFLECTANCE_SCALE
+    high = np.take_along_axis(numbers, upper, axis=0)[0].astype(np.float32)
+    high /= sentinel2.REFLECTANCE_SCALE
+    median: npt.NDArray[np.float32] = low
+    median += high
+    median /= np.float32(2)
     median[:, seen == 0] = np.nan
     return median
+
+
+# Up to this many observations a sorting network over whole planes beats ``ndarray.sort`` along
+# the first axis (bench: 7 observations x 10 bands x 0.58 Mpix in 0.09 s against 0.24 s; the
+# two cross near 20 observations).
+NETWORK_SORT_MAX = 16
+
+
+def sort_observations(numbers: npt.NDArray[np.uint16]) -> None:
+    """Sort ``numbers`` along its first axis (observations), in place. A month holds a handful of
+    observations per pixel: then whole (band, y, x) planes are compare-exchanged with
+    ``np.minimum``/``np.maximum`` in Batcher's odd-even merge order, instead of numpy sorting
+    millions of 7-element columns one by one."""
+    if len(numbers) > NETWORK_SORT_MAX:
+        numbers.sort(axis=0)
+        return
+    smaller = np.empty_like(numbers[0])
+    for low, high in _merge_sort_network(len(numbers)):
+        np.minimum(numbers[low], numbers[high], out=smaller)
+        np.maximum(numbers[low], numbers[high], out=numbers[high])
+        numbers[low] = smaller
+
+
+def _merge_sort_network(count: int) -> list[tuple[int, int]]:
+    """The compare-exchange pairs ``(low, high)`` of Batcher's odd-even merge sort on ``count``
+    inputs (the power-of-two network with comparators past ``count`` left out)."""
+    pairs = []
+    run = 1  # sorted runs of this length are merged pairwise
+    while run < count:
+        step = run
+        while step >= 1:
+            for start in range(step % run, count - step, 2 * step):
+                for offset in range(min(step, count - start - step)):
+                    first = start + offset
+                    if first // (2 * run) == (first + step) // (2 * run):
+                        pairs.append((first, first + step))
+            step //= 2
+        run *= 2
+    return pairs
 
 
 def fill_gaps(cube: npt.NDArray[np.floating], band_means: Sequence[float]) -> npt.NDArray[np.float32]:

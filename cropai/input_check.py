@@ -33,10 +33,11 @@ class InputMoments:
     @classmethod
     def of_cube(cls, cube: npt.NDArray[np.floating]) -> InputMoments:
         """The moments of a ``(time, band, y, x)`` composite; NaN (no clear view) is skipped."""
-        values = np.asarray(cube, dtype=np.float64)
-        seen = ~np.isnan(values)
-        clean = np.where(seen, values, 0.0)
-        return cls(seen.sum(axis=(2, 3)).astype(np.float64), clean.sum(axis=(2, 3)), (clean**2).sum(axis=(2, 3)))
+        planes = (*cube.shape[:2], -1)  # (time, band, pixel)
+        seen = ~np.isnan(cube)
+        clean = np.where(seen, cube, 0).reshape(planes).astype(np.float64)
+        count = np.count_nonzero(seen.reshape(planes), axis=2).astype(np.float64)
+        return cls(count, clean.sum(axis=2), np.einsum("tbp,tbp->tb", clean, clean))
 
     @classmethod
     def empty(cls, bins: int, bands: int) -> InputMoments:

@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 import rasterio
 
-from cropai.composite import TimeBin, clear_mask, clear_median, composite, fill_gaps, monthly_bins
+from cropai.composite import (
+    TimeBin,
+    clear_mask,
+    clear_median,
+    composite,
+    fill_gaps,
+    monthly_bins,
+    sort_observations,
+)
 from cropai.sentinel2 import SCL
 from cropai.synth import SynthSpec, synthesize
 from testkit.realdata import realdata
@@ -177,3 +185,12 @@ def test_the_median_of_odd_and_even_numbers_of_clear_views_is_numpys(clear_views
         warnings.simplefilter("ignore", RuntimeWarning)
         expected = np.nanmedian(reflectance, axis=0)
     assert np.array_equal(clear_median(numbers.copy(), clear), expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("observations", [1, 2, 3, 5, 7, 8, 13, 16, 17, 40])
+def test_observations_sort_as_numpy_sorts_them(observations: int) -> None:
+    numbers = np.random.default_rng(observations).integers(0, 65536, (observations, 3, 9, 11), dtype=np.uint16)
+    numbers[:, 0, 0, 0] = 7  # ties
+    sorted_by_numpy = np.sort(numbers, axis=0)
+    sort_observations(numbers)
+    assert np.array_equal(numbers, sorted_by_numpy)
