@@ -39,7 +39,7 @@ from cropai.raster import read_window
 from cropai.season import Season
 from cropai.sentinel2 import RESOLUTION_M
 from cropai.storage import ObjectStore
-from cropai.tiling import Batch, Tile, TilePlan, plan_tiles
+from cropai.tiling import DEFAULT_BATCH_PIXELS, Batch, Tile, TilePlan, plan_tiles
 
 
 class NoUsableScenes(InvalidInput):
@@ -55,7 +55,7 @@ class ModelInputs:
     season: Season  # the time bins the model composites
     band_means: tuple[float, ...]  # reflectance 0..1 per band: what a never-seen pixel gets
     tile_size: int  # px, halo included
-    overlap: int  # px of halo on each side of a tile's core
+    overlap: int  # px of context on each side of a tile's core: the model's receptive radius, or more
     legend: Legend = SYNTHETIC_LEGEND  # the classes its outputs stand for
     scope: TrainingScope | None = None  # what it learnt from: the plan's warnings come from it
     input_statistics: TrainingInputStatistics | None = None  # its training inputs, per bin and band
@@ -146,19 +146,31 @@ class AnalysisPlan:
         return [scene.as_input() for scene in self.scenes]
 
     def batch_marker(self, batch_index: int) -> str:
-        """Object written when a batch is done; keyed by (analysis, model version, batch)."""
-        return f"{self.prefix}/batches/{self.model.replace('@', '-')}/{batch_index:05d}.json"
+        """Object written when a batch is done; keyed by (analysis, model version, the batch's
+        window), so that a run whose batches are cut otherwise (other worker memory) reuses none."""
+        window = self.tiles.batches[batch_index].padded
+        place = f"{window.row_off}_{window.col_off}_{window.height}x{window.width}"
+        return f"{self.prefix}/batches/{self.model.replace('@', '-')}/{place}.json"
 
 
-def make_plan(request: AnalysisRequest, model: ModelInputs, scenes: Sequence[CandidateScene]) -> AnalysisPlan:
+def make_plan(
+    request: AnalysisRequest,
+    model: ModelInputs,
+    scenes: Sequence[CandidateScene],
+    worker_memory: int | None = None,
+) -> AnalysisPlan:
     """Plan an analysis over the request's AOI from the candidate scenes: the AOI's grid, its tiles
-    and batches, and the scenes that meet the AOI within the model's time bins."""
+    and batches, and the scenes that meet the AOI within the model's time bins. Batches are as
+    large as the request asks (about 1 Mpix by default) and as ``worker_memory`` (bytes) allows."""
     bins = model.season.bins_in(request.start, request.end)
     usable = usable_scenes(request.aoi_geojson, bins, scenes, (request.start, request.end))
     grid = grid_for_bbox(request.bounds, RESOLUTION_M)
     mask = aoi_mask(request.aoi_geojson, grid)
-    batching = {"batch_pixels": request.batch_pixels} if request.batch_pixels else {}
-    tiles = plan_tiles(grid, model.tile_size, model.overlap, aoi_mask=mask, **batching)
+    batch_pixels = request.batch_pixels or DEFAULT_BATCH_PIXELS
+    if worker_memory:
+        deepest = max(sum(b.contains(s.acquired_at) for s in usable) for b in bins)
+        batch_pixels = min(batch_pixels, batch_pixels_within(worker_memory, len(bins), len(model.band_means), deepest))
+    tiles = plan_tiles(grid, model.tile_size, model.overlap, aoi_mask=mask, batch_pixels=batch_pixels)
     warnings = scope_warnings(model.scope, request.bounds, (request.start, request.end)) if model.scope else ()
     return AnalysisPlan(
         request,
@@ -218,12 +230,16 @@ def _bounds_in(grid: Grid, footprint_geojson: dict[str, Any]) -> BBox:
     return float(minx), float(miny), float(maxx), float(maxy)
 
 
-def plan_from_catalogue(sessions: sessionmaker[Session], request: AnalysisRequest, model: ModelInputs) -> AnalysisPlan:
+def plan_from_catalogue(
+    sessions: sessionmaker[Session], request: AnalysisRequest, model: ModelInputs, worker_memory: int | None = None
+) -> AnalysisPlan:
     """The plan of a stored analysis request for a resolved model version, from the catalogue's scenes:
     the exact versions a rerun pins, else the latest version of each scene."""
     if request.pinned_scenes:
-        return make_plan(request, model, pinned_scenes(sessions, request.pinned_scenes))
-    return make_plan(request, model, candidate_scenes(sessions, request.bounds, request.max_cloud_fraction))
+        scenes = pinned_scenes(sessions, request.pinned_scenes)
+    else:
+        scenes = candidate_scenes(sessions, request.bounds, request.max_cloud_fraction)
+    return make_plan(request, model, scenes, worker_memory)
 
 
 def pinned_scenes(sessions: sessionmaker[Session], pins: Sequence[PinnedScene]) -> list[CandidateScene]:
@@ -263,22 +279,45 @@ def aoi_mask(aoi_geojson: dict[str, Any], grid: Grid) -> npt.NDArray[np.bool_]:
     return np.asarray(burnt) > 0
 
 
+# What a worker holds for a batch, measured with bench/pipeline.py (peak RSS of its workers):
+# the worker itself (Python, torch, GDAL, Dask, the model loaded: 320 MB) before its first batch,
+# the model's pass over a tile or two, and per pixel of the batch's block the composite (float32
+# per bin and band, a clear count per bin) and the observations of the deepest bin (uint16 per
+# band and a clear flag, per scene) with the median's temporaries (a few per band). Batches use
+# at most BATCH_MEMORY_SHARE of a worker's limit: Dask pauses a worker at 80 % and restarts it
+# at 95 %.
+WORKER_BYTES = 350 * 2**20
+MODEL_PASS_BYTES = 100 * 2**20
+BATCH_MEMORY_SHARE = 0.7
+MIN_BATCH_PIXELS = 65_536
+
+
+def batch_pixels_within(memory_bytes: int, bins: int, bands: int, scenes_per_bin: int) -> int:
+    """The core pixels of a batch that a worker with ``memory_bytes`` can composite and predict
+    (at least one tile's worth, however small the worker)."""
+    per_pixel = bins * (bands * 4 + 1) + scenes_per_bin * (bands * 2 + 1) + bands * 12
+    room = memory_bytes * BATCH_MEMORY_SHARE - WORKER_BYTES - MODEL_PASS_BYTES
+    return max(MIN_BATCH_PIXELS, int(room // per_pixel))
+
+
 @dataclass(frozen=True)
 class BatchInput:
-    """A batch's model input over its padded window: ``cube`` (time, band, y, x)
-    reflectance without gaps and ``clear_counts`` (time, y, x) uint8, the clear
-    observations behind each value (0: the value was gap-filled).
-    ``row, col`` is the window's offset in the grid."""
+    """A batch's composite over its padded window: ``cube`` (time, band, y, x) reflectance,
+    NaN where a bin saw a pixel never clear, and ``clear_counts`` (time, y, x) uint8, the clear
+    observations behind each value. ``row, col`` is the window's offset in the grid. Gaps are
+    filled tile by tile as the model asks for them, so the batch never holds a second cube."""
 
     cube: np.ndarray
     clear_counts: np.ndarray
     row: int
     col: int
+    band_means: tuple[float, ...]
 
     def tile(self, tile: Tile) -> np.ndarray:
-        """The tile's padded cube ``(time, band, size, size)``."""
-        top, left = tile.row - tile.halo - self.row, tile.col - tile.halo - self.col
-        return self.cube[:, :, top : top + tile.size, left : left + tile.size]
+        """The model's input for a tile, ``(time, band, input height, input width)`` without gaps."""
+        top, left = tile.input_row - self.row, tile.input_col - self.col
+        window = self.cube[:, :, top : top + tile.input_height, left : left + tile.input_width]
+        return fill_gaps(window, self.band_means)
 
     def core_clear_counts(self, tile: Tile) -> np.ndarray:
         """``(time, height, width)``: the clear observations behind each value of the tile's core."""
@@ -287,8 +326,7 @@ class BatchInput:
     def core_observed(self, tile: Tile) -> np.ndarray:
         """The tile core's composite as observed, ``(time, band, height, width)`` with NaN
         where a value was gap-filled."""
-        clear = self.core_clear_counts(tile) > 0
-        return np.where(clear[:, None], self.cube[:, :, *self._core(tile)], np.float32(np.nan))
+        return self.cube[:, :, *self._core(tile)]
 
     def _core(self, tile: Tile) -> tuple[slice, slice]:
         top, left = tile.row - self.row, tile.col - self.col
@@ -302,9 +340,7 @@ def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchIn
     made = season_composite(store, plan.scenes, plan.time_bins, plan.grid, window)
     if made is None:
         return None
-    return BatchInput(
-        fill_gaps(made.cube, plan.band_means), made.clear_counts, int(window.row_off), int(window.col_off)
-    )
+    return BatchInput(made.cube, made.clear_counts, int(window.row_off), int(window.col_off), plan.band_means)
 
 
 def season_composite(

@@ -4,6 +4,8 @@
 - else, with NVIDIA GPUs visible: ``dask_cuda.LocalCUDACluster``, one worker per GPU.
 - else: ``distributed.LocalCluster`` with one single-threaded worker process per core
   (``CROPAI_DASK_WORKERS`` to change), so that torch and GDAL get a core each.
+
+Local workers get ``CROPAI_WORKER_MEMORY`` as their memory limit when it is set.
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ def dask_cluster(settings: Settings, worker_env: dict[str, str] | None = None) -
     if settings.dask_address:
         yield settings.dask_address
         return
+    memory = settings.worker_memory or "auto"
     gpus = visible_gpus()
     if gpus:
         from dask_cuda import LocalCUDACluster
 
         log.info("starting a LocalCUDACluster with %d GPU worker(s)", gpus)
-        with LocalCUDACluster(dashboard_address=":0", env=worker_env or {}) as cluster:
+        with LocalCUDACluster(dashboard_address=":0", env=worker_env or {}, memory_limit=memory) as cluster:
             yield cluster.scheduler_address
         return
     from distributed import LocalCluster
@@ -63,5 +66,16 @@ def dask_cluster(settings: Settings, worker_env: dict[str, str] | None = None) -
         dashboard_address=":0",
         host="127.0.0.1",
         env=worker_env or {},
+        memory_limit=memory,
     ) as cluster:
         yield cluster.scheduler_address
+
+
+def worker_memory(address: str) -> int | None:
+    """The smallest memory limit (bytes) among the cluster's workers; None when no worker has one.
+    Batches are sized to it, so that a batch fits the worker that runs it."""
+    from distributed import Client
+
+    with Client(address, timeout=30) as client:  # type: ignore[no-untyped-call]
+        limits = [w.get("memory_limit") or 0 for w in client.scheduler_info()["workers"].values()]
+    return min((limit for limit in limits if limit), default=None)

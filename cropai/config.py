@@ -6,6 +6,7 @@ environment itself, so a test or a worker can run with its own settings.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -49,6 +50,8 @@ EXPECTED_FORMS = {
     "s3_secure": "true or false (use TLS to reach the S3 endpoint)",
     "dask_address": "empty for a local cluster, or a scheduler address such as tcp://host:8786",
     "dask_workers": "a whole number of local worker processes; 0 = one per core",
+    "worker_memory": "empty for Dask's default (the machine's memory shared among local workers), or a size "
+    "such as 2GB: each local worker's memory limit, which also sizes the batches",
     "environment": "dev or production",
     "secret_key": f"a random string of at least {MIN_PRODUCTION_SECRET_CHARS} characters",
     "connect_timeout_s": "a number of seconds, e.g. 5",
@@ -113,6 +116,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     dask_address: str = ""
     dask_workers: int = Field(default=0, ge=0)
+    worker_memory: str = ""
     environment: Literal["dev", "production"] = "dev"
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     connect_timeout_s: float = Field(default=5.0, gt=0)
@@ -171,6 +175,13 @@ class Settings(BaseSettings):
     @classmethod
     def _expand_home(cls, home: Path) -> Path:
         return home.expanduser()
+
+    @field_validator("worker_memory", mode="after")
+    @classmethod
+    def _a_size(cls, size: str) -> str:
+        if size and byte_count(size) < 256 * 2**20:
+            raise ValueError(f"{size} is below 256 MB, too little for a worker to hold a model and a batch")
+        return size
 
     @field_validator("storage_url", mode="after")
     @classmethod
@@ -257,6 +268,18 @@ def _weak_signing_key(secret: str) -> str | None:
     if len(set(secret)) < MIN_PRODUCTION_SECRET_DISTINCT_CHARS or repeats_a_pattern:
         return "too easy to guess (too few distinct characters, or a short pattern repeated)"
     return None
+
+
+SIZE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+SIZE_UNITS |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def byte_count(size: str) -> int:
+    """Bytes in a size written as Dask writes them: ``2GB`` (10^9), ``6GiB`` (2^30), ``700 MB``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", size)
+    if match is None or match.group(2).lower() not in SIZE_UNITS:
+        raise ValueError(f"{size!r} is not a size such as 2GB or 6GiB")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
 
 
 def load_settings(**overrides: Any) -> Settings:

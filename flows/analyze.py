@@ -15,7 +15,7 @@ from prefect.states import Cancelled, Failed, State
 from prefect_dask.task_runners import DaskTaskRunner
 
 from cropai.analysis_runs import claim
-from cropai.cluster import dask_cluster
+from cropai.cluster import dask_cluster, worker_memory
 from cropai.config import Settings, load_settings
 from cropai.cropmap import AnalysisSummary
 from cropai.db import Analysis
@@ -62,15 +62,15 @@ def analyze(analysis_id: str, attempt: int = 1) -> AnalysisSummary | State:
 
 def _map_crops(analysis_id: uuid.UUID, settings: Settings) -> AnalysisSummary | State:
     logger = get_run_logger()
-    plan = plan_analysis(analysis_id)
-    batches = len(plan.tiles.batches)
-    # Called from this synchronous flow, Prefect's dispatcher answers the id, not a coroutine.
-    progress = cast(
-        uuid.UUID,
-        create_progress_artifact(0.0, key="analysis-progress", description=f"batches of analysis {analysis_id}"),
-    )
     failures, reused, input_moments = [], 0, []
     with dask_cluster(settings, worker_env=_prefect_env()) as address, DaskTaskRunner(address=address) as runner:
+        plan = plan_analysis(analysis_id, worker_memory(address))  # batches sized to the workers' memory
+        batches = len(plan.tiles.batches)
+        # Called from this synchronous flow, Prefect's dispatcher answers the id, not a coroutine.
+        progress = cast(
+            uuid.UUID,
+            create_progress_artifact(0.0, key="analysis-progress", description=f"batches of analysis {analysis_id}"),
+        )
         futures = {runner.submit(predict_batch, {"plan": plan, "batch_index": i}): i for i in range(batches)}
         for done, future in enumerate(as_completed(list(futures)), start=1):
             try:

@@ -29,3 +29,20 @@ def build_for(contract: ModelContract) -> nn.Module:
         len(contract.classes),
         **contract.architecture_params,
     )
+
+
+def receptive_radius(model: nn.Module) -> int:
+    """Pixels of context on each side that an output pixel of ``model`` depends on: the sum of
+    the reach of its 2-D convolutions (exact for a chain of them, an upper bound however they are
+    wired). A tile whose core keeps this many pixels from its edge gives the same outputs there
+    as one pass over the whole area. Raises ValueError for layers that change the resolution."""
+    reach = 0
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            if module.stride != (1, 1):
+                raise ValueError(f"{type(module).__name__} with stride {module.stride}: receptive radius not derived")
+            kernel, dilation = module.kernel_size, module.dilation
+            reach += max(((k - 1) * d + 1) // 2 for k, d in zip(kernel, dilation, strict=True))
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.Upsample, nn.ConvTranspose2d)):
+            raise ValueError(f"{type(module).__name__}: receptive radius not derived")
+    return reach

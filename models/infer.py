@@ -72,28 +72,31 @@ def run_batch(plan: AnalysisPlan, batch_index: int, store: ObjectStore, predicto
     counts: dict[str, int] = {}
     moments = InputMoments.empty(len(plan.time_bins), len(plan.band_means))
     made = batch_input(plan, batch, store)
-    if made is not None:  # every tile of the batch in one call: the predictor sizes its own batches
-        cubes = np.stack([made.tile(tile) for tile in batch.tiles])
-        probabilities = predictor.predict(cubes)
-    for number, tile in enumerate(batch.tiles):
-        if made is None:
-            labels = np.zeros((tile.height, tile.width), np.uint8)
-            confidence = np.zeros_like(labels)
-            evidence = np.zeros((len(plan.time_bins), tile.height, tile.width), np.uint8)
-        else:
-            core = probabilities[number][:, tile.halo : tile.halo + tile.height, tile.halo : tile.halo + tile.width]
-            labels = class_ids[core.argmax(axis=0)]
-            confidence = np.rint(core.max(axis=0) * CONFIDENCE_SCALE).astype(np.uint8)
-            evidence = made.core_clear_counts(tile)
-            never_seen = ~evidence.any(axis=0)
-            labels[never_seen], confidence[never_seen] = 0, 0
-            moments = moments + InputMoments.of_cube(made.core_observed(tile))
-        window = (slice(tile.row, tile.row + tile.height), slice(tile.col, tile.col + tile.width))
-        class_band[window] = labels
-        confidence_band[window] = confidence
-        evidence_band[(slice(None), *window)] = evidence
-        for value, count in zip(*np.unique(labels, return_counts=True), strict=True):
-            counts[str(int(value))] = counts.get(str(int(value)), 0) + int(count)
+    # The model runs over the block a few tiles at a time (as many as one pass of the predictor
+    # takes): only those tiles' gap-filled inputs and probabilities are held beside the composite.
+    per_pass = predictor.batch_size(batch.tiles[0].input_height * batch.tiles[0].input_width)
+    for first in range(0, len(batch.tiles), per_pass):
+        tiles = batch.tiles[first : first + per_pass]
+        probabilities = None if made is None else predictor.predict(np.stack([made.tile(tile) for tile in tiles]))
+        for number, tile in enumerate(tiles):
+            if made is None or probabilities is None:
+                labels = np.zeros((tile.height, tile.width), np.uint8)
+                confidence = np.zeros_like(labels)
+                evidence = np.zeros((len(plan.time_bins), tile.height, tile.width), np.uint8)
+            else:
+                core = probabilities[number][:, *tile.core_in_input]
+                labels = class_ids[core.argmax(axis=0)]
+                confidence = np.rint(core.max(axis=0) * CONFIDENCE_SCALE).astype(np.uint8)
+                evidence = made.core_clear_counts(tile)
+                never_seen = ~evidence.any(axis=0)
+                labels[never_seen], confidence[never_seen] = 0, 0
+                moments = moments + InputMoments.of_cube(made.core_observed(tile))
+            window = (slice(tile.row, tile.row + tile.height), slice(tile.col, tile.col + tile.width))
+            class_band[window] = labels
+            confidence_band[window] = confidence
+            evidence_band[(slice(None), *window)] = evidence
+            for value, count in zip(*np.unique(labels, return_counts=True), strict=True):
+                counts[str(int(value))] = counts.get(str(int(value)), 0) + int(count)
     seconds = round(time.perf_counter() - started, 3)
     result = BatchResult(
         batch_index, len(batch.tiles), batch.pixels, counts, seconds, input_moments=moments.as_record()

@@ -28,7 +28,7 @@ from cropai.crops import SYNTHETIC_LEGEND
 from cropai.errors import InvalidInput
 from cropai.input_check import TrainingInputStatistics, bin_labels
 from cropai.legend import Legend
-from models.architectures import build_for
+from models.architectures import build_for, receptive_radius
 from models.contract import ClassInfo, ModelContract
 from models.evaluation import Evaluation, evaluate
 from models.linear import LinearClassifier, fit_linear, pixel_features, sample_pixels
@@ -147,7 +147,7 @@ def configure_contract(config: TrainConfig, data: TrainingData, legend: Legend) 
         architecture_params = pretrained_params(data, means.tolist(), stds.tolist())
     else:
         architecture_params = {"encoder_width": config.encoder_width, "context_width": config.context_width}
-    return ModelContract(
+    contract = ModelContract(
         architecture=config.family,
         architecture_params=architecture_params,
         season=data.season,
@@ -155,6 +155,9 @@ def configure_contract(config: TrainConfig, data: TrainingData, legend: Legend) 
         band_stds=stds.tolist(),
         classes=[ClassInfo(id=c.id, name=c.name, colour=c.colour, codes=list(c.codes)) for c in legend.classes],
     )
+    # Analyses give each tile exactly the context the model reads around a pixel, and no more.
+    overlap = 0 if config.family in PER_PIXEL_FAMILIES else receptive_radius(build_for(contract))
+    return contract.model_copy(update={"overlap": overlap})
 
 
 def pretrained_params(data: TrainingData, means: list[float], stds: list[float]) -> dict[str, object]:

@@ -26,12 +26,13 @@ from models.versions import resolve
 
 
 @task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 10])
-def plan_analysis(analysis_id: uuid.UUID) -> AnalysisPlan:
-    """Pick the scenes, the grid, the tiles and batches; create the prediction Zarr."""
+def plan_analysis(analysis_id: uuid.UUID, worker_memory: int | None = None) -> AnalysisPlan:
+    """Pick the scenes, the grid, the tiles and batches (within ``worker_memory`` bytes, the
+    workers' smallest memory limit); create the prediction Zarr."""
     svc = services()
     request = read_request(svc.sessions, analysis_id)  # the one read of the row in this run
     model = resolve(svc.sessions, request.model_ref)
-    plan = plan_from_catalogue(svc.sessions, request, ModelInputs.of_version(model))
+    plan = plan_from_catalogue(svc.sessions, request, ModelInputs.of_version(model), worker_memory)
     create_outputs(plan, svc.store)
     start(svc.sessions, analysis_id, model.id, len(plan.tiles.batches), plan.input_scenes, list(plan.warnings))
     get_run_logger().info(

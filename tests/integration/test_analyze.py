@@ -130,6 +130,22 @@ def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Sea
 
 # Database-agnostic behaviour: SQLite is enough (the end-to-end tests above run on both).
 @pytest.mark.parametrize("database_settings", ["sqlite"], indirect=True)
+def test_workers_with_little_memory_get_smaller_batches_and_the_same_map(
+    season: tuple[Services, Season], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    svc, _ = season
+    analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@1.0.0")
+    first = summary_of(analyze(str(analysis_id)))
+    before = crop_map(svc, row(svc, analysis_id))
+    with svc.sessions.begin() as session:
+        session.execute(update(Analysis).where(Analysis.id == analysis_id).values(status=AnalysisStatus.failed))
+    monkeypatch.setenv("CROPAI_WORKER_MEMORY", "700MB")  # the local workers' limit, and what batches are sized to
+    second = summary_of(analyze(str(analysis_id), reopen(svc.sessions, analysis_id)))
+    assert second.batches > first.batches
+    assert second.batches_reused == 0  # the first run's batches were other windows: none is taken for these
+    assert np.array_equal(crop_map(svc, row(svc, analysis_id)), before)
+
+
 def test_no_scenes_in_the_window_fails_with_a_reason(season: tuple[Services, Season]) -> None:
     svc, _ = season
     elsewhere = {"type": "Polygon", "coordinates": [[[10.0, 50.0], [10.02, 50.0], [10.02, 50.02], [10.0, 50.0]]]}

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cropai.config import DEV_SECRET_KEY, Settings, load_settings
+from cropai.config import DEV_SECRET_KEY, Settings, byte_count, load_settings
 from cropai.errors import SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,3 +128,20 @@ def test_production_accepts_a_long_random_secret(monkeypatch: pytest.MonkeyPatch
 
 def test_dev_runs_with_the_default_secret() -> None:
     assert Settings(_env_file=None).secret_key.get_secret_value() == DEV_SECRET_KEY
+
+
+@pytest.mark.parametrize(
+    ("size", "reason"), [("lots", "not a size such as 2GB"), ("100MB", "below 256 MB"), ("2 GiB/worker", "not a size")]
+)
+def test_a_worker_memory_that_is_no_size_or_too_small_is_refused(
+    monkeypatch: pytest.MonkeyPatch, size: str, reason: str
+) -> None:
+    monkeypatch.setenv("CROPAI_WORKER_MEMORY", size)
+    with pytest.raises(SettingsError, match=f"CROPAI_WORKER_MEMORY=.*{reason}"):
+        load_settings()
+
+
+def test_worker_memory_reads_sizes_as_dask_writes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CROPAI_WORKER_MEMORY", "6GiB")
+    assert load_settings().worker_memory == "6GiB"
+    assert byte_count("2GB") == 2 * 10**9 and byte_count("700 MB") == 7 * 10**8 and byte_count("6GiB") == 6 * 2**30

@@ -1,13 +1,17 @@
 """The architecture, training and metrics on generated data (no servers)."""
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from models.architectures import build_for, receptive_radius
+from models.contract import ModelContract
 from models.cropnet import CropNet
 from models.evaluation import evaluate
+from models.registry import DEFAULT_MODEL_DIR, METADATA_FILE
 from models.splits import split_fields
 from models.train import train_model
 from models.training_data import TrainingData
@@ -22,6 +26,26 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> TrainingData:
 def test_cropnet_maps_a_cube_to_per_class_logits() -> None:
     model = CropNet(bands=10, time_bins=6, classes=13)
     assert model(torch.zeros(2, 6, 10, 32, 40)).shape == (2, 13, 32, 40)
+
+
+@pytest.mark.parametrize("widths", [(64, 24), (8, 4)])
+def test_the_receptive_radius_is_how_far_a_changed_pixel_reaches(widths: tuple[int, int]) -> None:
+    torch.manual_seed(0)
+    model = CropNet(bands=10, time_bins=6, classes=5, encoder_width=widths[0], context_width=widths[1]).eval()
+    cube = torch.rand(1, 6, 10, 21, 21)
+    changed = cube.clone()
+    changed[..., 10, 10] += 1.0  # one pixel of the centre, every band and bin
+    with torch.inference_mode():
+        moved = (model(changed) - model(cube)).abs().amax(dim=(0, 1)) > 0
+    rows, cols = np.nonzero(moved.numpy())
+    reach = max(abs(rows - 10).max(), abs(cols - 10).max())
+    assert receptive_radius(model) == reach == 2
+
+
+def test_the_shipped_model_gives_tiles_its_receptive_radius_as_halo() -> None:
+    metadata = json.loads((DEFAULT_MODEL_DIR / METADATA_FILE).read_text())
+    contract = ModelContract(**metadata["contract"])
+    assert contract.overlap == receptive_radius(build_for(contract)) == 2
 
 
 def test_season_data_is_a_gap_free_monthly_cube(data: TrainingData) -> None:
