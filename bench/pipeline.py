@@ -6,7 +6,8 @@ scenes (April-September every 5 days, 6 monthly time bins), each in a fresh proc
 (a) bare loop: the same plan, reads, composites, model and batch size in one
     process, batch after batch, no Prefect and no Dask;
 (b) the ``analyze`` flow (Prefect ephemeral API) on a running LocalCluster of
-    one single-threaded worker process per core;
+    one single-threaded worker process per core, whose workers loaded the model before
+    the clock starts (as (a) and (d) do, and as a standing cluster's workers have);
 (c) the peer: the same analysis as a skilled xarray user would write it, on Dask's
     threaded scheduler (one thread per core): each scene COG opened lazily with
     rioxarray, put on the plan's grid (padded by the model's halo), stacked in time,
@@ -22,12 +23,19 @@ worker), how often the peer's map agrees with the flow's on the AOI's pixels, an
 the throughput ratios. Targets: b/a >= 0.85, flow/peer >= 1.2, flow/limit >= 0.6.
 
     .venv/bin/python bench/pipeline.py [--size-km 20] [--workdir /tmp/cropai-bench-pipeline]
+
+A large AOI with workers of little memory, the flow alone (the default request limit,
+2,500 km^2, on workers limited to 2 GB; a scene every 15 days keeps generation short):
+
+    .venv/bin/python bench/pipeline.py --size-km 50 --revisit-days 15 --worker-memory 2GB \
+        --runs flow --workdir /tmp/cropai-bench-2500
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import resource
@@ -67,7 +75,7 @@ def aoi_for(size_km: float) -> dict:
     }
 
 
-def prepare(workdir: Path, size_km: float) -> None:
+def prepare(workdir: Path, size_km: float, revisit_days: int = 5) -> None:
     """Synthesise and ingest the season once; later runs reuse the catalogue and store."""
     if (workdir / "ready").exists():
         return
@@ -77,22 +85,27 @@ def prepare(workdir: Path, size_km: float) -> None:
     from cropai.ingest import ingest_candidate
     from cropai.services import services
     from cropai.sources import discover
-    from cropai.synth import SynthSpec, synthesize
+    from cropai.synth import MAX_PIXELS, SynthSpec, synthesize
     from models.registry import ensure_default_model
 
     svc = services()
     upgrade_database(svc.engine)
     ensure_default_model(svc.store, svc.sessions)
     ring = aoi_for(size_km)["coordinates"][0]
-    bbox = (ring[0][0] - 0.002, ring[0][1] - 0.002, ring[2][0] + 0.002, ring[2][1] + 0.002)
-    made = synthesize(SynthSpec(bbox, date(2025, 4, 1), date(2025, 9, 30), seed=21), workdir / "synthetic")
-    for candidate in discover(str(made.root / "scenes"), svc.store):
-        ingest_candidate(candidate, svc.store, svc.sessions)
-    shutil.rmtree(made.root / "scenes")  # the store holds the COGs now
+    west, south, east, north = ring[0][0] - 0.002, ring[0][1] - 0.002, ring[2][0] + 0.002, ring[2][1] + 0.002
+    strips = math.ceil((size_km + 0.5) ** 2 * 1e4 / MAX_PIXELS)  # the generator makes 25 Mpix per set at most
+    for strip in range(strips):  # side by side, north to south, like the tiles of a scene grid
+        top = north - (north - south) * strip / strips
+        bottom = north - (north - south) * (strip + 1) / strips - (0.002 if strip < strips - 1 else 0)
+        spec = SynthSpec((west, bottom, east, top), date(2025, 4, 1), date(2025, 9, 30), 21 + strip, revisit_days)
+        made = synthesize(spec, workdir / f"synthetic-{strip}")
+        for candidate in discover(str(made.root / "scenes"), svc.store):
+            ingest_candidate(candidate, svc.store, svc.sessions)
+        shutil.rmtree(made.root / "scenes")  # the store holds the COGs now
     (workdir / "ready").write_text("ok")
 
 
-def run_child(mode: str, workdir: Path, size_km: float, flow_map: str | None = None) -> dict:
+def run_child(mode: str, workdir: Path, size_km: float, flow_map: str | None = None, worker_memory: str = "") -> dict:
     """One run in this fresh process, on a new analysis of the AOI; its figures as a dict."""
     os.environ.update(
         CROPAI_HOME=str(workdir / "home"),
@@ -108,7 +121,7 @@ def run_child(mode: str, workdir: Path, size_km: float, flow_map: str | None = N
     if mode == "bare":
         figures = bare_loop(plan_for(analysis_id))
     elif mode == "flow":
-        figures = analyze_flow(analysis_id)
+        figures = analyze_flow(analysis_id, worker_memory)
     elif mode == "peer":
         figures = xarray_peer(plan_for(analysis_id), flow_map)
     else:
@@ -120,7 +133,7 @@ def run_child(mode: str, workdir: Path, size_km: float, flow_map: str | None = N
 MODEL = "cropnet@1.0.0"
 
 
-def plan_for(analysis_id: uuid.UUID) -> AnalysisPlan:
+def plan_for(analysis_id: uuid.UUID, worker_memory: int | None = None) -> AnalysisPlan:
     """The plan the flow would make of the analysis: the runs other than the flow all start from it."""
     from cropai.analysis import ModelInputs, plan_from_catalogue
     from cropai.analysis_records import read_request
@@ -129,7 +142,8 @@ def plan_for(analysis_id: uuid.UUID) -> AnalysisPlan:
 
     svc = services()
     model = resolve(svc.sessions, MODEL)
-    return plan_from_catalogue(svc.sessions, read_request(svc.sessions, analysis_id), ModelInputs.of_version(model))
+    request = read_request(svc.sessions, analysis_id)
+    return plan_from_catalogue(svc.sessions, request, ModelInputs.of_version(model), worker_memory)
 
 
 def bare_loop(plan: AnalysisPlan) -> dict:
@@ -155,9 +169,11 @@ def bare_loop(plan: AnalysisPlan) -> dict:
     }
 
 
-def analyze_flow(analysis_id: uuid.UUID) -> dict:
-    """(b): the ``analyze`` flow on a LocalCluster that runs before the clock starts; with where
-    its crop map is, for the peer to be compared with."""
+def analyze_flow(analysis_id: uuid.UUID, worker_memory: str = "") -> dict:
+    """(b): the ``analyze`` flow on a LocalCluster that runs before the clock starts (each worker
+    limited to ``worker_memory`` when given); with where its crop map is, for the peer to be
+    compared with, and what its workers held per Mpix of their largest batch."""
+    import psutil
     from distributed import Client, LocalCluster
     from prefect.client.orchestration import get_client
 
@@ -172,24 +188,45 @@ def analyze_flow(analysis_id: uuid.UUID) -> dict:
             threads_per_worker=1,
             dashboard_address=":0",
             env={"PREFECT_API_URL": api},
+            memory_limit=worker_memory or "auto",
         ) as cluster,
         Client(cluster) as dask,
     ):
         os.environ["CROPAI_DASK_ADDRESS"] = cluster.scheduler_address
+        dask.run(_load_model)  # as (a) and (d) do before their clocks start: a standing cluster's workers
+        bases = dask.run(lambda: psutil.Process().memory_info().rss / 2**20)  # each worker before its batches
+        limit = min(w["memory_limit"] for w in dask.scheduler_info()["workers"].values())
         started = time.perf_counter()
         summary = analyze(str(analysis_id))
         seconds = time.perf_counter() - started
         peaks = dask.run(lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        replaced = len(set(peaks) - set(bases))  # workers the nanny restarted (past their memory limit)
     if not isinstance(summary, AnalysisSummary):  # the flow ended Cancelled or Failed
         raise SystemExit(f"the analyze flow did not finish: {summary}")
+    largest = max(b.pixels for b in plan_for(analysis_id, limit).tiles.batches)  # the plan the flow made
+    worst = max(peaks, key=peaks.__getitem__)
     return {
         "seconds": seconds,
         "pixels": summary.aoi_pixels,
         "batches": summary.batches,
-        "worker_rss_mb": max(peaks.values()),
+        "worker_rss_mb": peaks[worst],
+        "worker_base_mb": bases.get(worst, max(bases.values())),
+        "batch_mpix": largest / 1e6,
+        "worker_limit_mb": limit / 2**20,
+        "workers_replaced": replaced,
         "analysis_id": str(analysis_id),
         "map": summary.map,
     }
+
+
+def _load_model() -> None:
+    """On a worker: import what a batch task runs and load the model."""
+    import models.infer  # noqa: F401
+    from cropai.services import services
+    from models.predict import load_predictor
+
+    svc = services()
+    load_predictor(svc.store, svc.sessions, MODEL)
 
 
 # The peer, (c) ------------------------------------------------------------------------------
@@ -431,7 +468,7 @@ LABELS = {
 
 def run_in_child(mode: str, args: argparse.Namespace, *extra: str) -> dict:
     """Run ``mode`` in a fresh Python process; its figures."""
-    where = ["--workdir", str(args.workdir), "--size-km", str(args.size_km)]
+    where = ["--workdir", str(args.workdir), "--size-km", str(args.size_km), "--worker-memory", args.worker_memory]
     child = subprocess.run(
         [sys.executable, __file__, "--child", mode, *where, *extra],
         capture_output=True,
@@ -455,34 +492,57 @@ def print_report(results: dict[str, dict]) -> None:
             f"{label:<24} {mpix:>7.3f} {km2_min:>8.1f} {figures['seconds']:>8.1f} {figures['batches']:>8} "
             f"{figures['rss_mb']:>6.0f} MB{workers}"
         )
-    peer = results["peer"]
-    print(f"agreement of the peer's map with the flow's: {peer['agreement']:.2%} of {peer['aoi_pixels']:,} AOI pixels")
-    flow_seconds = results["flow"]["seconds"]  # the same AOI in every run: throughput ratios are time ratios
-    print(f"ratio b/a (throughput): {results['bare']['seconds'] / flow_seconds:.2f}   target >= 0.85")
-    print(f"flow/peer (throughput): {peer['seconds'] / flow_seconds:.2f}   target >= 1.2")
-    print(f"flow/limit (throughput): {results['limit']['seconds'] / flow_seconds:.2f}   target >= 0.6")
+    flow = results.get("flow")
+    if flow:
+        peak, base, mpix = flow["worker_rss_mb"], flow["worker_base_mb"], flow["batch_mpix"]
+        print(
+            f"flow workers: limit {flow['worker_limit_mb']:,.0f} MB, peak {peak:,.0f} MB of which {base:,.0f} MB "
+            f"before the first batch; largest batch {mpix:.2f} Mpix: {(peak - base) / 1024 / mpix:.2f} GB per Mpix "
+            f"held for it (target <= 0.6), {peak / 1024 / mpix:.2f} GB per Mpix with the worker; "
+            f"workers restarted: {flow['workers_replaced']}"
+        )
+    peer = results.get("peer")
+    if peer and "agreement" in peer:
+        print(
+            f"agreement of the peer's map with the flow's: {peer['agreement']:.2%} of {peer['aoi_pixels']:,} AOI pixels"
+        )
+    if not flow:
+        return
+    flow_seconds = flow["seconds"]  # the same AOI in every run: throughput ratios are time ratios
+    targets = {"bare": ("ratio b/a", 0.85), "peer": ("flow/peer", 1.2), "limit": ("flow/limit", 0.6)}
+    for mode, (name, target) in targets.items():
+        if mode in results:
+            print(f"{name} (throughput): {results[mode]['seconds'] / flow_seconds:.2f}   target >= {target}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-km", type=float, default=20.0)
+    parser.add_argument("--revisit-days", type=int, default=5, help="days between generated scenes")
+    parser.add_argument("--worker-memory", default="", help="the flow's workers' memory limit, e.g. 2GB")
+    parser.add_argument("--runs", default=",".join(LABELS), help="which of bare,flow,peer,limit to run")
     parser.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "cropai-bench-pipeline")
     parser.add_argument("--child", choices=list(LABELS), help=argparse.SUPPRESS)
     parser.add_argument("--flow-map", help=argparse.SUPPRESS)  # the peer's map is compared with this one
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_child(args.child, args.workdir, args.size_km, args.flow_map)))
+        print(json.dumps(run_child(args.child, args.workdir, args.size_km, args.flow_map, args.worker_memory)))
         return
+    runs = [run for run in args.runs.split(",") if run]
+    if unknown := set(runs) - set(LABELS):
+        parser.error(f"unknown runs {sorted(unknown)}: expected some of {','.join(LABELS)}")
     started = time.perf_counter()
-    prepare(args.workdir, args.size_km)
+    prepare(args.workdir, args.size_km, args.revisit_days)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print(
-        f"data: {args.size_km:g} km x {args.size_km:g} km AOI, a season of scenes every 5 days, 6 monthly bins "
-        f"(prepared or reused in {time.perf_counter() - started:.0f} s)"
+        f"data: {args.size_km:g} km x {args.size_km:g} km AOI, a season of scenes every {args.revisit_days} days, "
+        f"6 monthly bins (prepared or reused in {time.perf_counter() - started:.0f} s)"
     )
-    results = {mode: run_in_child(mode, args) for mode in ("bare", "flow")}
-    results["peer"] = run_in_child("peer", args, "--flow-map", results["flow"]["map"])
-    results["limit"] = run_in_child("limit", args)
+    results = {}
+    for run in ("bare", "flow", "peer", "limit"):
+        if run in runs:
+            flow_map = ["--flow-map", results["flow"]["map"]] if run == "peer" and "flow" in results else []
+            results[run] = run_in_child(run, args, *flow_map)
     print_report(results)
 
 

@@ -5,7 +5,7 @@ planning takes and how large the plan is that every batch task receives.
 Scenes are stood in by catalogue records only (a footprint and a date every 5 days over the
 AOI): planning reads no pixels. The default model's contract shapes the tiles.
 
-    .venv/bin/python bench/plan.py [--size-km 100]
+    .venv/bin/python bench/plan.py [--size-km 100] [--worker-memory 2GB]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
+from dask.utils import parse_bytes
 from shapely.geometry import box, mapping
 
 from cropai.analysis import CandidateScene, ModelInputs, make_plan
@@ -30,7 +31,9 @@ LAT = 48.2
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-km", type=float, default=100.0)
+    parser.add_argument("--worker-memory", default="2GB", help="the workers' memory limit the batches are sized to")
     args = parser.parse_args()
+    memory = parse_bytes(args.worker_memory)
     height = args.size_km * 1000 / METRES_PER_DEGREE
     width = height / 0.6665  # cos(48.2 degrees)
     aoi = mapping(box(1.5, LAT, 1.5 + width, LAT + height))
@@ -43,7 +46,7 @@ def main() -> None:
     ]
     request = AnalysisRequest(uuid.uuid4(), aoi, date(2025, 4, 1), date(2025, 9, 30), "cropnet@1.0.0")
     started = time.perf_counter()
-    plan = make_plan(request, default_inputs(), scenes)
+    plan = make_plan(request, default_inputs(), scenes, worker_memory=memory)
     seconds = time.perf_counter() - started
     size = len(pickle.dumps(plan))
     tiles = len(plan.tiles.tiles)
@@ -51,7 +54,11 @@ def main() -> None:
         f"AOI {args.size_km:g} km x {args.size_km:g} km: grid {plan.grid.width:,} x {plan.grid.height:,} px "
         f"({plan.grid.width * plan.grid.height / 1e6:,.0f} Mpix), {len(plan.scenes)} scenes, {len(plan.time_bins)} bins"
     )
-    print(f"tiles {tiles:,}, batches (= batch task runs) {len(plan.tiles.batches):,}")
+    sizes = sorted(b.pixels / 1e6 for b in plan.tiles.batches)
+    print(
+        f"tiles {tiles:,} (halo {plan.tiles.halo} px), batches (= batch task runs) {len(plan.tiles.batches):,} "
+        f"of {sizes[0]:.2f}-{sizes[-1]:.2f} Mpix for workers of {args.worker_memory}"
+    )
     print(f"planned in {seconds:.1f} s; the plan pickles to {size / 1e6:.2f} MB (sent with each batch task)")
     print(f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
 
