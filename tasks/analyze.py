@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cropai.analysis import AnalysisPlan, ModelInputs, plan_from_catalogue
 from cropai.analysis_records import owner_fields, read_request, save_results
 from cropai.analysis_runs import cancel, fail, finish, owned_by, progress, record_outputs, start
+from cropai.cluster import reuse_freed_memory
 from cropai.config import load_settings
 from cropai.cropmap import AnalysisSummary, finalise
 from cropai.db import is_unreachable
@@ -72,6 +73,7 @@ def predict_batch(plan: AnalysisPlan, batch_index: int) -> BatchResult:
     from models.predict import load_predictor  # torch: loaded on the workers, not in the flow's process
 
     _one_torch_thread_per_dask_thread()
+    reuse_freed_memory()
     svc = services()
     predictor = load_predictor(svc.store, svc.sessions, plan.model)
     return run_batch(plan, batch_index, svc.store, predictor)
