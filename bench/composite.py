@@ -5,9 +5,11 @@ pixels (uint16 reflectance x 10000), ``--clear`` of them clear at random. Prints
 Mpix/s for
 
 (a) the plain formula: float32 reflectance copies, NaN where unclear, ``np.nanmedian``;
-(b) ``cropai.composite.clear_median``: a uint16 sort, two middle values made float32;
+(b) ``cropai.composite.clear_median``: a uint16 sorting network, two middle values made float32;
+(c) ``models.gpu_composite.device_clear_median`` on torch's CPU device, and on CUDA when a GPU
+    is visible (what CUDA workers run; the copy to the device and back included);
 
-whether the two are equal bit for bit, and the speed-up b/a.
+whether each equals (a) bit for bit, and the speed-up b/a.
 
     .venv/bin/python bench/composite.py [--side 1024] [--views 7] [--clear 0.6] [--repeats 3]
 """
@@ -58,8 +60,19 @@ def main() -> None:
     print(f"one bin: {args.views} views x {BANDS} bands x {mpix:.2f} Mpix, {args.clear:.0%} clear")
     print("| median | s | Mpix/s |\n| --- | --- | --- |")
     print(f"| plain (float32 copies, np.nanmedian) | {plain_s:.3f} | {mpix / plain_s:.2f} |")
-    print(f"| clear_median (uint16 sort) | {fast_s:.3f} | {mpix / fast_s:.2f} |")
-    print(f"bit-identical: {np.array_equal(made, expected, equal_nan=True)}; speed-up {plain_s / fast_s:.1f} x")
+    print(f"| clear_median (uint16 sorting network) | {fast_s:.3f} | {mpix / fast_s:.2f} |")
+    same = {"clear_median": np.array_equal(made, expected, equal_nan=True)}
+    import torch
+
+    from models.gpu_composite import device_clear_median
+
+    for device in ["cpu", *(["cuda"] if torch.cuda.is_available() else [])]:
+        median = device_clear_median(device)
+        median(numbers[:, :, :64, :64].copy(), clear[:, :64, :64])  # warm the device up
+        device_s, on_device = best_of(args.repeats, lambda median=median: median(numbers.copy(), clear))
+        print(f"| torch on {device} | {device_s:.3f} | {mpix / device_s:.2f} |")
+        same[f"torch on {device}"] = np.array_equal(on_device, expected, equal_nan=True)
+    print(f"bit-identical to (a): {same}; speed-up b/a {plain_s / fast_s:.1f} x")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 #
 # On a GPU: checks that torch sees CUDA, installs dask-cuda when missing, samples the GPU's
 # utilisation and memory every 0.5 s while it runs bench/model.py (float32 against bfloat16
-# autocast) and bench/pipeline.py (the analyze flow on a LocalCUDACluster, one worker per GPU,
+# autocast), bench/composite.py (the clear median on the CPU and on CUDA) and bench/pipeline.py (the analyze flow on a LocalCUDACluster, one worker per GPU,
 # against the bare loop), then prints the peak and mean of both samples. Without a GPU it
 # runs the same two benchmarks on the CPU on a small AOI, so the script itself stays tested.
 #
@@ -34,6 +34,7 @@ else
 fi
 
 "$PYTHON" bench/model.py --seconds "${MODEL_SECONDS:-5}" | tee "$OUT/model.txt"
+"$PYTHON" bench/composite.py --repeats 2 | tee "$OUT/composite.txt"
 "$PYTHON" bench/pipeline.py --size-km "$SIZE_KM" --workdir "$WORKDIR/pipeline" | tee "$OUT/pipeline.txt"
 
 if [ -n "${sampler:-}" ]; then

@@ -48,7 +48,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from affine import Affine
 
@@ -170,28 +170,28 @@ def bare_loop(plan: AnalysisPlan) -> dict:
 
 
 def analyze_flow(analysis_id: uuid.UUID, worker_memory: str = "") -> dict:
-    """(b): the ``analyze`` flow on a LocalCluster that runs before the clock starts (each worker
-    limited to ``worker_memory`` when given); with where its crop map is, for the peer to be
-    compared with, and what its workers held per Mpix of their largest batch."""
+    """(b): the ``analyze`` flow on a LocalCluster (a LocalCUDACluster when GPUs are visible) that
+    runs before the clock starts, each worker limited to ``worker_memory`` when given; with where
+    its crop map is, for the peer to be compared with, and what its workers held per Mpix of their
+    largest batch."""
     import psutil
     from distributed import Client, LocalCluster
     from prefect.client.orchestration import get_client
 
+    from cropai.cluster import visible_gpus
     from cropai.cropmap import AnalysisSummary
     from flows.analyze import analyze
 
     with get_client(sync_client=True) as client:  # starts the ephemeral API before the clock
         api = str(client.api_url).rstrip("/")
-    with (
-        LocalCluster(
-            n_workers=os.cpu_count() or 1,
-            threads_per_worker=1,
-            dashboard_address=":0",
-            env={"PREFECT_API_URL": api},
-            memory_limit=worker_memory or "auto",
-        ) as cluster,
-        Client(cluster) as dask,
-    ):
+    options = {"dashboard_address": ":0", "env": {"PREFECT_API_URL": api}, "memory_limit": worker_memory or "auto"}
+    if visible_gpus():  # as cropai.cluster would start it: one worker per GPU
+        from dask_cuda import LocalCUDACluster
+
+        cluster_class: Any = LocalCUDACluster
+    else:
+        cluster_class, options = LocalCluster, {**options, "n_workers": os.cpu_count() or 1, "threads_per_worker": 1}
+    with cluster_class(**options) as cluster, Client(cluster) as dask:
         os.environ["CROPAI_DASK_ADDRESS"] = cluster.scheduler_address
         dask.run(_load_model)  # as (a) and (d) do before their clocks start: a standing cluster's workers
         bases = dask.run(lambda: psutil.Process().memory_info().rss / 2**20)  # each worker before its batches

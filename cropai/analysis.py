@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cropai.analysis_records import AnalysisRequest, PinnedScene, catalogued_scenes
-from cropai.composite import Composite, TimeBin, composite, fill_gaps
+from cropai.composite import Composite, Median, TimeBin, composite, fill_gaps
 from cropai.crops import SYNTHETIC_LEGEND
 from cropai.db import ModelVersion, Scene
 from cropai.errors import InvalidInput
@@ -333,18 +333,26 @@ class BatchInput:
         return slice(top, top + tile.height), slice(left, left + tile.width)
 
 
-def batch_input(plan: AnalysisPlan, batch: Batch, store: ObjectStore) -> BatchInput | None:
+def batch_input(
+    plan: AnalysisPlan, batch: Batch, store: ObjectStore, median: Median | None = None
+) -> BatchInput | None:
     """Read every scene that touches the batch once, over the batch's padded window, and
-    composite it per time bin; None when no scene covers the batch."""
+    composite it per time bin (with ``median`` instead of the CPU's clear median when given);
+    None when no scene covers the batch."""
     window = batch.padded
-    made = season_composite(store, plan.scenes, plan.time_bins, plan.grid, window)
+    made = season_composite(store, plan.scenes, plan.time_bins, plan.grid, window, median)
     if made is None:
         return None
     return BatchInput(made.cube, made.clear_counts, int(window.row_off), int(window.col_off), plan.band_means)
 
 
 def season_composite(
-    store: ObjectStore, scenes: Sequence[SceneRef], bins: Sequence[TimeBin], grid: Grid, window: Window
+    store: ObjectStore,
+    scenes: Sequence[SceneRef],
+    bins: Sequence[TimeBin],
+    grid: Grid,
+    window: Window,
+    median: Median | None = None,
 ) -> Composite | None:
     """The composite of a window of the grid (``cube`` (time, band, y, x) reflectance 0..1, NaN
     where a bin saw a pixel never clear, and its clear counts): every scene that touches the window
@@ -363,6 +371,6 @@ def season_composite(
         return lambda: read_window(store, scene.object_key, grid.crs, transform, width, height)
 
     try:
-        return composite([(scene.acquired_at, loader(scene)) for scene in touching], bins)
+        return composite([(scene.acquired_at, loader(scene)) for scene in touching], bins, median=median)
     except ValueError:  # no scene of the window falls in a time bin
         return None

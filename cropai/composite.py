@@ -59,10 +59,15 @@ class Composite:
     clear_counts: npt.NDArray[np.uint8]
 
 
+# (observation, band, y, x) uint16 and (observation, y, x) clear -> (band, y, x) float32 median.
+Median = Callable[[npt.NDArray[np.uint16], npt.NDArray[np.bool_]], npt.NDArray[np.float32]]
+
+
 def composite(
     observations: Sequence[tuple[datetime, Callable[[], npt.NDArray[np.uint16]]]],
     bins: Sequence[TimeBin],
     bands: int = len(sentinel2.BANDS),
+    median: Median | None = None,
 ) -> Composite:
     """Median of clear observations per bin, and how many there were.
 
@@ -70,8 +75,10 @@ def composite(
     ``(bands + 1, y, x)`` uint16, reflectance x 10000 then SCL. Bins are built one
     at a time and each stack is loaded only for its bin, so memory holds one
     bin's observations, not the season's. Raises ValueError when no observation
-    falls in any bin.
+    falls in any bin. ``median`` takes the place of :func:`clear_median` (on a GPU, say) and must
+    give its values.
     """
+    median = median or clear_median
     out: npt.NDArray[np.float32] | None = None
     counts: npt.NDArray[np.uint8] | None = None
     for index, time_bin in enumerate(bins):
@@ -90,7 +97,7 @@ def composite(
         if out is None or counts is None:
             out = np.full((len(bins), bands, *numbers.shape[2:]), np.nan, dtype=np.float32)
             counts = np.zeros((len(bins), *numbers.shape[2:]), dtype=np.uint8)
-        out[index] = clear_median(numbers, seen)
+        out[index] = median(numbers, seen)
         counts[index] = np.minimum(np.count_nonzero(seen, axis=0), np.iinfo(np.uint8).max)
     if out is None or counts is None:
         raise ValueError("no observations in any time bin")

@@ -71,7 +71,12 @@ def run_batch(plan: AnalysisPlan, batch_index: int, store: ObjectStore, predicto
     class_ids = np.asarray(predictor.contract.class_ids, dtype=np.uint8)
     counts: dict[str, int] = {}
     moments = InputMoments.empty(len(plan.time_bins), len(plan.band_means))
-    made = batch_input(plan, batch, store)
+    median = None  # on the CPU: cropai.composite.clear_median and its sorting networks
+    if predictor.device.type == "cuda":  # on a CUDA worker the median runs on its GPU as well
+        from models.gpu_composite import device_clear_median
+
+        median = device_clear_median(predictor.device)
+    made = batch_input(plan, batch, store, median)
     # The model runs over the block a few tiles at a time (as many as one pass of the predictor
     # takes): only those tiles' gap-filled inputs and probabilities are held beside the composite.
     per_pass = predictor.batch_size(batch.tiles[0].input_height * batch.tiles[0].input_width)

@@ -152,14 +152,18 @@ def scene_files(paths: list[tuple[datetime, Path]]) -> list[tuple[datetime, Call
     return [(moment, loader(path)) for moment, path in paths]
 
 
-def test_composites_of_a_real_season_equal_the_nanmedian_of_clear_reflectances_bit_for_bit() -> None:
+@pytest.mark.parametrize("on", ["cpu", "torch"])
+def test_composites_of_a_real_season_equal_the_nanmedian_of_clear_reflectances_bit_for_bit(on: str) -> None:
+    from models.gpu_composite import device_clear_median
+
+    median = device_clear_median("cpu") if on == "torch" else None  # torch: the CUDA workers' code path
     season = realdata("worldcereal-flanders-2019")
     rows = list(csv.DictReader((season / "scenes.csv").open()))
     observations = scene_files(
         [(datetime.fromisoformat(r["acquired_at"].replace("Z", "+00:00")), season / r["file"]) for r in rows]
     )
     bins = [b for year in (2018, 2019) for b in monthly_bins(year, range(1, 13))]
-    made = composite(observations, bins).cube
+    made = composite(observations, bins, median=median).cube
     assert np.isfinite(made).any() and np.isnan(made).any()  # clear and unseen pixels both occur
     assert np.array_equal(made, nanmedian_composite(observations, bins), equal_nan=True)
 
@@ -194,3 +198,17 @@ def test_observations_sort_as_numpy_sorts_them(observations: int) -> None:
     sorted_by_numpy = np.sort(numbers, axis=0)
     sort_observations(numbers)
     assert np.array_equal(numbers, sorted_by_numpy)
+
+
+def test_the_median_on_a_torch_device_gives_the_cpu_values() -> None:
+    """The code path CUDA workers take, run on the CPU device: the same numbers."""
+    from models.gpu_composite import device_clear_median
+
+    rng = np.random.default_rng(5)
+    for observations in (1, 2, 6, 7, 20):
+        numbers = rng.integers(0, 12000, (observations, 10, 33, 41), dtype=np.uint16)
+        clear = rng.random((observations, 33, 41)) < 0.6
+        expected = clear_median(numbers.copy(), clear)
+        on_device = device_clear_median("cpu")(numbers.copy(), clear)
+        assert on_device.dtype == np.float32 and on_device.shape == expected.shape
+        assert np.array_equal(on_device, expected, equal_nan=True)
