@@ -282,6 +282,7 @@ class ClassStatOut(BaseModel):
 class AnalysisLinks(BaseModel):
     self: str
     map: str | None = None
+    map_style: str | None = None  # the QGIS style (.qml) of the map's class band
     quicklook: str | None = None
     fields: str | None = None
     evidence: str | None = None

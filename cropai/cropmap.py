@@ -44,6 +44,7 @@ from cropai.zarr_store import ObjectZarrStore
 
 QUICKLOOK_MAX_PX = 1024
 MAP, QUICKLOOK, EVIDENCE = "cropmap.tif", "quicklook.png", "evidence.tif"  # object names under the analysis
+STYLE = "cropmap.qml"  # the map's QGIS style: class names and colours, applied by QGIS to cropmap.tif beside it
 COG_CONTENT_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
@@ -168,6 +169,7 @@ def finalise(
     for cached in store.list(tiles_prefix(str(plan.analysis_id))):  # web tiles of an earlier run's map
         store.delete(cached.key)
     store.put(quicklook_key, quicklook(labels, classes, plan.legend), content_type="image/png")
+    store.put(f"{plan.prefix}/{STYLE}", plan.legend.qgis_style().encode(), content_type="text/xml")
     return CropMap(
         map_key,
         quicklook_key,

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
@@ -187,6 +188,28 @@ class Legend:
         table = {0: (0, 0, 0, 0)}
         table.update({c.id: (*c.rgb, 255) for c in self.classes})
         return table
+
+    def qgis_style(self) -> str:
+        """A QGIS layer style (``.qml``) for a crop map's class band: a paletted renderer whose
+        entries give each class id its colour and name, 0 left transparent. QGIS applies it by
+        itself to a raster of the same name beside it (``cropmap.qml`` beside ``cropmap.tif``)."""
+        entries = "\n".join(
+            f'        <paletteEntry value="{c.id}" color="{c.colour}" alpha="255" label={quoteattr(c.name)}/>'
+            for c in self.classes
+        )
+        return (
+            "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>\n"
+            '<qgis version="3.28" styleCategories="Symbology">\n'
+            "  <pipe>\n"
+            '    <rasterrenderer type="paletted" band="1" opacity="1" alphaBand="-1" nodataColor="">\n'
+            "      <rasterTransparency/>\n"
+            "      <colorPalette>\n"
+            f"{entries}\n"
+            "      </colorPalette>\n"
+            "    </rasterrenderer>\n"
+            "  </pipe>\n"
+            "</qgis>\n"
+        )
 
     def as_records(self) -> list[dict[str, object]]:
         """The classes as JSON-ready records ``{"id", "name", "colour", "codes"}``."""

@@ -115,6 +115,7 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
         **(
             {
                 "map": f"{base}/map",
+                "map_style": f"{base}/map.qml",
                 "quicklook": f"{base}/quicklook.png",
                 "fields": f"{base}/fields",
                 "evidence": f"{base}/evidence",
@@ -527,6 +528,24 @@ def _geotiff_download(store: ObjectStore, key: str, filename: str) -> StreamingR
         store.open_stream(key),
         media_type="image/tiff",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/{analysis_id}/map.qml",
+    summary="The crop map's QGIS style: class names and colours of its class band",
+    response_class=Response,
+    responses={200: {"content": {"text/xml": {}}}},
+)
+def download_map_style(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    """Saved beside the downloaded map with the same name (``cropmap-{id}.qml``), QGIS shows the
+    class names in the layer's legend by itself."""
+    results = results_of(session, user, analysis_id)
+    style = model_legend(session, results.model_version_id).qgis_style()
+    return Response(
+        style,
+        media_type="text/xml",
+        headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.qml"'},
     )
 
 

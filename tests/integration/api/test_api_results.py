@@ -4,11 +4,13 @@ streamed through the API or handed out as a presigned URL."""
 import urllib.request
 import uuid
 from datetime import date
+from xml.etree import ElementTree
 
 from fastapi.testclient import TestClient
 
 from cropai.analysis_records import create_analysis
 from cropai.config import Settings
+from cropai.crops import SYNTHETIC_LEGEND
 from cropai.services import services
 from tests.analysis_fixtures import mapped
 from tests.api_fixtures import SQUARE, make_client, new_account
@@ -70,3 +72,18 @@ def test_the_evidence_raster_downloads_beside_the_map_and_its_absence_is_a_404(
     streamed = client.get(body["links"]["evidence"], headers=analyst.headers)
     assert streamed.status_code == 200 and streamed.content == MAP_BYTES
     assert f"evidence-{analysis_id}.tif" in streamed.headers["content-disposition"]
+
+
+def test_the_map_style_gives_qgis_the_class_names_and_colours(client: TestClient, api_app_settings: Settings) -> None:
+    analyst = new_account(client, api_app_settings)
+    analysis_id = completed_analysis(api_app_settings, analyst.id)
+    body = client.get(f"/analyses/{analysis_id}", headers=analyst.headers).json()
+    response = client.get(body["links"]["map_style"], headers=analyst.headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/xml")
+    assert f"cropmap-{analysis_id}.qml" in response.headers["content-disposition"]  # beside cropmap-{id}.tif
+    renderer = ElementTree.fromstring(response.content).find("pipe/rasterrenderer")
+    assert renderer is not None and renderer.get("type") == "paletted" and renderer.get("band") == "1"
+    entries = {int(e.get("value", "")): (e.get("label"), e.get("color")) for e in renderer.iter("paletteEntry")}
+    assert entries == {c.id: (c.name, c.colour) for c in SYNTHETIC_LEGEND.classes}
+    other = new_account(client, api_app_settings)  # someone else's analysis stays hidden
+    assert client.get(body["links"]["map_style"], headers=other.headers).status_code == 404
