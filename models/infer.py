@@ -18,6 +18,7 @@ import numpy as np
 import zarr
 
 from cropai.analysis import AnalysisPlan, batch_input
+from cropai.datasets import georeference
 from cropai.input_check import InputMoments
 from cropai.storage import ObjectStore
 from cropai.zarr_store import ObjectZarrStore
@@ -43,17 +44,33 @@ class BatchResult:
 
 def create_outputs(plan: AnalysisPlan, store: ObjectStore) -> None:
     """The prediction Zarr, unless a previous run made it already: ``class`` ids and ``confidence``
-    (y, x), and ``evidence`` (time, y, x), the clear observations behind each time bin's value."""
+    (y, x), and ``evidence`` (time, y, x), the clear observations behind each time bin's value;
+    georeferenced for xarray (:mod:`cropai.datasets`)."""
     root = zarr.open_group(ObjectZarrStore(store, plan.zarr_prefix), mode="a")
     core = plan.tiles.core_size
     for name in ("class", "confidence"):
         if name not in root:
-            root.create_array(name, shape=plan.grid.shape, chunks=(core, core), dtype="uint8", fill_value=0)
+            root.create_array(
+                name,
+                shape=plan.grid.shape,
+                chunks=(core, core),
+                dtype="uint8",
+                fill_value=0,
+                dimension_names=("y", "x"),
+            )
     if "evidence" not in root:
         bins = len(plan.time_bins)
         root.create_array(
-            "evidence", shape=(bins, *plan.grid.shape), chunks=(bins, core, core), dtype="uint8", fill_value=0
+            "evidence",
+            shape=(bins, *plan.grid.shape),
+            chunks=(bins, core, core),
+            dtype="uint8",
+            fill_value=0,
+            dimension_names=("time", "y", "x"),
         )
+    if getattr(root["class"].metadata, "dimension_names", None) is None:  # made before georeferencing: kept so
+        return
+    georeference(root, plan.grid, plan.time_bins, plan.legend, analysis_id=str(plan.analysis_id), model=plan.model)
 
 
 def run_batch(plan: AnalysisPlan, batch_index: int, store: ObjectStore, predictor: Predictor) -> BatchResult:

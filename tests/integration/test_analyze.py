@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import rioxarray  # noqa: F401  (.rio)
 import zarr
 from prefect.client.schemas.objects import State
 from rasterio.warp import transform_geom
@@ -17,6 +18,7 @@ from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import box, mapping, shape
 from sqlalchemy import select, update
 
+import cropai
 from cropai.analysis_records import create_analysis
 from cropai.analysis_runs import reopen
 from cropai.config import Settings
@@ -63,7 +65,9 @@ def crop_map(svc: Services, analysis: Analysis) -> np.ndarray:
         return src.read()
 
 
-def test_analysis_maps_the_aoi_and_predicts_most_fields_right(season: tuple[Services, Season]) -> None:
+def test_analysis_maps_the_aoi_and_predicts_most_fields_right(
+    season: tuple[Services, Season], flow_settings: Settings
+) -> None:
     svc, data = season
     analysis_id = create_analysis(svc.sessions, AOI, START, END, "cropnet@latest")
     state = analyze(str(analysis_id), return_state=True)
@@ -85,6 +89,21 @@ def test_analysis_maps_the_aoi_and_predicts_most_fields_right(season: tuple[Serv
     assert sum(s.area_ha for s in stats) == pytest.approx(mapped * 0.01)
     assert mapped == pytest.approx(analysis.aoi_area_ha / 0.01, rel=0.03)  # the AOI's whole area is mapped
     assert svc.store.get(analysis.quicklook_key)[:8] == b"\x89PNG\r\n\x1a\n"
+    # Beside the map its QGIS style, with the name QGIS looks for: the class names of the map's ids.
+    style = svc.store.get(analysis.map_key.replace("cropmap.tif", "cropmap.qml")).decode()
+    assert all(f'value="{c}"' in style for c in {int(v) for v in np.unique(labels)} - {0})
+
+    # For notebooks: the predictions as an xarray Dataset equal the COG pixel for pixel, on its grid.
+    opened = cropai.open_analysis(analysis_id, flow_settings)
+    with svc.store.gdal_env(), rasterio.open(path) as cog:
+        assert np.array_equal(opened["class"].values, cog.read(1))
+        assert np.array_equal(opened["confidence"].values, cog.read(2))
+        assert opened.rio.crs == cog.crs and opened.rio.transform() == cog.transform
+    assert json.loads(opened.attrs["classes"])[0]["name"] and opened.sizes["time"] == 6
+    # ... and the season a model sees there: the same clear observations behind every bin.
+    seen = cropai.open_season(AOI, START, END, settings=flow_settings)
+    assert seen.rio.crs == opened.rio.crs and seen["reflectance"].shape[:2] == (6, 10)
+    assert np.array_equal(seen["clear_count"].values, opened["evidence"].values)
 
     # The analysis records the exact scene versions it read, in time order.
     with svc.sessions() as session:
