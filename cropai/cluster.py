@@ -68,6 +68,7 @@ def dask_cluster(settings: Settings, worker_env: dict[str, str] | None = None) -
         env=worker_env or {},
         memory_limit=memory,
     ) as cluster:
+        log.info("Dask dashboard of this analysis' cluster: %s", cluster.dashboard_link)
         yield cluster.scheduler_address
 
 

@@ -91,6 +91,7 @@ def up(
                 f"  Prefect UI      http://127.0.0.1:{ports.prefect}\n"
                 f"  API docs        {ports.api_url}/docs\n  admin panel     {ports.api_url}/admin\n"
                 f"  Dask scheduler  {ports.scheduler_address}\n"
+                f"  Dask dashboard  http://127.0.0.1:{ports.dashboard}/status\n"
                 f"  catalogue       {masked_url(settings.resolved_database_url)}\n"
                 f"  store           {settings.resolved_storage_url}\n"
                 + ("" if _has_accounts() else "  no account yet: cropai users create you@example.org --admin\n")

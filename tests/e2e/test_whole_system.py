@@ -146,6 +146,13 @@ def test_a_damaged_model_version_fails_with_its_reason_in_the_api_and_in_prefect
     assert done["status_reason"] in flow_run["state"]["message"]
 
 
+def test_the_dask_dashboard_is_printed_and_shows_its_bokeh_pages(system: System) -> None:
+    url = f"http://127.0.0.1:{system.ports.dashboard}/status"
+    assert url in system.printed()
+    page = httpx.get(url, timeout=30)
+    assert page.status_code == 200 and "bokeh-" in page.text  # the dashboard itself, not "Dask needs bokeh"
+
+
 def test_ctrl_c_stops_every_process(system: System) -> None:
     pids = system.program_pids()
     assert len(pids) >= 6  # Prefect, scheduler, two workers, deployments, API

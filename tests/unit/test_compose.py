@@ -103,6 +103,12 @@ def test_no_service_but_the_api_is_published_beyond_the_host_loopback(name: str)
     assert published_addresses(SERVICES[name]) == ["127.0.0.1"] * len(SERVICES[name]["ports"]), name
 
 
+def test_the_dask_dashboard_is_published_on_the_host_loopback() -> None:
+    scheduler = SERVICES["dask-scheduler"]
+    assert any(str(port).endswith(":8787") for port in scheduler["ports"])
+    assert "--dashboard-address" in scheduler["command"]
+
+
 def test_the_prefect_api_requires_the_auth_string_every_client_sends() -> None:
     required = "${PREFECT_AUTH_STRING:?set PREFECT_AUTH_STRING in .env}"
     assert SERVICES["prefect-server"]["environment"]["PREFECT_SERVER_API_AUTH_STRING"] == required
