@@ -23,6 +23,7 @@ from api.security import (
     read_token,
     same_secret,
 )
+from api.shared import SharedState
 from api.ttlcache import TTLCache
 from cropai.config import Settings
 from cropai.db import ApiKey, Role, User, as_utc
@@ -117,13 +118,13 @@ async def get_current_user(
 
 
 # Users behind access tokens, by id, for a few seconds. A change made through this API
-# process forgets the user at once; one made elsewhere (another replica, the admin panel)
-# is seen within the TTL: that is how late another replica refuses a revoked token.
+# process forgets the user at once, and with Redis in every replica; one made elsewhere (the
+# admin panel, the CLI, or another replica without Redis) is seen within the TTL.
 USER_CACHE_TTL_S = 5.0
 
 
-def active_users() -> TTLCache[int, User | None]:
-    return TTLCache(USER_CACHE_TTL_S)
+def active_users(shared: SharedState | None = None) -> TTLCache[int, User | None]:
+    return TTLCache(USER_CACHE_TTL_S, name="users", shared=shared)
 
 
 def _load_user(sessions: sessionmaker[Session], user_id: int) -> User | None:

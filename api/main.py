@@ -20,6 +20,7 @@ from api.ratelimit import LoginLimits, RateLimit
 from api.reconcile import Sweeper
 from api.routes import analyses, assessment, auth, fields, health, ingest, models, scenes, users
 from api.routes.analyses import finished_analyses
+from api.shared import SharedState
 from api.webapp import mount_web_app
 from cropai.config import Settings, load_settings
 from cropai.db import retry_budget
@@ -74,11 +75,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.services = services_for(settings)
     app.state.orchestrator = Orchestrator(settings)
-    app.state.login_limits = LoginLimits.from_settings(settings)  # POST /auth/token and /admin/login
-    app.state.submit_limit = RateLimit("analysis submissions", settings.submissions_per_minute)
+    shared = SharedState(settings.redis_url)  # Redis, when replicas must agree on limits and caches
+    app.state.login_limits = LoginLimits.from_settings(settings, shared)  # POST /auth/token and /admin/login
+    app.state.submit_limit = RateLimit("analysis submissions", settings.submissions_per_minute, shared)
     app.state.metrics = Metrics()
-    app.state.users = active_users()
-    app.state.finished_analyses = finished_analyses()
+    app.state.users = active_users(shared)
+    app.state.finished_analyses = finished_analyses(shared)
     app.state.request_sessions = sessionmaker(
         app.state.services.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )

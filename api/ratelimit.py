@@ -1,47 +1,45 @@
-"""Sliding-window rate limits kept in the API process.
+"""Moving-window rate limits (the ``limits`` library): in Redis when ``CROPAI_REDIS_URL`` is
+set, so that every replica counts the same events, else in the API process.
 
 One window per key (an account or a client address for logins, a user for submissions).
-Limits are per API process: behind several replicas, each allows the rate, which
-is what a per-instance guard against scripts and password guessing needs.
+Without Redis, limits are per API process: behind several replicas each allows the rate.
 """
 
 from __future__ import annotations
 
 import math
-import threading
 import time
-from collections import deque
 
+from limits import RateLimitItemPerMinute
+from limits.errors import StorageError
+from limits.strategies import MovingWindowRateLimiter
 from starlette.requests import Request
 
 from api.errors import TooManyRequests
 from api.proxies import client_address, trusted_proxies
+from api.shared import SharedState
 from cropai.config import Settings
-
-WINDOW_S = 60.0
-MAX_KEYS = 100_000  # forget the oldest keys beyond this, so memory stays bounded
 
 
 class RateLimit:
-    def __init__(self, what: str, per_minute: int) -> None:
+    def __init__(self, what: str, per_minute: int, shared: SharedState | None = None) -> None:
         self.what = what
         self.per_minute = per_minute
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
+        self.item = RateLimitItemPerMinute(per_minute)
+        self.shared = shared or SharedState()
 
     def hit(self, key: str) -> None:
         """Count one event for ``key``; raise :class:`TooManyRequests` past the limit."""
-        now = time.monotonic()
-        with self._lock:
-            hits = self._hits.pop(key, None) or deque()
-            while hits and hits[0] <= now - WINDOW_S:
-                hits.popleft()
-            self._hits[key] = hits  # re-inserted: dict order is least recently used first
-            if len(hits) >= self.per_minute:
-                raise TooManyRequests(self.what, max(1, math.ceil(hits[0] + WINDOW_S - now)))
-            hits.append(now)
-            if len(self._hits) > MAX_KEYS:
-                del self._hits[next(iter(self._hits))]
+        try:
+            self._hit(MovingWindowRateLimiter(self.shared.storage()), key)
+        except StorageError as exc:  # Redis went away: this process counts alone for a while
+            self.shared.lost(exc)
+            self._hit(MovingWindowRateLimiter(self.shared.memory), key)
+
+    def _hit(self, limiter: MovingWindowRateLimiter, key: str) -> None:
+        if not limiter.hit(self.item, self.what, key):
+            reset = limiter.get_window_stats(self.item, self.what, key).reset_time
+            raise TooManyRequests(self.what, max(1, math.ceil(reset - time.time())))
 
 
 class LoginLimits:
@@ -55,9 +53,11 @@ class LoginLimits:
         self.trusted = trusted
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> LoginLimits:
-        per_account = RateLimit("login attempts", settings.login_attempts_per_minute)
-        per_client = RateLimit("login attempts from your address", settings.login_attempts_per_client_per_minute)
+    def from_settings(cls, settings: Settings, shared: SharedState | None = None) -> LoginLimits:
+        per_account = RateLimit("login attempts", settings.login_attempts_per_minute, shared)
+        per_client = RateLimit(
+            "login attempts from your address", settings.login_attempts_per_client_per_minute, shared
+        )
         return cls(per_account, per_client, trusted_proxies(settings))
 
     def hit(self, request: Request, email: str) -> None:

@@ -50,6 +50,8 @@ EXPECTED_FORMS = {
     "s3_secure": "true or false (use TLS to reach the S3 endpoint)",
     "dask_address": "empty for a local cluster, or a scheduler address such as tcp://host:8786",
     "dask_workers": "a whole number of local worker processes; 0 = one per core",
+    "redis_url": "empty to keep rate limits and caches in each API process, or redis://host:6379/0 to share "
+    "them among replicas",
     "worker_memory": "empty for Dask's default (the machine's memory shared among local workers), or a size "
     "such as 2GB: each local worker's memory limit, which also sizes the batches",
     "environment": "dev or production",
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
     dask_address: str = ""
     dask_workers: int = Field(default=0, ge=0)
     worker_memory: str = ""
+    redis_url: str = Field(default="", pattern=r"^$|^rediss?://\S+$")
     environment: Literal["dev", "production"] = "dev"
     secret_key: SecretStr = SecretStr(DEV_SECRET_KEY)
     connect_timeout_s: float = Field(default=5.0, gt=0)

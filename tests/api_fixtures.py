@@ -3,13 +3,20 @@ their auth headers, and registered (but unserved) analysis, ingest and train dep
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from fastapi.testclient import TestClient
 
 from api.main import create_app
 from cropai.accounts import create_user
+from cropai.cli.loopback import free_port, wait_for_http
 from cropai.config import Settings
 from cropai.db import Role, upgrade_database
 from cropai.services import services
@@ -87,3 +94,24 @@ def ensure_default_model_registered(settings: Settings) -> None:
 
     svc = services(settings)
     ensure_default_model(svc.store, svc.sessions)
+
+
+@contextmanager
+def api_process(settings: Settings, log: Path) -> Iterator[tuple[str, int]]:
+    """The API as `cropai api` serves it (uvicorn, one process) with ``settings``; its URL and pid."""
+    port = free_port()
+    env = {name: value for name, value in os.environ.items() if not name.startswith("CROPAI_")}
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "api.serve", "--port", str(port)],
+            env={**env, **settings.as_environment()},
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for_http(f"{url}/healthz", deadline_s=60)
+        yield url, process.pid
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

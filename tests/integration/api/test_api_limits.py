@@ -7,10 +7,7 @@ from __future__ import annotations
 import http.client
 import itertools
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,8 +21,7 @@ from fastapi.testclient import TestClient
 from cropai.accounts import create_user
 from cropai.config import Settings
 from cropai.services import services
-from tests.api_fixtures import PASSWORD, new_account
-from tests.conftest import free_port, wait_for_http
+from tests.api_fixtures import PASSWORD, api_process, new_account
 from tests.integration.api.test_api_catalogue import collection, parcel
 
 MIB = 2**20
@@ -53,24 +49,10 @@ class ServedApi:
 def served(settings: Settings, log: Path) -> Iterator[ServedApi]:
     """The API as `cropai api` serves it (uvicorn, one process), with an analyst logged in."""
     create_user(services(settings).sessions, "analyst@example.org", PASSWORD)
-    port = free_port()
-    env = {name: value for name, value in os.environ.items() if not name.startswith("CROPAI_")}
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "api.serve", "--port", str(port)],
-            env={**env, **settings.as_environment()},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_for_http(f"{url}/healthz", deadline_s=60)
+    with api_process(settings, log) as (url, pid):
         token = httpx.post(f"{url}/auth/token", data={"username": "analyst@example.org", "password": PASSWORD})
         assert token.status_code == 200, token.text + log.read_text()
-        yield ServedApi(url, process.pid, {"Authorization": f"Bearer {token.json()['access_token']}"})
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        yield ServedApi(url, pid, {"Authorization": f"Bearer {token.json()['access_token']}"})
 
 
 @pytest.fixture
