@@ -4,6 +4,7 @@ one at a time."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from typing import Annotated
 
@@ -40,6 +41,9 @@ def serve(
         int | None, typer.Option(min=1, help="Most flow runs at once (default CROPAI_FLOW_CONCURRENCY).")
     ] = None,
     schedules: Annotated[bool, typer.Option(help="Keep the ingestion's cron schedule active.")] = True,
+    redis: Annotated[
+        bool, typer.Option(help="Start a redis-server for the API's rate limits and caches (CROPAI_REDIS_URL).")
+    ] = False,
 ) -> None:
     """Serve the deployments (analyze, ingest-scheduled, train) to the Prefect server in PREFECT_API_URL."""
     limit = limit or load_settings().flow_concurrency
@@ -64,6 +68,9 @@ def up(
     scheduler_port: Annotated[int, typer.Option(help="Dask scheduler port.")] = 8786,
     dashboard_port: Annotated[int, typer.Option(help="Dask dashboard port.")] = 8787,
     schedules: Annotated[bool, typer.Option(help="Keep the ingestion's cron schedule active.")] = True,
+    redis: Annotated[
+        bool, typer.Option(help="Start a redis-server for the API's rate limits and caches (CROPAI_REDIS_URL).")
+    ] = False,
 ) -> None:
     """Run the whole stack on this machine until Ctrl-C: a Prefect server (SQLite), a Dask
     scheduler and workers, the deployment server and the API, on loopback."""
@@ -71,6 +78,11 @@ def up(
     if settings.environment == "dev":
         _warn_dev_mode(settings)
     ports = Ports(prefect_port, api_port or settings.api_port, scheduler_port, dashboard_port)
+    redis_binary = shutil.which("redis-server") if redis else None
+    if redis and redis_binary is None:
+        raise InvalidInput(
+            "--redis needs a redis-server on the PATH: install Debian's redis-server, or leave --redis out"
+        )
     if busy := ports.taken():
         raise InvalidInput(
             f"already in use on 127.0.0.1: {', '.join(busy)}; stop what listens there or pick "
@@ -85,7 +97,7 @@ def up(
         # The stack turns Ctrl-C, SIGTERM (systemd, docker stop, kill) and SIGHUP into an
         # orderly stop of every program; a second one kills them all at once.
         with Stack(logs, report=lambda line: console.print(line, highlight=False)) as stack:
-            start_stack(stack, settings, ports, count, schedules)
+            start_stack(stack, settings, ports, count, schedules, redis_binary)
             console.print(
                 f"\n[green]Crop AI is up[/]\n  map viewer      {ports.api_url}/app/\n"
                 f"  Prefect UI      http://127.0.0.1:{ports.prefect}\n"

@@ -341,7 +341,9 @@ def _wait_gone(groups: list[int]) -> list[int]:
 
 
 def _probe(url: str) -> str | None:
-    """None when ``url`` answers 2xx, else what it did instead."""
+    """None when ``url`` answers 2xx (a ``redis://`` one: PONG to a PING), else what it did instead."""
+    if url.startswith("redis://"):
+        return _probe_redis(url)
     try:
         with urllib.request.urlopen(url, timeout=2) as response:
             return None if 200 <= response.status < 300 else f"{url} answered {response.status}"
@@ -349,6 +351,17 @@ def _probe(url: str) -> str | None:
         return f"{url} answered {exc.code}"
     except (urllib.error.URLError, OSError) as exc:
         return f"{url} did not answer ({getattr(exc, 'reason', exc)})"
+
+
+def _probe_redis(url: str) -> str | None:
+    host, port = url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2) as connection:
+            connection.sendall(b"PING\r\n")
+            reply = connection.recv(16)
+    except OSError as exc:
+        return f"{url} did not answer ({exc})"
+    return None if reply.startswith(b"+PONG") else f"{url} answered {reply!r}"
 
 
 def _span(seconds: float) -> str:
@@ -443,6 +456,16 @@ def deployment_server(ports: Ports, env: dict[str, str], schedules: bool = True)
     )
 
 
+def redis_server(binary: str, port: int) -> Program:
+    """Redis for the API's rate limits and cache invalidations; it keeps nothing on disk."""
+    return Program(
+        "redis",
+        [binary, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no"],
+        ready_urls=(f"redis://{LOOPBACK}:{port}",),
+        shown_url=f"redis://{LOOPBACK}:{port}/0",
+    )
+
+
 def api_server(ports: Ports, env: dict[str, str]) -> Program:
     return Program(
         "api",
@@ -481,9 +504,16 @@ def stack_environment(settings: Settings, ports: Ports, cores: int) -> dict[str,
     }
 
 
-def start_stack(stack: Stack, settings: Settings, ports: Ports, workers: int, schedules: bool = True) -> None:
+def start_stack(
+    stack: Stack, settings: Settings, ports: Ports, workers: int, schedules: bool = True, redis: str | None = None
+) -> None:
     """Prefect server, Dask scheduler, ``workers`` Dask workers and the API start together;
-    the deployment server once Prefect answers (it registers the deployments there)."""
+    the deployment server once Prefect answers (it registers the deployments there). With
+    ``redis`` (the path of a redis-server), a Redis first, which the API shares its limits on."""
+    if redis:
+        port = free_port()
+        stack.wait_ready(stack.launch(redis_server(redis, port)))
+        settings = settings.model_copy(update={"redis_url": f"redis://{LOOPBACK}:{port}/0"})
     env = stack_environment(settings, ports, os.cpu_count() or 1)
     prefect = stack.launch(prefect_server(ports, settings.home / "prefect"))
     scheduler = stack.launch(dask_scheduler(ports))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import time
@@ -17,12 +18,13 @@ import httpx
 import numpy as np
 import pytest
 import rasterio
+import redis
 from distributed import Client
 from PIL import Image
 
 from cropai.cli.supervisor import signal_group
 from tests.analysis_fixtures import AOI, AREA, END, START, crop_parcels
-from tests.e2e.conftest import POLL_DEADLINE_S, Season, System, new_user, stop
+from tests.e2e.conftest import POLL_DEADLINE_S, REDIS, Season, System, new_user, stop
 
 ANALYST = "analyst@example.org"
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "default" / "cropnet" / "1.0.0"
@@ -151,6 +153,15 @@ def test_the_dask_dashboard_is_printed_and_shows_its_bokeh_pages(system: System)
     assert url in system.printed()
     page = httpx.get(url, timeout=30)
     assert page.status_code == 200 and "bokeh-" in page.text  # the dashboard itself, not "Dask needs bokeh"
+
+
+@pytest.mark.skipif(not REDIS, reason="no redis-server: install Debian's redis-server")
+def test_with_redis_the_stack_starts_one_and_the_api_counts_logins_there(system: System, admin: dict) -> None:
+    match = re.search(r"ready\s+redis\s+(redis://\S+)", system.printed())
+    assert match, system.printed()
+    httpx.post(f"{system.ports.api_url}/auth/token", data={"username": "nobody@example.org", "password": "x"})
+    keys = redis.Redis.from_url(match.group(1)).keys("cropai-limits*")
+    assert keys  # the login limit's window lives in the stack's Redis
 
 
 def test_ctrl_c_stops_every_process(system: System) -> None:
