@@ -80,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.submit_limit = RateLimit("analysis submissions", settings.submissions_per_minute, shared)
     app.state.metrics = Metrics()
     app.state.users = active_users(shared)
-    app.state.finished_analyses = finished_analyses(shared)
+    app.state.finished_analyses = finished_analyses()
     app.state.request_sessions = sessionmaker(
         app.state.services.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )

@@ -164,7 +164,7 @@ def make_plan(
     large as the request asks (about 1 Mpix by default) and as ``worker_memory`` (bytes) allows."""
     bins = model.season.bins_in(request.start, request.end)
     usable = usable_scenes(request.aoi_geojson, bins, scenes, (request.start, request.end))
-    grid = grid_for_bbox(request.bounds, RESOLUTION_M)
+    grid = aoi_grid(request.aoi_geojson)
     mask = aoi_mask(request.aoi_geojson, grid)
     batch_pixels = request.batch_pixels or DEFAULT_BATCH_PIXELS
     if worker_memory:
@@ -270,6 +270,13 @@ def candidate_scenes(
             CandidateScene(s.object_key, s.acquired_at, s.footprint_geojson, s.scene_id, s.version, s.content_hash)
             for s in latest.values()
         ]
+
+
+def aoi_grid(aoi_geojson: dict[str, Any]) -> Grid:
+    """The 10 m grid of an analysis of the AOI (GeoJSON, EPSG:4326): its UTM zone, its bounding
+    box snapped to whole pixels, so that reruns give the same pixels."""
+    minx, miny, maxx, maxy = shapely.geometry.shape(aoi_geojson).bounds
+    return grid_for_bbox((float(minx), float(miny), float(maxx), float(maxy)), RESOLUTION_M)
 
 
 def aoi_mask(aoi_geojson: dict[str, Any], grid: Grid) -> npt.NDArray[np.bool_]:

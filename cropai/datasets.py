@@ -21,17 +21,18 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import shapely
 import zarr
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from cropai import sentinel2
-from cropai.analysis import aoi_mask, candidate_scenes, scene_refs, season_composite, usable_scenes
+from cropai.analysis import aoi_grid, aoi_mask, candidate_scenes, scene_refs, season_composite, usable_scenes
 from cropai.composite import TimeBin, monthly_bins
 from cropai.config import Settings
 from cropai.db import Analysis
 from cropai.errors import InvalidInput, ObjectNotFound
-from cropai.grid import Grid, grid_for_bbox
+from cropai.grid import Grid
 from cropai.legend import Legend
 from cropai.services import services
 from cropai.zarr_store import ObjectZarrStore
@@ -49,10 +50,11 @@ def georeference(
     """Write the coordinates, the CRS and the class metadata of a prediction Zarr whose arrays
     name their dimensions (``dimension_names``); what is there already is left as it is."""
     transform = grid.transform
+    x, y = grid.pixel_centres()
     if "x" not in root:
-        root.create_array("x", data=transform.c + transform.a * (np.arange(grid.width) + 0.5), dimension_names=("x",))
+        root.create_array("x", data=x, dimension_names=("x",))
     if "y" not in root:
-        root.create_array("y", data=transform.f + transform.e * (np.arange(grid.height) + 0.5), dimension_names=("y",))
+        root.create_array("y", data=y, dimension_names=("y",))
     if "time" not in root:
         first = bins[0].start
         days = root.create_array(
@@ -107,8 +109,7 @@ def open_analysis(analysis_id: str | uuid.UUID, settings: Settings | None = None
             "(POST /analyses/{id}/rerun) or read its cropmap.tif with rioxarray.open_rasterio"
         )
     predictions = xr.open_zarr(store, consolidated=False)
-    grid = Grid(str(predictions.rio.crs), float(predictions.rio.resolution()[0]), *_origin(predictions))
-    inside = xr.DataArray(aoi_mask(aoi, grid), dims=("y", "x"))
+    inside = xr.DataArray(aoi_mask(aoi, aoi_grid(aoi)), dims=("y", "x"))
     masked: xr.Dataset = predictions.where(inside, 0).astype("uint8")  # as cropmap.tif: 0 outside the AOI
     located: xr.Dataset = masked.rio.write_crs(predictions.rio.crs)
     return located
@@ -135,18 +136,18 @@ def open_season(
             monthly_bins(start.year, [start.month])
         )
     svc = services(settings)
-    bounds = _bounds(aoi_geojson)
-    usable = usable_scenes(aoi_geojson, bins, candidate_scenes(svc.sessions, bounds), (start, end))
-    grid = grid_for_bbox(bounds, sentinel2.RESOLUTION_M)
+    grid = aoi_grid(aoi_geojson)
+    candidates = candidate_scenes(svc.sessions, shapely.geometry.shape(aoi_geojson).bounds)
+    usable = usable_scenes(aoi_geojson, bins, candidates, (start, end))
     made = season_composite(svc.store, scene_refs(grid, usable), bins, grid, Window(0, 0, grid.width, grid.height))
     if made is None:
         raise ObjectNotFound(f"no catalogued scene covers the AOI between {start} and {end}")
-    transform = grid.transform
+    x, y = grid.pixel_centres()
     coords = {
         "time": np.array([b.start for b in bins], dtype="datetime64[ns]"),
         "band": list(sentinel2.BANDS),
-        "y": transform.f + transform.e * (np.arange(grid.height) + 0.5),
-        "x": transform.c + transform.a * (np.arange(grid.width) + 0.5),
+        "y": y,
+        "x": x,
     }
     outside = ~aoi_mask(aoi_geojson, grid)
     made.cube[:, :, outside] = np.nan
@@ -159,18 +160,5 @@ def open_season(
         coords=coords,
         attrs={"time_bins": [[b.start.isoformat(), b.end.isoformat()] for b in bins]},
     )
-    located: xr.Dataset = season.rio.write_crs(grid.crs).rio.write_transform(transform)
+    located: xr.Dataset = season.rio.write_crs(grid.crs).rio.write_transform(grid.transform)
     return located
-
-
-def _origin(predictions: xr.Dataset) -> tuple[float, float, int, int]:
-    """The grid's top-left corner (x, y) and its width and height, from the pixel centres."""
-    transform = predictions.rio.transform()
-    return float(transform.c), float(transform.f), predictions.sizes["x"], predictions.sizes["y"]
-
-
-def _bounds(aoi_geojson: dict[str, Any]) -> tuple[float, float, float, float]:
-    import shapely
-
-    minx, miny, maxx, maxy = shapely.geometry.shape(aoi_geojson).bounds
-    return float(minx), float(miny), float(maxx), float(maxy)

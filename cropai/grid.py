@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
@@ -46,6 +48,12 @@ class Grid:
     @property
     def shape(self) -> tuple[int, int]:
         return self.height, self.width
+
+    def pixel_centres(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """(x, y): the coordinates of the centres of the grid's columns and rows, in its CRS."""
+        x = self.origin_x_m + self.resolution_m * (np.arange(self.width, dtype=np.float64) + 0.5)
+        y = self.origin_y_m - self.resolution_m * (np.arange(self.height, dtype=np.float64) + 0.5)
+        return x.astype(np.float64), y.astype(np.float64)
 
     @property
     def pixel_area_ha(self) -> float:

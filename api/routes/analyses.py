@@ -42,7 +42,6 @@ from api.schemas import (
     FieldChangeOut,
     Page,
 )
-from api.shared import SharedState
 from api.ttlcache import TTLCache
 from cropai import webtiles
 from cropai.analysis_records import RERUN_OF, MissingInputs, create_analysis, create_rerun, model_legend
@@ -78,9 +77,10 @@ FINISHED_CACHE_TTL_S = 10.0
 TILE_MAX_AGE_S = 300
 
 
-def finished_analyses(shared: SharedState | None = None) -> TTLCache[uuid.UUID, tuple[int | None, bytes]]:
-    """Rendered answers of completed analyses, with their owner for the visibility check."""
-    return TTLCache(FINISHED_CACHE_TTL_S, name="finished-analyses", shared=shared)
+def finished_analyses() -> TTLCache[uuid.UUID, tuple[int | None, bytes]]:
+    """Rendered answers of completed analyses, with their owner for the visibility check. A
+    completed analysis never changes (a rerun is a new one), so replicas need not share it."""
+    return TTLCache(FINISHED_CACHE_TTL_S, name="finished-analyses")
 
 
 # --- checks that need settings or the catalogue: each a 422 naming its field -------------------

@@ -52,7 +52,8 @@ def update_user(user_id: RowId, body: UserUpdate, admin: AdminUser, session: Ses
     if ends_sessions:
         end_sessions(user)
     session.commit()  # one UPDATE: the change and the end of the sessions land together
-    request.app.state.users.forget(user.id)  # counts from now in this process; other replicas within the cache TTL
+    # Counts from now in this process, and with Redis in every replica; without it, theirs within the TTL.
+    request.app.state.users.forget(user.id)
     return user
 
 
