@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from cropai.cropmap import write_map  # noqa: E402
-from cropai.crops import CLASSES  # noqa: E402
+from cropai.crops import CLASSES, SYNTHETIC_LEGEND  # noqa: E402
 from cropai.grid import grid_for_bbox  # noqa: E402
 from cropai.storage import LocalStore  # noqa: E402
 from cropai.webtiles import TileId, map_tile  # noqa: E402
@@ -68,7 +68,15 @@ def main() -> None:
         store = LocalStore(Path(temp) / "store")
         path = Path(temp) / "cropmap.tif"
         labels = parcel_map(grid.shape)
-        write_map(labels, np.full(grid.shape, 200, np.uint8), grid, path, analysis_id="bench", model="bench")
+        write_map(
+            labels,
+            np.full(grid.shape, 200, np.uint8),
+            grid,
+            path,
+            analysis_id="bench",
+            model="bench",
+            legend=SYNTHETIC_LEGEND,
+        )
         store.put("analyses/bench/cropmap.tif", path)
         print(
             f"{'zoom':>4} {'tiles':>6} {'cold p50 ms':>12} {'cold p95 ms':>12} "

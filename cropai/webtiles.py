@@ -13,6 +13,10 @@ tiles are rendered on every request, so no viewer can fill the store.
 
 rasterio is imported when a tile is rendered, not with this module: the API process
 imports it and stays small until a map is viewed.
+
+Rendered by hand rather than with rio-tiler: rio-tiler 9.4 reads through a GDAL WarpedVRT, which
+was slower at every zoom and about 50 times slower on tiles coarser than the map's last overview,
+and importing it loads xarray and Dask (docs/benchmarks.md, "Map tiles").
 """
 
 from __future__ import annotations

@@ -95,6 +95,24 @@ def test_a_zoomed_out_tile_keeps_every_class_in_its_colour(crop_map: Path) -> No
     assert colours == {(*MAIZE.rgb, 255), (*WHEAT.rgb, 255)}
 
 
+def test_a_zoomed_out_tile_is_read_from_the_overviews(tmp_path: Path) -> None:
+    """A map whose overviews hold wheat and full resolution maize: zoom 11 (76 m tile pixels, the
+    map's 10 m pixels are 15 m in Web Mercator) shows the overviews, zoom 14 (10 m) the pixels."""
+    grid = grid_for_bbox(AREA, 10.0)
+    path = tmp_path / "overviews.tif"
+    profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=1, dtype="uint8", nodata=0, tiled=True)
+    with rasterio.open(path, "w", crs=grid.crs, transform=grid.transform, **profile) as dst:
+        dst.write(np.full(grid.shape, WHEAT.id, np.uint8), 1)
+        dst.build_overviews([2, 4], rasterio.enums.Resampling.nearest)
+        dst.write_colormap(1, SYNTHETIC_LEGEND.colour_table())
+    with rasterio.open(path, "r+") as dst:
+        dst.write(np.full(grid.shape, MAIZE.id, np.uint8), 1)  # the overviews keep wheat
+    with rasterio.open(path) as src:
+        zoomed_out, zoomed_in = render_tile(src, tile_of(1.620, 48.211, 11)), render_tile(src, CORNER)
+    assert {tuple(int(v) for v in c) for c in zoomed_out[zoomed_out[..., 3] > 0]} == {(*WHEAT.rgb, 255)}
+    assert {tuple(int(v) for v in c) for c in zoomed_in[zoomed_in[..., 3] > 0]} == {(*MAIZE.rgb, 255)}
+
+
 def test_a_tile_away_from_the_map_is_all_transparent(crop_map: Path) -> None:
     with rasterio.open(crop_map) as src:
         assert not render_tile(src, AWAY).any()  # Paris, 80 km away
