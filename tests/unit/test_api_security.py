@@ -13,6 +13,7 @@ from api.proxies import client_address, trusted_proxies
 from api.ratelimit import LoginLimits, RateLimit
 from api.security import InvalidToken, api_key_hash, api_key_prefix, issue_token, new_api_key, read_token
 from api.serve import proxy_options, warn_if_signed_with_dev_key
+from api.ttlcache import TTLCache
 from cropai.accounts import hash_password, verify_password
 from cropai.config import Settings
 
@@ -141,3 +142,28 @@ def test_serving_with_the_development_key_warns_loudly(caplog: pytest.LogCapture
     with caplog.at_level(logging.WARNING, logger="cropai.serve"):
         warn_if_signed_with_dev_key(Settings(_env_file=None))
     assert "public development key" in caplog.text and "beyond this machine" in caplog.text
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_cached_users_expire_after_their_ttl_and_the_oldest_go_first_when_full() -> None:
+    clock = Clock()
+    cache: TTLCache[int, str] = TTLCache(5.0, max_entries=2, clock=clock)
+    cache.put(1, "ann")
+    clock.now = 4.9
+    assert cache.get(1) == "ann"
+    clock.now = 5.0
+    assert cache.get(1) is None  # a role change is seen within the TTL at most
+    cache.put(1, "ann")
+    cache.put(2, "bob")
+    cache.get(1)
+    cache.put(3, "cy")  # full: the least recently used (bob) makes room
+    assert (cache.get(1), cache.get(2), cache.get(3)) == ("ann", None, "cy")
+    cache.forget(1)
+    assert cache.get(1) is None
