@@ -18,7 +18,7 @@ from api.observability import Metrics, RequestObservation
 from api.orchestrator import Orchestrator
 from api.ratelimit import LoginLimits, RateLimit
 from api.reconcile import Sweeper
-from api.routes import analyses, assessment, auth, fields, health, ingest, models, scenes, users
+from api.routes import analyses, assessment, auth, fields, health, ingest, models, scenes, stac, users
 from api.routes.analyses import finished_analyses
 from api.shared import SharedState
 from api.webapp import mount_web_app
@@ -84,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.request_sessions = sessionmaker(
         app.state.services.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
     )
-    for module in (health, auth, users, scenes, fields, models, analyses, assessment, ingest):
+    for module in (health, auth, users, scenes, fields, models, analyses, assessment, ingest, stac):
         app.include_router(module.router)
     install_error_handlers(app)
     mount_admin(app, settings, app.state.services, app.state.login_limits)

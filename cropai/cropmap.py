@@ -38,14 +38,13 @@ from rasterio.warp import transform_geom
 from cropai.analysis import AnalysisPlan, aoi_mask
 from cropai.grid import Grid
 from cropai.legend import Legend
-from cropai.storage import ObjectStore
+from cropai.storage import COG_CONTENT_TYPE, ObjectStore
 from cropai.webtiles import tiles_prefix
 from cropai.zarr_store import ObjectZarrStore
 
 QUICKLOOK_MAX_PX = 1024
 MAP, QUICKLOOK, EVIDENCE = "cropmap.tif", "quicklook.png", "evidence.tif"  # object names under the analysis
 STYLE = "cropmap.qml"  # the map's QGIS style: class names and colours, applied by QGIS to cropmap.tif beside it
-COG_CONTENT_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ from cropai.raster import (
 from cropai.sentinel2 import REFLECTANCE_SCALE
 from cropai.source_bounds import STORE_PREFIX, SourceBounds, open_url
 from cropai.sources import OPEN, SceneAsset, SceneCandidate
-from cropai.storage import ObjectStore
+from cropai.storage import COG_CONTENT_TYPE, ObjectStore
 
 log = logging.getLogger(__name__)
 
@@ -294,9 +294,7 @@ def _land(
 ) -> IngestOutcome:
     """Write the canonical COG, upload it and catalogue it as the scene's next version."""
     scene = _canonical_scene(candidate, source, work, hints)
-    store.put(
-        scene.object_key, scene.cog, content_type="image/tiff; application=geotiff; profile=cloud-optimized", move=True
-    )
+    store.put(scene.object_key, scene.cog, content_type=COG_CONTENT_TYPE, move=True)
     return _catalogue(candidate, scene, store, sessions, run_id)
 
 

@@ -35,6 +35,8 @@ DEFAULT_URL_EXPIRY = timedelta(hours=1)
 GDAL_CACHE_MB = 256
 _TEMP_PREFIX = ".tmp-"
 STREAM_CHUNK_BYTES = 1024 * 1024
+# The content type of the Cloud-Optimized GeoTIFFs in the store: scenes, crop maps, evidence.
+COG_CONTENT_TYPE = "image/tiff; application=geotiff; profile=cloud-optimized"
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,11 @@ class ObjectStore(ABC):
         """Copy the object to a local file."""
 
     @abstractmethod
-    def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int | None:
+        """The object's size in bytes; None when there is no such object."""
+
+    def exists(self, key: str) -> bool:
+        return self.size(key) is not None
 
     @abstractmethod
     def list(self, prefix: str = "") -> list[ObjectInfo]:
@@ -170,8 +176,9 @@ class LocalStore(ObjectStore):
             raise ObjectNotFound(f"no object {key!r} in {self.url}")
         shutil.copyfile(source, path)
 
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
+    def size(self, key: str) -> int | None:
+        path = self._path(key)
+        return path.stat().st_size if path.is_file() else None
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         if not self.root.is_dir():
@@ -302,13 +309,12 @@ class S3Store(ObjectStore):
         with self._errors(key):
             self._client.fget_object(self.bucket, self._object_name(key), str(path))
 
-    def exists(self, key: str) -> bool:
+    def size(self, key: str) -> int | None:
         try:
             with self._errors(key):
-                self._client.stat_object(self.bucket, self._object_name(key))
+                return self._client.stat_object(self.bucket, self._object_name(key)).size
         except ObjectNotFound:
-            return False
-        return True
+            return None
 
     def list(self, prefix: str = "") -> list[ObjectInfo]:
         full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix

@@ -1,4 +1,4 @@
-"""The scene catalogue: search by area, date and cloud cover."""
+"""The scene catalogue: search by area, date and cloud cover; download a scene's COG."""
 
 from __future__ import annotations
 
@@ -6,13 +6,16 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from api.deps import CurrentUser, Limit, Offset, RowId, SessionDep
+from api.deps import CurrentUser, Limit, Offset, RowId, SessionDep, StoreDep
 from api.queries import intersecting, paged
 from api.schemas import Page, SceneOut
 from cropai.db import Scene
 from cropai.provenance import mgrs_tile
+from cropai.storage import COG_CONTENT_TYPE
 
 router = APIRouter(prefix="/scenes", tags=["scenes"])
 
@@ -62,7 +65,26 @@ def _tile(text: str) -> str:
 
 @router.get("/{scene_id}", response_model=SceneOut, summary="Read a scene")
 def read_scene(scene_id: RowId, user: CurrentUser, session: SessionDep) -> SceneOut:
+    return scene_out(_scene(session, scene_id))
+
+
+@router.get(
+    "/{scene_id}/data",
+    summary="The scene's COG (surface reflectance, one band per entry of its bands)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/tiff": {}}}},
+)
+def download_scene(scene_id: RowId, user: CurrentUser, session: SessionDep, store: StoreDep) -> StreamingResponse:
+    scene = _scene(session, scene_id)
+    return StreamingResponse(
+        store.open_stream(scene.object_key),
+        media_type=COG_CONTENT_TYPE,
+        headers={"Content-Disposition": f'attachment; filename="{scene.scene_id}-v{scene.version}.tif"'},
+    )
+
+
+def _scene(session: Session, scene_id: int) -> Scene:
     scene = session.get(Scene, scene_id)
     if scene is None:
         raise HTTPException(404, f"no scene {scene_id}")
-    return scene_out(scene)
+    return scene

@@ -8,24 +8,32 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import pystac
+import pystac.validation
 import pytest
 import rasterio
 import rioxarray  # noqa: F401  (.rio)
 import zarr
 from prefect.client.schemas.objects import State
+from pystac.extensions.classification import ClassificationExtension
+from pystac.extensions.file import FileExtension
+from pystac.extensions.projection import ProjectionExtension
+from pystac.extensions.raster import RasterExtension
 from rasterio.warp import transform_geom
 from rio_cogeo.cogeo import cog_validate
 from shapely.geometry import box, mapping, shape
 from sqlalchemy import select, update
 
 import cropai
-from cropai.analysis_records import create_analysis
+from cropai import stac_catalogue
+from cropai.analysis_records import create_analysis, model_legend
 from cropai.analysis_runs import reopen
 from cropai.config import Settings
 from cropai.cropmap import AnalysisSummary
 from cropai.db import Analysis, AnalysisClassStat, AnalysisStatus, FieldPrediction, Scene
 from cropai.fields import add_fields
 from cropai.ingest import ingest_candidate
+from cropai.legend import Legend
 from cropai.sentinel2 import SCL
 from cropai.services import Services, services
 from cropai.sources import discover
@@ -118,11 +126,42 @@ def test_analysis_maps_the_aoi_and_predicts_most_fields_right(
             scene.content_hash,
         )
     assert summary_markdown(summary_of(state.result())).count("| `") >= len(inputs)
+    assert_stac_item_describes_the_map(svc, analysis)
 
     right = sum(p.class_id == data.field_classes[p.field_id] for p in predictions)
     assert len(predictions) == len(data.field_classes) >= 10
     assert right / len(predictions) >= 0.8
     assert all(0 < p.share <= 1 and 0 < p.mean_confidence <= 1 for p in predictions)
+
+
+def assert_stac_item_describes_the_map(svc: Services, analysis: Analysis) -> None:
+    """The analysis' STAC Item (core schema valid) has the COG's grid, the class ids the map
+    holds among its classes, each stored asset's size, and a link to every scene it read."""
+    item = stac_catalogue.analysis_item(
+        analysis, model_legend_of(svc, analysis), stac_catalogue.Hrefs("http://cropai.test"), svc.store.size
+    )
+    as_served = item.to_dict(transform_hrefs=False)  # as the API serves it, without resolving links
+    pystac.validation.validate_dict(as_served, pystac.STACObjectType.ITEM, extensions=[])
+    assert analysis.map_key is not None
+    projection = ProjectionExtension.ext(item)
+    with svc.store.gdal_env(), rasterio.open(svc.store.gdal_path(analysis.map_key)) as cog:
+        assert projection.code == cog.crs.to_string() and projection.shape == [cog.height, cog.width]
+        assert projection.transform == list(cog.transform)[:6]
+        on_map = {int(v) for v in np.unique(cog.read(1))}
+    bands = RasterExtension.ext(item.assets["map"]).bands
+    assert bands is not None
+    classes = ClassificationExtension.ext(bands[0]).classes or []
+    assert on_map <= {c.value for c in classes}
+    assert FileExtension.ext(item.assets["evidence"]).size == svc.store.size(
+        analysis.map_key.replace("cropmap", "evidence")
+    )
+    derived = [link["href"].rsplit("/", 1)[1] for link in as_served["links"] if link["rel"] == "derived_from"]
+    assert derived == [f"{s['scene_id']}-v{s['version']}" for s in analysis.input_scenes or []]
+
+
+def model_legend_of(svc: Services, analysis: Analysis) -> Legend:
+    with svc.sessions() as session:
+        return model_legend(session, analysis.model_version_id)
 
 
 def test_rerun_reuses_batches_and_gives_the_same_map(season: tuple[Services, Season]) -> None:

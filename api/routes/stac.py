@@ -1,0 +1,328 @@
+"""The catalogue as a read-only STAC API under ``/stac``: a landing page, the ``analyses`` and
+``scenes`` collections, their Items, and search by bbox, datetime, collection and id.
+
+The same bearer token as the rest of the API; a user finds the analyses they may see
+(``api.deps.visible_to``) and every scene. Items are built by ``cropai.stac_catalogue``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Select, false, func, or_, select
+from sqlalchemy.orm import Session
+
+from api.deps import CurrentUser, SessionDep, StoreDep, visible_to
+from api.errors import field_error
+from api.queries import intersecting
+from cropai import stac_catalogue as stac
+from cropai.analysis_records import model_legend
+from cropai.db import Analysis, AnalysisStatus, Scene, User, as_utc
+from cropai.errors import InvalidInput
+from cropai.storage import ObjectStore
+
+if TYPE_CHECKING:
+    import pystac
+
+router = APIRouter(prefix="/stac", tags=["stac"])
+
+STAC_JSON = {"media_type": "application/json"}
+DEFAULT_PAGE = 10  # STAC API's default page size
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class Search:
+    """What a page of Items is asked for: every field None or empty means no filter."""
+
+    collections: tuple[str, ...] = stac.COLLECTIONS
+    ids: tuple[str, ...] = ()
+    bbox: str | None = None  # "minx,miny,maxx,maxy", degrees
+    datetime: str | None = None  # RFC 3339 instant or interval
+    limit: int = DEFAULT_PAGE
+    offset: int = 0
+
+    def window(self) -> stac.TimeWindow | None:
+        if self.datetime is None:
+            return None
+        try:
+            return stac.parse_datetime_filter(self.datetime)
+        except InvalidInput as exc:
+            raise field_error(("query", "datetime"), str(exc)) from None
+
+
+class SearchBody(BaseModel):
+    """``POST /stac/search``: the fields of ``GET /stac/search`` in JSON."""
+
+    collections: list[str] | None = None
+    ids: list[str] | None = None
+    bbox: list[float] | None = Field(None, min_length=4, max_length=4, description="minx, miny, maxx, maxy in degrees")
+    datetime: str | None = None
+    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    offset: int = Field(0, ge=0, le=1_000_000_000)
+
+
+PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="items per page")]
+PageOffset = Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip (the next link sets it)")]
+BBoxQuery = Annotated[str | None, Query(description="minx,miny,maxx,maxy in degrees: Items whose bbox intersects it")]
+DatetimeQuery = Annotated[
+    str | None,
+    Query(description="an RFC 3339 instant, or start/end with .. for an open end, e.g. 2025-04-01T00:00:00Z/.."),
+]
+
+
+# --- what each collection's Items are --------------------------------------------------------
+
+
+def _analyses(user: User, search: Search) -> Select:
+    query = intersecting(
+        select(Analysis).where(visible_to(user, Analysis.owner_id), Analysis.status == AnalysisStatus.completed),
+        Analysis,
+        search.bbox,
+    )
+    if search.ids:
+        query = query.where(Analysis.id.in_(_uuids(search.ids)))
+    window = search.window()
+    if window is not None:  # the season overlaps the window
+        if window.start is not None:
+            query = query.where(Analysis.end_date >= window.start.astimezone(UTC).date())
+        if window.end is not None:
+            query = query.where(Analysis.start_date <= window.end.astimezone(UTC).date())
+    return query.order_by(Analysis.created_at, Analysis.id)
+
+
+def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
+    found = []
+    for text in ids:
+        try:
+            found.append(uuid.UUID(text))
+        except ValueError:
+            continue  # not an analysis' id: it matches none
+    return found
+
+
+def _scenes(search: Search) -> Select:
+    query = intersecting(select(Scene), Scene, search.bbox)
+    if search.ids:
+        versions = [v for v in map(stac.parse_scene_item_id, search.ids) if v is not None]
+        pairs = [(Scene.scene_id == scene_id) & (Scene.version == number) for scene_id, number in versions]
+        query = query.where(or_(*pairs) if pairs else false())
+    window = search.window()
+    if window is not None:
+        if window.start is not None:
+            query = query.where(Scene.acquired_at >= window.start)
+        if window.end is not None:
+            query = query.where(Scene.acquired_at <= window.end)
+    return query.order_by(Scene.acquired_at, Scene.id)
+
+
+def _query(collection_id: str, user: User, search: Search) -> Select:
+    return _analyses(user, search) if collection_id == stac.ANALYSES else _scenes(search)
+
+
+def _item(
+    session: Session, store: ObjectStore, hrefs: stac.Hrefs, collection_id: str, row: Analysis | Scene
+) -> pystac.Item:
+    if isinstance(row, Analysis):
+        return stac.analysis_item(row, model_legend(session, row.model_version_id), hrefs, store.size)
+    return stac.scene_item(row, hrefs)
+
+
+def _hrefs(request: Request) -> stac.Hrefs:
+    return stac.Hrefs(str(request.base_url).rstrip("/"))
+
+
+def _checked_collection(collection_id: str) -> str:
+    if collection_id not in stac.COLLECTIONS:
+        raise HTTPException(404, f"no collection {collection_id!r}: the collections are {', '.join(stac.COLLECTIONS)}")
+    return collection_id
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def _page(
+    request: Request, session: Session, store: ObjectStore, user: User, search: Search, post: bool = False
+) -> dict[str, Any]:
+    """One page over the collections in their order (analyses, then scenes), with next and
+    previous links that repeat the search at the neighbouring offsets."""
+    hrefs = _hrefs(request)
+    items: list[pystac.Item] = []
+    matched, skip = 0, search.offset
+    for collection_id in search.collections:
+        query = _query(collection_id, user, search)
+        count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        matched += count
+        wanted = search.limit - len(items)
+        if wanted > 0 and skip < count:
+            rows = session.scalars(query.limit(wanted).offset(skip))
+            items.extend(_item(session, store, hrefs, collection_id, row) for row in rows)
+        skip = max(0, skip - count)
+    links = [{"rel": "root", "href": hrefs.root(), "type": "application/json"}]
+    if search.offset + search.limit < matched:
+        links.append(_page_link(request, "next", replace(search, offset=search.offset + search.limit), post))
+    if search.offset > 0:
+        links.append(_page_link(request, "prev", replace(search, offset=max(0, search.offset - search.limit)), post))
+    return stac.item_collection(items, matched, links)
+
+
+def _page_link(request: Request, rel: str, search: Search, post: bool) -> dict[str, Any]:
+    if post:
+        body = SearchBody(
+            collections=list(search.collections),
+            ids=list(search.ids) or None,
+            bbox=[float(v) for v in search.bbox.split(",")] if search.bbox else None,
+            datetime=search.datetime,
+            limit=search.limit,
+            offset=search.offset,
+        )
+        href = str(request.url)
+        return {"rel": rel, "href": href, "type": "application/geo+json", "method": "POST", "body": body.model_dump()}
+    params = {**dict(request.query_params), "limit": str(search.limit), "offset": str(search.offset)}
+    href = f"{str(request.url).split('?', 1)[0]}?{urlencode(params)}"
+    return {"rel": rel, "href": href, "type": "application/geo+json"}
+
+
+def _extent(session: Session, user: User, collection_id: str) -> stac.Extent:
+    """The bbox and time span of the Items ``user`` finds in the collection."""
+    rows = (_analyses(user, Search()).order_by(None) if collection_id == stac.ANALYSES else select(Scene)).subquery()
+    first, last = (
+        (rows.c.start_date, rows.c.end_date)
+        if collection_id == stac.ANALYSES
+        else (rows.c.acquired_at, rows.c.acquired_at)
+    )
+    found: tuple[Any, ...] = tuple(
+        session.execute(
+            select(
+                func.min(rows.c.minx),
+                func.min(rows.c.miny),
+                func.max(rows.c.maxx),
+                func.max(rows.c.maxy),
+                func.min(first),
+                func.max(last),
+            )
+        ).one()
+    )
+    if found[0] is None:
+        return stac.Extent()
+    bbox = (found[0], found[1], found[2], found[3])
+    if collection_id == stac.ANALYSES:
+        return stac.Extent(bbox, *stac.season_bounds(found[4], found[5]))
+    return stac.Extent(bbox, as_utc(found[4]), as_utc(found[5]))
+
+
+# --- routes ----------------------------------------------------------------------------------
+
+
+@router.get("", summary="The STAC API landing page")
+def landing_page(request: Request, user: CurrentUser) -> dict[str, Any]:
+    return stac.landing_page(_hrefs(request))
+
+
+@router.get("/conformance", summary="The STAC API and OGC API classes this catalogue conforms to")
+def conformance(user: CurrentUser) -> dict[str, Any]:
+    return {"conformsTo": list(stac.CONFORMANCE)}
+
+
+@router.get("/collections", summary="The collections: analyses and scenes")
+def collections(request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    hrefs = _hrefs(request)
+    return {
+        "collections": [
+            stac.collection(c, _extent(session, user, c), hrefs).to_dict(transform_hrefs=False)
+            for c in stac.COLLECTIONS
+        ],
+        "links": [
+            {"rel": "self", "href": hrefs.api("/stac/collections"), "type": "application/json"},
+            {"rel": "root", "href": hrefs.root(), "type": "application/json"},
+        ],
+    }
+
+
+@router.get("/collections/{collection_id}", summary="A collection, with the extent of what you may see")
+def read_collection(collection_id: str, request: Request, user: CurrentUser, session: SessionDep) -> dict[str, Any]:
+    _checked_collection(collection_id)
+    return stac.collection(collection_id, _extent(session, user, collection_id), _hrefs(request)).to_dict(
+        transform_hrefs=False
+    )
+
+
+@router.get("/collections/{collection_id}/items", summary="A page of a collection's Items")
+def collection_items(
+    collection_id: str,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    store: StoreDep,
+    bbox: BBoxQuery = None,
+    datetime: DatetimeQuery = None,
+    limit: PageLimit = DEFAULT_PAGE,
+    offset: PageOffset = 0,
+) -> dict[str, Any]:
+    search = Search((_checked_collection(collection_id),), (), bbox, datetime, limit, offset)
+    return _page(request, session, store, user, search)
+
+
+@router.get("/collections/{collection_id}/items/{item_id}", summary="One Item")
+def read_item(
+    collection_id: str, item_id: str, request: Request, user: CurrentUser, session: SessionDep, store: StoreDep
+) -> dict[str, Any]:
+    search = Search((_checked_collection(collection_id),), (item_id,), limit=1)
+    row = session.scalars(_query(collection_id, user, search).limit(1)).first()
+    if row is None:  # another owner's analysis is not there for you
+        raise HTTPException(404, f"no item {item_id!r} in collection {collection_id!r}")
+    return _item(session, store, _hrefs(request), collection_id, row).to_dict(transform_hrefs=False)
+
+
+@router.get("/search", summary="Search Items by collection, id, bbox and datetime")
+def search_get(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    store: StoreDep,
+    collections: Annotated[str | None, Query(description="comma-separated: analyses, scenes (default both)")] = None,
+    ids: Annotated[str | None, Query(description="comma-separated Item ids")] = None,
+    bbox: BBoxQuery = None,
+    datetime: DatetimeQuery = None,
+    limit: PageLimit = DEFAULT_PAGE,
+    offset: PageOffset = 0,
+) -> dict[str, Any]:
+    search = Search(
+        _collections(_split(collections), ("query", "collections")), _split(ids) or (), bbox, datetime, limit, offset
+    )
+    return _page(request, session, store, user, search)
+
+
+@router.post("/search", summary="Search Items by collection, id, bbox and datetime (JSON body)")
+def search_post(
+    body: SearchBody, request: Request, user: CurrentUser, session: SessionDep, store: StoreDep
+) -> dict[str, Any]:
+    search = Search(
+        _collections(tuple(body.collections) if body.collections else None, ("body", "collections")),
+        tuple(body.ids or ()),
+        ",".join(str(v) for v in body.bbox) if body.bbox else None,
+        body.datetime,
+        body.limit,
+        body.offset,
+    )
+    return _page(request, session, store, user, search, post=True)
+
+
+def _split(text: str | None) -> tuple[str, ...] | None:
+    return tuple(part.strip() for part in text.split(",") if part.strip()) if text else None
+
+
+def _collections(asked: tuple[str, ...] | None, location: tuple[str, ...]) -> tuple[str, ...]:
+    if not asked:
+        return stac.COLLECTIONS
+    unknown = [c for c in asked if c not in stac.COLLECTIONS]
+    if unknown:
+        raise field_error(location, f"no collection {unknown[0]!r}: the collections are {', '.join(stac.COLLECTIONS)}")
+    return tuple(c for c in stac.COLLECTIONS if c in asked)
