@@ -9,6 +9,7 @@ model versions) are read-only.
 from __future__ import annotations
 
 import asyncio
+from typing import ClassVar
 
 from fastapi import FastAPI
 from sqladmin import Admin, ModelView
@@ -19,6 +20,7 @@ from starlette.responses import PlainTextResponse, Response
 
 from api.errors import TooManyRequests
 from api.ratelimit import LoginLimits
+from api.ttlcache import TTLCache
 from cropai.accounts import end_sessions, verify_password
 from cropai.config import Settings
 from cropai.db import Analysis, ApiKey, FieldParcel, IngestRun, ModelVersion, Role, Scene, User
@@ -92,11 +94,18 @@ class UserAdmin(ModelView, model=User):
     can_create = False  # accounts are made with a hashed password: POST /users or `cropai users create`
     icon = "fa-solid fa-user"
 
+    users: ClassVar[TTLCache[int, User | None] | None] = None  # the API's, set by mount_admin
+
     async def on_model_change(self, data: dict, model: User, is_created: bool, request: Request) -> None:
-        # As PATCH /users: a deactivation or reactivation ends the account's sessions (the API's
-        # user cache sees it within its TTL).
+        # As PATCH /users: a deactivation or reactivation ends the account's sessions.
         if "is_active" in data and bool(data["is_active"]) != model.is_active:
             end_sessions(model)
+
+    async def after_model_change(self, data: dict, model: User, is_created: bool, request: Request) -> None:
+        # Committed: the API's cached account is dropped (in every replica with Redis), so a
+        # deactivation or a new role applies to the next request.
+        if self.users is not None:
+            self.users.forget(model.id)
 
 
 class ApiKeyAdmin(ModelView, model=ApiKey):
@@ -190,14 +199,22 @@ class IngestRunAdmin(ModelView, model=IngestRun):
     icon = "fa-solid fa-inbox"
 
 
-def mount_admin(app: FastAPI, settings: Settings, services: Services, login_limits: LoginLimits) -> Admin:
-    """Mount the panel at ``/admin``; its logins count against ``login_limits`` with ``POST /auth/token``'s."""
+def mount_admin(
+    app: FastAPI,
+    settings: Settings,
+    services: Services,
+    login_limits: LoginLimits,
+    users: TTLCache[int, User | None],
+) -> Admin:
+    """Mount the panel at ``/admin``; its logins count against ``login_limits`` with ``POST /auth/token``'s,
+    and an account it changes is dropped from ``users``, the API's cache of accounts."""
     admin = Admin(
         app,
         session_maker=services.sessions,
         title="Crop AI admin",
         authentication_backend=AdminLogin(settings, services, login_limits),
     )
-    for view in (UserAdmin, ApiKeyAdmin, AnalysisAdmin, FieldAdmin, SceneAdmin, ModelVersionAdmin, IngestRunAdmin):
+    users_view = type("UserAdmin", (UserAdmin,), {"users": users})  # this app's cache, not a global one
+    for view in (users_view, ApiKeyAdmin, AnalysisAdmin, FieldAdmin, SceneAdmin, ModelVersionAdmin, IngestRunAdmin):
         admin.add_view(view)
     return admin

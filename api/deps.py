@@ -118,8 +118,9 @@ async def get_current_user(
 
 
 # Users behind access tokens, by id, for a few seconds. A change made through this API
-# process forgets the user at once, and with Redis in every replica; one made elsewhere (the
-# admin panel, the CLI, or another replica without Redis) is seen within the TTL.
+# process (its routes or its admin panel) forgets the user at once, and with Redis in every
+# replica; one made elsewhere (straight in the database, another replica without Redis) is
+# seen within the TTL.
 USER_CACHE_TTL_S = 5.0
 
 

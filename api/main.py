@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, auth, users, scenes, fields, models, analyses, assessment, ingest, stac):
         app.include_router(module.router)
     install_error_handlers(app)
-    mount_admin(app, settings, app.state.services, app.state.login_limits)
+    mount_admin(app, settings, app.state.services, app.state.login_limits, app.state.users)
     mount_web_app(app, settings)
     # Innermost middleware, outside every route: 413s still carry CORS headers and are logged.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)

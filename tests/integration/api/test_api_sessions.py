@@ -159,12 +159,14 @@ def test_deactivation_and_reactivation_in_the_admin_panel_do_not_revive_tokens(
 ) -> None:
     admin, analyst = new_account(client, api_app_settings, Role.admin), new_account(client, api_app_settings)
     tokens = log_in(client, analyst.email)
+    assert client.get("/auth/me", headers=bearer(tokens)).status_code == 200  # the API caches the account
     admin_panel_login(client, admin.email)
     for is_active in ({}, {"is_active": "y"}):  # an unticked checkbox is not sent at all
         form = {"full_name": "", "role": "analyst", **is_active}
         edited = client.post(f"/admin/user/edit/{analyst.id}", data=form, follow_redirects=False)
         assert edited.status_code == 302, edited.text
         assert client.get(f"/users/{analyst.id}", headers=admin.headers).json()["is_active"] is bool(is_active)
+        assert client.get("/auth/me", headers=bearer(tokens)).status_code == 401  # at once, not after the cache's TTL
     assert refresh(client, tokens).status_code == 401
 
 
