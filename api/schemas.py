@@ -283,6 +283,7 @@ class AnalysisLinks(BaseModel):
     self: str
     map: str | None = None
     map_style: str | None = None  # the QGIS style (.qml) of the map's class band
+    map_categories: str | None = None  # GDAL's sidecar (.aux.xml): the class band's category names
     quicklook: str | None = None
     fields: str | None = None
     evidence: str | None = None

@@ -45,6 +45,8 @@ from cropai.zarr_store import ObjectZarrStore
 QUICKLOOK_MAX_PX = 1024
 MAP, QUICKLOOK, EVIDENCE = "cropmap.tif", "quicklook.png", "evidence.tif"  # object names under the analysis
 STYLE = "cropmap.qml"  # the map's QGIS style: class names and colours, applied by QGIS to cropmap.tif beside it
+# GDAL's sidecar beside the map (cropmap.tif.aux.xml): its category names and attribute table
+CATEGORIES_SUFFIX = ".aux.xml"
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,7 @@ def finalise(
         store.delete(cached.key)
     store.put(quicklook_key, quicklook(labels, classes, plan.legend), content_type="image/png")
     store.put(f"{plan.prefix}/{STYLE}", plan.legend.qgis_style().encode(), content_type="text/xml")
+    store.put(f"{map_key}{CATEGORIES_SUFFIX}", plan.legend.gdal_categories().encode(), content_type="text/xml")
     return CropMap(
         map_key,
         quicklook_key,

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
+from xml.etree import ElementTree
 from xml.sax.saxutils import quoteattr
 
 import numpy as np
@@ -210,6 +211,36 @@ class Legend:
             "  </pipe>\n"
             "</qgis>\n"
         )
+
+    def gdal_categories(self) -> str:
+        """GDAL's sidecar of a crop map (``cropmap.tif.aux.xml``): band 1's category names (one
+        per pixel value, "" for values no class has) and a thematic raster attribute table of
+        value, class name and colour. A GeoTIFF cannot hold either (GDAL keeps them beside it);
+        GDAL and QGIS read it by themselves beside a raster of the same name."""
+        names = [""] * (max((c.id for c in self.classes), default=0) + 1)
+        names[0] = "no data"
+        for c in self.classes:
+            names[c.id] = c.name
+        band = ElementTree.Element("PAMRasterBand", band="1")
+        categories = ElementTree.SubElement(band, "CategoryNames")
+        for name in names:
+            ElementTree.SubElement(categories, "Category").text = name
+        table = ElementTree.SubElement(band, "GDALRasterAttributeTable", tableType="thematic")
+        # GDAL's field types (0 integer, 2 string) and usages (5 value, 2 name, 6-9 red to alpha).
+        for index, (name, kind, usage) in enumerate(
+            (("Value", 0, 5), ("Class", 2, 2), ("Red", 0, 6), ("Green", 0, 7), ("Blue", 0, 8), ("Alpha", 0, 9))
+        ):
+            field = ElementTree.SubElement(table, "FieldDefn", index=str(index))
+            for tag, text in (("Name", name), ("Type", kind), ("Usage", usage)):
+                ElementTree.SubElement(field, tag).text = str(text)
+        for row, c in enumerate(self.classes):
+            entry = ElementTree.SubElement(table, "Row", index=str(row))
+            for value in (c.id, c.name, *c.rgb, 255):
+                ElementTree.SubElement(entry, "F").text = str(value)
+        document = ElementTree.Element("PAMDataset")
+        document.append(band)
+        ElementTree.indent(document)
+        return ElementTree.tostring(document, encoding="unicode") + "\n"
 
     def as_records(self) -> list[dict[str, object]]:
         """The classes as JSON-ready records ``{"id", "name", "colour", "codes"}``."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -117,6 +118,7 @@ def analysis_out(session: Session, analysis: Analysis) -> AnalysisOut:
             {
                 "map": f"{base}/map",
                 "map_style": f"{base}/map.qml",
+                "map_categories": f"{base}/map.aux.xml",
                 "quicklook": f"{base}/quicklook.png",
                 "fields": f"{base}/fields",
                 "evidence": f"{base}/evidence",
@@ -541,12 +543,30 @@ def _geotiff_download(store: ObjectStore, key: str, filename: str) -> StreamingR
 def download_map_style(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
     """Saved beside the downloaded map with the same name (``cropmap-{id}.qml``), QGIS shows the
     class names in the layer's legend by itself."""
+    return _legend_download(session, user, analysis_id, Legend.qgis_style, f"cropmap-{analysis_id}.qml")
+
+
+@router.get(
+    "/{analysis_id}/map.aux.xml",
+    summary="The crop map's GDAL sidecar: category names and attribute table of its class band",
+    response_class=Response,
+    responses={200: {"content": {"text/xml": {}}}},
+)
+def download_map_categories(analysis_id: uuid.UUID, user: CurrentUser, session: SessionDep) -> Response:
+    """GDAL (gdalinfo, QGIS' attribute table) reads it beside the map of the same name: saved as
+    ``cropmap-{id}.tif.aux.xml``, or found here by GDAL next to ``/analyses/{id}/map`` over HTTP."""
+    return _legend_download(session, user, analysis_id, Legend.gdal_categories, f"cropmap-{analysis_id}.tif.aux.xml")
+
+
+def _legend_download(
+    session: Session, user: User, analysis_id: uuid.UUID, render: Callable[[Legend], str], filename: str
+) -> Response:
+    """A file made from the legend of the model the analysis ran, to save beside its map."""
     results = results_of(session, user, analysis_id)
-    style = model_legend(session, results.model_version_id).qgis_style()
     return Response(
-        style,
+        render(model_legend(session, results.model_version_id)),
         media_type="text/xml",
-        headers={"Content-Disposition": f'attachment; filename="cropmap-{analysis_id}.qml"'},
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
 
 

@@ -44,6 +44,7 @@ from flows.analyze import analyze, summary_markdown
 from models.registry import ensure_default_model
 from tests.analysis_fixtures import AOI, END, START, Season, ingested_season
 from tests.conftest import export_settings, s3_settings
+from tests.gdal_categories import class_band_categories
 
 
 @pytest.fixture
@@ -100,6 +101,8 @@ def test_analysis_maps_the_aoi_and_predicts_most_fields_right(
     # Beside the map its QGIS style, with the name QGIS looks for: the class names of the map's ids.
     style = svc.store.get(analysis.map_key.replace("cropmap.tif", "cropmap.qml")).decode()
     assert all(f'value="{c}"' in style for c in {int(v) for v in np.unique(labels)} - {0})
+    names, _ = class_band_categories(Path(path))  # GDAL's sidecar beside it names them too
+    assert all(names[c] for c in {int(v) for v in np.unique(labels)} - {0})
 
     # For notebooks: the predictions as an xarray Dataset equal the COG pixel for pixel, on its grid.
     opened = cropai.open_analysis(analysis_id, flow_settings)

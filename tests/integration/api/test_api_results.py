@@ -4,6 +4,7 @@ streamed through the API or handed out as a presigned URL."""
 import urllib.request
 import uuid
 from datetime import date
+from pathlib import Path
 from xml.etree import ElementTree
 
 from fastapi.testclient import TestClient
@@ -12,8 +13,9 @@ from cropai.analysis_records import create_analysis
 from cropai.config import Settings
 from cropai.crops import SYNTHETIC_LEGEND
 from cropai.services import services
-from tests.analysis_fixtures import mapped
+from tests.analysis_fixtures import mapped, two_class_analysis
 from tests.api_fixtures import SQUARE, make_client, new_account
+from tests.gdal_categories import class_band_categories
 
 MAP_BYTES = b"II*\x00" + bytes(range(256)) * 5000  # ~1.3 MB: streamed in more than one chunk
 
@@ -87,3 +89,26 @@ def test_the_map_style_gives_qgis_the_class_names_and_colours(client: TestClient
     assert entries == {c.id: (c.name, c.colour) for c in SYNTHETIC_LEGEND.classes}
     other = new_account(client, api_app_settings)  # someone else's analysis stays hidden
     assert client.get(body["links"]["map_style"], headers=other.headers).status_code == 404
+
+
+def test_gdal_reads_the_class_names_from_the_sidecar_saved_beside_the_map(
+    client: TestClient, api_app_settings: Settings, tmp_path: Path
+) -> None:
+    """QGIS and gdalinfo take category names and the attribute table from GDAL: a map downloaded
+    with its sidecar under the names the API gives them has both."""
+    analyst = new_account(client, api_app_settings)
+    analysis_id = two_class_analysis(api_app_settings, analyst.id, SQUARE, tmp_path)
+    links = client.get(f"/analyses/{analysis_id}", headers=analyst.headers).json()["links"]
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    for link in ("map", "map_categories"):
+        response = client.get(links[link], headers=analyst.headers)
+        name = response.headers["content-disposition"].split('filename="')[1].rstrip('"')
+        (downloads / name).write_bytes(response.content)
+    names, rows = class_band_categories(downloads / f"cropmap-{analysis_id}.tif")
+    assert names[0] == "no data" and {i: names[i] for i in range(1, len(names)) if names[i]} == {
+        c.id: c.name for c in SYNTHETIC_LEGEND.classes
+    }
+    assert [(int(r[0]), r[1], tuple(int(v) for v in r[2:6])) for r in rows] == [
+        (c.id, c.name, (*c.rgb, 255)) for c in SYNTHETIC_LEGEND.classes
+    ]
