@@ -11,17 +11,19 @@ from api.errors import field_error
 
 
 def parse_bbox(text: str | None, name: str = "bbox") -> tuple[float, float, float, float] | None:
-    """``minx,miny,maxx,maxy`` in degrees (EPSG:4326), checked."""
+    """``minx,miny,maxx,maxy`` in degrees (EPSG:4326), checked; the 3D form
+    ``minx,miny,minz,maxx,maxy,maxz`` (as STAC clients may send) is taken for its 2D box."""
     if text is None:
         return None
     try:
-        minx, miny, maxx, maxy = (float(part) for part in text.split(","))
+        numbers = [float(part) for part in text.split(",")]
     except ValueError:
-        raise field_error(
-            ("query", name), "expected minx,miny,maxx,maxy in degrees, e.g. 1.6,48.2,1.64,48.22"
-        ) from None
-    if not (-180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90):
-        raise field_error(("query", name), "expected -180 <= minx < maxx <= 180 and -90 <= miny < maxy <= 90")
+        numbers = []
+    if len(numbers) not in (4, 6):
+        raise field_error(("query", name), "expected minx,miny,maxx,maxy in degrees, e.g. 1.6,48.2,1.64,48.22")
+    minx, miny, maxx, maxy = numbers if len(numbers) == 4 else (numbers[0], numbers[1], numbers[3], numbers[4])
+    if not (-180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise field_error(("query", name), "expected -180 <= minx <= maxx <= 180 and -90 <= miny <= maxy <= 90")
     return minx, miny, maxx, maxy
 
 

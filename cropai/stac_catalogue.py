@@ -93,16 +93,16 @@ class TimeWindow:
 
 def parse_datetime_filter(text: str) -> TimeWindow:
     """``datetime`` as STAC API search takes it: an RFC 3339 instant, or ``start/end`` with
-    ``..`` (or nothing) for an open end. Times without a zone are UTC."""
+    ``..`` (or nothing) for an open end. Times without a zone are UTC; a date alone stands for
+    its whole day (from its start as a start, to its end as an end or an instant)."""
     parts = text.split("/")
     if len(parts) > 2 or not text.strip():
         raise InvalidInput(f"datetime {text!r}: expected an instant or start/end, e.g. 2025-04-01T00:00:00Z/..")
-    moments = [None if part in ("", "..") else _instant(part) for part in parts]
-    if len(moments) == 1:
-        if moments[0] is None:
+    if len(parts) == 1:
+        if parts[0] in ("", ".."):
             raise InvalidInput(f"datetime {text!r}: an instant cannot be open; write start/end with .. for an open end")
-        return TimeWindow(moments[0], moments[0])
-    start, end = moments
+        return TimeWindow(_instant(parts[0], end_of_day=False), _instant(parts[0], end_of_day=True))
+    start, end = (None if part in ("", "..") else _instant(part, end_of_day=i == 1) for i, part in enumerate(parts))
     if start is None and end is None:
         raise InvalidInput(f"datetime {text!r}: at least one end of the interval must be given")
     if start is not None and end is not None and start > end:
@@ -110,12 +110,23 @@ def parse_datetime_filter(text: str) -> TimeWindow:
     return TimeWindow(start, end)
 
 
-def _instant(text: str) -> datetime:
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
+_DATE_TIME = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})?", re.ASCII
+)
+
+
+def _instant(text: str, *, end_of_day: bool) -> datetime:
+    """An RFC 3339 date-time (or a date: its first or last instant) in UTC."""
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise InvalidInput(f"datetime {text!r} is not RFC 3339, e.g. 2025-04-01T00:00:00Z") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+        if _DATE.fullmatch(text):
+            return datetime.combine(date.fromisoformat(text), time.max if end_of_day else time.min, UTC)
+        if _DATE_TIME.fullmatch(text):
+            moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
+            return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):
+        pass
+    raise InvalidInput(f"datetime {text!r} is not an RFC 3339 date-time, e.g. 2025-04-01T00:00:00Z")
 
 
 def season_bounds(start: date, end: date) -> tuple[datetime, datetime]:
@@ -130,8 +141,8 @@ def scene_item_id(scene_id: str, scene_version: int) -> str:
 
 def parse_scene_item_id(item_id: str) -> tuple[str, int] | None:
     """(scene id, version) of a scene Item id; None for an id no scene Item has."""
-    scene_id, _, number = item_id.rpartition("-v")
-    return (scene_id, int(number)) if scene_id and number.isdigit() else None
+    found = re.fullmatch(r"(.+)-v([0-9]{1,9})", item_id, re.ASCII)
+    return (found[1], int(found[2])) if found else None
 
 
 def analysis_item(analysis: Analysis, legend: Legend, hrefs: Hrefs, sizes: Callable[[str], int | None]) -> pystac.Item:
@@ -224,12 +235,12 @@ def _describe_bands(item: pystac.Item, legend: Legend, resolution_m: float) -> N
             for c in legend.classes
         ),
     ]
-    ClassificationExtension.add_to(item)
     confidence_band = RasterBand.create(
         nodata=0, data_type=DataType.UINT8, spatial_resolution=resolution_m, scale=1 / 255, offset=0.0
     )
     if "map" in item.assets:
         RasterExtension.ext(item.assets["map"], add_if_missing=True).bands = [class_band, confidence_band]
+        ClassificationExtension.add_to(item)
     if "evidence" in item.assets:
         RasterExtension.ext(item.assets["evidence"], add_if_missing=True).bands = [
             RasterBand.create(data_type=DataType.UINT8, spatial_resolution=resolution_m)
@@ -345,7 +356,7 @@ def landing_page(hrefs: Hrefs) -> dict[str, Any]:
         ("root", "/stac", "application/json"),
         ("conformance", "/stac/conformance", "application/json"),
         ("data", "/stac/collections", "application/json"),
-        ("service-desc", "/openapi.json", "application/vnd.oai.openapi+json;version=3.0"),
+        ("service-desc", "/openapi.json", "application/vnd.oai.openapi+json;version=3.1"),
     ):
         catalog.add_link(pystac.Link(rel, hrefs.api(path), media_type=media_type))
     for method in ("GET", "POST"):

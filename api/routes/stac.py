@@ -8,14 +8,15 @@ The same bearer token as the rest of the API; a user finds the analyses they may
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Select, false, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -33,9 +34,12 @@ if TYPE_CHECKING:
 
 router = APIRouter(prefix="/stac", tags=["stac"])
 
-STAC_JSON = {"media_type": "application/json"}
+GEOJSON = "application/geo+json"
 DEFAULT_PAGE = 10  # STAC API's default page size
-MAX_PAGE = 500
+# A larger limit is served this many at a time, as STAC API asks (each analysis Item looks up
+# its objects' sizes in the store).
+MAX_PAGE = 100
+MAX_IDS = 100
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,11 @@ class Search:
     limit: int = DEFAULT_PAGE
     offset: int = 0
 
+    def __post_init__(self) -> None:
+        if len(self.ids) > MAX_IDS:
+            raise field_error(("query", "ids"), f"{len(self.ids)} ids: at most {MAX_IDS} in one search")
+        object.__setattr__(self, "limit", min(self.limit, MAX_PAGE))  # served a page at a time
+
     def window(self) -> stac.TimeWindow | None:
         if self.datetime is None:
             return None
@@ -59,17 +68,24 @@ class Search:
 
 
 class SearchBody(BaseModel):
-    """``POST /stac/search``: the fields of ``GET /stac/search`` in JSON."""
+    """``POST /stac/search``: the fields of ``GET /stac/search`` in JSON. Other STAC API fields
+    (``intersects``, ``filter``, ``sortby``...) are refused by name rather than ignored."""
+
+    model_config = ConfigDict(extra="allow")
 
     collections: list[str] | None = None
-    ids: list[str] | None = None
-    bbox: list[float] | None = Field(None, min_length=4, max_length=4, description="minx, miny, maxx, maxy in degrees")
+    ids: list[str] | None = Field(None, max_length=MAX_IDS)
+    bbox: list[float] | None = Field(
+        None, min_length=4, max_length=6, description="minx, miny, maxx, maxy in degrees (or the 3D form of 6)"
+    )
     datetime: str | None = None
-    limit: int = Field(DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    limit: int = Field(DEFAULT_PAGE, ge=1, description=f"items per page; more than {MAX_PAGE} are served {MAX_PAGE}")
     offset: int = Field(0, ge=0, le=1_000_000_000)
 
 
-PageLimit = Annotated[int, Query(ge=1, le=MAX_PAGE, description="items per page")]
+PageLimit = Annotated[
+    int, Query(ge=1, le=1_000_000_000, description=f"items per page; more than {MAX_PAGE} are served {MAX_PAGE}")
+]
 PageOffset = Annotated[int, Query(ge=0, le=1_000_000_000, description="items to skip (the next link sets it)")]
 BBoxQuery = Annotated[str | None, Query(description="minx,miny,maxx,maxy in degrees: Items whose bbox intersects it")]
 DatetimeQuery = Annotated[
@@ -83,7 +99,11 @@ DatetimeQuery = Annotated[
 
 def _analyses(user: User, search: Search) -> Select:
     query = intersecting(
-        select(Analysis).where(visible_to(user, Analysis.owner_id), Analysis.status == AnalysisStatus.completed),
+        select(Analysis).where(
+            visible_to(user, Analysis.owner_id),
+            Analysis.status == AnalysisStatus.completed,
+            Analysis.map_key.is_not(None),
+        ),
         Analysis,
         search.bbox,
     )
@@ -102,9 +122,11 @@ def _uuids(ids: Sequence[str]) -> list[uuid.UUID]:
     found = []
     for text in ids:
         try:
-            found.append(uuid.UUID(text))
+            number = uuid.UUID(text)
         except ValueError:
             continue  # not an analysis' id: it matches none
+        if str(number) == text:  # an Item's id as it is written, not another spelling of the UUID
+            found.append(number)
     return found
 
 
@@ -165,7 +187,15 @@ def _page(
             rows = session.scalars(query.limit(wanted).offset(skip))
             items.extend(_item(session, store, hrefs, collection_id, row) for row in rows)
         skip = max(0, skip - count)
-    links = [{"rel": "root", "href": hrefs.root(), "type": "application/json"}]
+    links = [
+        _page_link(request, "self", search, post),
+        {"rel": "root", "href": hrefs.root(), "type": "application/json"},
+    ]
+    if len(search.collections) == 1 and not post:  # a collection's items
+        links += [
+            {"rel": rel, "href": hrefs.collection(search.collections[0]), "type": "application/json"}
+            for rel in ("collection", "parent")
+        ]
     if search.offset + search.limit < matched:
         links.append(_page_link(request, "next", replace(search, offset=search.offset + search.limit), post))
     if search.offset > 0:
@@ -183,11 +213,10 @@ def _page_link(request: Request, rel: str, search: Search, post: bool) -> dict[s
             limit=search.limit,
             offset=search.offset,
         )
-        href = str(request.url)
-        return {"rel": rel, "href": href, "type": "application/geo+json", "method": "POST", "body": body.model_dump()}
+        body_fields = body.model_dump(exclude_none=True)
+        return {"rel": rel, "href": str(request.url), "type": GEOJSON, "method": "POST", "body": body_fields}
     params = {**dict(request.query_params), "limit": str(search.limit), "offset": str(search.offset)}
-    href = f"{str(request.url).split('?', 1)[0]}?{urlencode(params)}"
-    return {"rel": rel, "href": href, "type": "application/geo+json"}
+    return {"rel": rel, "href": f"{str(request.url).split('?', 1)[0]}?{urlencode(params)}", "type": GEOJSON}
 
 
 def _extent(session: Session, user: User, collection_id: str) -> stac.Extent:
@@ -265,20 +294,22 @@ def collection_items(
     datetime: DatetimeQuery = None,
     limit: PageLimit = DEFAULT_PAGE,
     offset: PageOffset = 0,
-) -> dict[str, Any]:
+) -> JSONResponse:
+    _refuse_unsupported(request.query_params.keys(), "query")
     search = Search((_checked_collection(collection_id),), (), bbox, datetime, limit, offset)
-    return _page(request, session, store, user, search)
+    return JSONResponse(_page(request, session, store, user, search), media_type=GEOJSON)
 
 
 @router.get("/collections/{collection_id}/items/{item_id}", summary="One Item")
 def read_item(
     collection_id: str, item_id: str, request: Request, user: CurrentUser, session: SessionDep, store: StoreDep
-) -> dict[str, Any]:
+) -> JSONResponse:
     search = Search((_checked_collection(collection_id),), (item_id,), limit=1)
     row = session.scalars(_query(collection_id, user, search).limit(1)).first()
     if row is None:  # another owner's analysis is not there for you
         raise HTTPException(404, f"no item {item_id!r} in collection {collection_id!r}")
-    return _item(session, store, _hrefs(request), collection_id, row).to_dict(transform_hrefs=False)
+    item = _item(session, store, _hrefs(request), collection_id, row).to_dict(transform_hrefs=False)
+    return JSONResponse(item, media_type=GEOJSON)
 
 
 @router.get("/search", summary="Search Items by collection, id, bbox and datetime")
@@ -293,17 +324,19 @@ def search_get(
     datetime: DatetimeQuery = None,
     limit: PageLimit = DEFAULT_PAGE,
     offset: PageOffset = 0,
-) -> dict[str, Any]:
+) -> JSONResponse:
+    _refuse_unsupported(request.query_params.keys(), "query")
     search = Search(
         _collections(_split(collections), ("query", "collections")), _split(ids) or (), bbox, datetime, limit, offset
     )
-    return _page(request, session, store, user, search)
+    return JSONResponse(_page(request, session, store, user, search), media_type=GEOJSON)
 
 
 @router.post("/search", summary="Search Items by collection, id, bbox and datetime (JSON body)")
 def search_post(
     body: SearchBody, request: Request, user: CurrentUser, session: SessionDep, store: StoreDep
-) -> dict[str, Any]:
+) -> JSONResponse:
+    _refuse_unsupported((body.model_extra or {}).keys(), "body")
     search = Search(
         _collections(tuple(body.collections) if body.collections else None, ("body", "collections")),
         tuple(body.ids or ()),
@@ -312,7 +345,27 @@ def search_post(
         body.limit,
         body.offset,
     )
-    return _page(request, session, store, user, search, post=True)
+    return JSONResponse(_page(request, session, store, user, search, post=True), media_type=GEOJSON)
+
+
+# Search parameters of STAC API and its extensions that this catalogue does not implement: refused
+# by name, so that a client never takes unfiltered results for filtered ones.
+UNSUPPORTED = ("intersects", "filter", "filter-lang", "filter_lang", "query", "sortby", "fields", "q", "token")
+
+
+def _refuse_unsupported(asked: Iterable[str], where: str) -> None:
+    for name in asked:
+        if name in UNSUPPORTED:
+            raise field_error(
+                (where, name), f"{name} is not supported here: search by collections, ids, bbox and datetime"
+            )
+        if where == "body":
+            raise field_error(
+                (where, name), f"unknown search field {name!r}: the fields are {', '.join(SEARCH_FIELDS)}"
+            )
+
+
+SEARCH_FIELDS = tuple(SearchBody.model_fields)
 
 
 def _split(text: str | None) -> tuple[str, ...] | None:

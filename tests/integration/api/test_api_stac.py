@@ -122,7 +122,9 @@ def test_each_user_finds_only_the_analyses_they_may_see(
     alices = str(two_class_analysis(api_app_settings, alice.id, SQUARE, tmp_path))
     bobs = str(two_class_analysis(api_app_settings, bob.id, FAR_AWAY, tmp_path))
 
-    assert item_ids(get(client, alice, "/stac/search")) == [alices]
+    mine = get(client, alice, "/stac/search")
+    assert item_ids(mine) == [alices] and mine["numberMatched"] == 1  # Bob's is not even counted
+    assert item_ids(get(client, alice, "/stac/search", ids=bobs)) == []
     assert item_ids(get(client, admin, "/stac/collections/analyses/items")) == [alices, bobs]
     assert client.get(f"/stac/collections/analyses/items/{bobs}", headers=alice.headers).status_code == 404
     extent = get(client, alice, "/stac/collections/analyses")["extent"]["spatial"]["bbox"][0]
@@ -138,9 +140,17 @@ def test_search_by_bbox_and_datetime_pages_with_next_links(
     far = str(two_class_analysis(api_app_settings, analyst.id, FAR_AWAY, tmp_path))
 
     assert item_ids(get(client, analyst, "/stac/search", bbox="11.4,48.0,11.6,48.2")) == [far]
+    assert item_ids(get(client, analyst, "/stac/search", bbox="11.4,48.0,0,11.6,48.2,900")) == [far]  # 3D form
     # The season (2025-04-01 to 2025-09-30) overlaps a window that touches it, not one after it.
     assert item_ids(get(client, analyst, "/stac/search", datetime="../2025-04-01T06:00:00Z")) == [near, far]
     assert item_ids(get(client, analyst, "/stac/search", datetime="2025-10-01T00:00:00Z/..")) == []
+    # 01:00 in UTC+2 is still the season's last day in UTC; a date alone is its whole day.
+    assert item_ids(get(client, analyst, "/stac/search", datetime="2025-10-01T01:00:00+02:00/..")) == [near, far]
+    assert item_ids(get(client, analyst, "/stac/search", datetime="2025-09-30")) == [near, far]
+    assert item_ids(get(client, analyst, "/stac/search", datetime="2025-10-01/..")) == []
+    # A page larger than the catalogue serves is served at its largest, and says so in its links.
+    big = get(client, analyst, "/stac/search", limit="100000")
+    assert item_ids(big) == [near, far] and "limit=100&" in next(x for x in big["links"] if x["rel"] == "self")["href"]
     first = get(client, analyst, "/stac/search", limit="1")
     assert first["numberMatched"] == 2 and item_ids(first) == [near]
     following = next(link for link in first["links"] if link["rel"] == "next")
@@ -169,10 +179,11 @@ def test_real_scenes_are_items_and_an_analysis_links_the_ones_it_read(
             scene.object_key
         )
         assert [b["name"] for b in data["bands"]] == scene.bands and data["file:size"] == scene.size_bytes
-    august = get(
-        client, analyst, "/stac/search", collections="scenes", datetime="2018-08-01T00:00:00Z/2018-08-31T23:59:59Z"
-    )
+    august = get(client, analyst, "/stac/search", collections="scenes", datetime="2018-08-01/2018-08-31")
     assert item_ids(august) == [f"{scenes[0].scene_id}-v1"]
+    # Pages run through the analyses, then the scenes.
+    second = get(client, analyst, "/stac/search", limit="2", offset="1")
+    assert item_ids(second) == [f"{s.scene_id}-v1" for s in scenes[:2]] and second["numberMatched"] == 4
 
 
 def test_a_stac_client_finds_an_analysis_on_the_served_api_and_opens_its_map(
@@ -217,6 +228,12 @@ def test_the_landing_page_and_collections_are_valid_stac(client: TestClient, api
         ("/stac/collections/fields/items", 404, "the collections are analyses, scenes"),
         ("/stac/collections/scenes/items/nothing-v1", 404, "no item 'nothing-v1'"),
         ("/stac/collections/analyses/items/not-a-uuid", 404, "no item"),
+        ("/stac/collections/scenes/items/x-v²", 404, "no item"),  # a digit to Python, not to an id
+        ("/stac/search?datetime=0001-01-01T00:00:00%2B01:00/..", 422, "RFC 3339"),
+        ("/stac/search?datetime=2025-W14", 422, "RFC 3339"),
+        ("/stac/search?ids=" + ",".join(f"s{i}-v1" for i in range(101)), 422, "at most 100 in one search"),
+        ("/stac/search?intersects={}", 422, "intersects is not supported"),
+        ("/stac/collections/analyses/items?sortby=datetime", 422, "sortby is not supported"),
     ],
 )
 def test_bad_search_input_is_refused_saying_what_is_wrong(
@@ -225,3 +242,19 @@ def test_bad_search_input_is_refused_saying_what_is_wrong(
     analyst = new_account(client, api_app_settings)
     response = client.get(url, headers=analyst.headers)
     assert response.status_code == status and says in response.text
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"intersects": {"type": "Point", "coordinates": [1.62, 48.21]}}, "intersects is not supported"),
+        ({"colections": ["analyses"]}, "unknown search field 'colections'"),
+        ({"bbox": [1, 2, 3]}, "at least 4"),
+    ],
+)
+def test_a_search_body_with_fields_it_cannot_honour_is_refused_naming_them(
+    client: TestClient, api_app_settings: Settings, body: dict[str, Any], says: str
+) -> None:
+    analyst = new_account(client, api_app_settings)
+    response = client.post("/stac/search", headers=analyst.headers, json=body)
+    assert response.status_code == 422 and says in response.text
