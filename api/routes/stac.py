@@ -1,5 +1,5 @@
 """The catalogue as a read-only STAC API under ``/stac``: a landing page, the ``analyses`` and
-``scenes`` collections, their Items, and search by bbox, datetime, collection and id.
+``scenes`` collections, their Items, and search by bbox or geometry, datetime, collection and id.
 
 The same bearer token as the rest of the API; a user finds the analyses they may see
 (``api.deps.visible_to``) and every scene. Items are built by ``cropai.stac_catalogue``.
@@ -7,6 +7,7 @@ The same bearer token as the rest of the API; a user finds the analyses they may
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -14,6 +15,9 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
+import shapely
+import shapely.errors
+import shapely.geometry
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +35,7 @@ from cropai.storage import ObjectStore
 
 if TYPE_CHECKING:
     import pystac
+    from shapely.geometry.base import BaseGeometry
 
 router = APIRouter(prefix="/stac", tags=["stac"])
 
@@ -52,11 +57,29 @@ class Search:
     datetime: str | None = None  # RFC 3339 instant or interval
     limit: int = DEFAULT_PAGE
     offset: int = 0
+    intersects: dict[str, Any] | None = None  # a GeoJSON geometry, degrees
 
     def __post_init__(self) -> None:
         if len(self.ids) > MAX_IDS:
             raise field_error(("query", "ids"), f"{len(self.ids)} ids: at most {MAX_IDS} in one search")
+        if self.bbox is not None and self.intersects is not None:
+            raise field_error(("query", "intersects"), "give bbox or intersects, not both")
         object.__setattr__(self, "limit", min(self.limit, MAX_PAGE))  # served a page at a time
+
+    def area(self) -> BaseGeometry | None:
+        """``intersects`` as a shapely geometry, checked."""
+        if self.intersects is None:
+            return None
+        try:
+            area = shapely.geometry.shape(self.intersects)
+        except (shapely.errors.ShapelyError, ValueError, TypeError, KeyError, AttributeError, IndexError):
+            area = None
+        if area is None or area.is_empty or not area.is_valid:
+            raise field_error(("query", "intersects"), "expected a valid, non-empty GeoJSON geometry in degrees")
+        minx, miny, maxx, maxy = area.bounds
+        if not (minx >= -180 and maxx <= 180 and miny >= -90 and maxy <= 90):
+            raise field_error(("query", "intersects"), "expected coordinates in degrees: longitude, then latitude")
+        return area
 
     def window(self) -> stac.TimeWindow | None:
         if self.datetime is None:
@@ -69,7 +92,7 @@ class Search:
 
 class SearchBody(BaseModel):
     """``POST /stac/search``: the fields of ``GET /stac/search`` in JSON. Other STAC API fields
-    (``intersects``, ``filter``, ``sortby``...) are refused by name rather than ignored."""
+    (``filter``, ``sortby``...) are refused by name rather than ignored."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -78,6 +101,7 @@ class SearchBody(BaseModel):
     bbox: list[float] | None = Field(
         None, min_length=4, max_length=6, description="minx, miny, maxx, maxy in degrees (or the 3D form of 6)"
     )
+    intersects: dict[str, Any] | None = Field(None, description="a GeoJSON geometry in degrees (instead of bbox)")
     datetime: str | None = None
     limit: int = Field(DEFAULT_PAGE, ge=1, description=f"items per page; more than {MAX_PAGE} are served {MAX_PAGE}")
     offset: int = Field(0, ge=0, le=1_000_000_000)
@@ -145,8 +169,22 @@ def _scenes(search: Search) -> Select:
     return query.order_by(Scene.acquired_at, Scene.id)
 
 
-def _query(collection_id: str, user: User, search: Search) -> Select:
-    return _analyses(user, search) if collection_id == stac.ANALYSES else _scenes(search)
+def _query(session: Session, collection_id: str, user: User, search: Search) -> Select:
+    query = _analyses(user, search) if collection_id == stac.ANALYSES else _scenes(search)
+    area = search.area()
+    return query if area is None else _intersecting_exactly(session, query, collection_id, area)
+
+
+def _intersecting_exactly(session: Session, query: Select, collection_id: str, area: BaseGeometry) -> Select:
+    """The query's rows whose geometry (an analysis' AOI, a scene's footprint) intersects
+    ``area``: the indexed bboxes narrow them down, shapely decides."""
+    table: type[Analysis] | type[Scene] = Analysis if collection_id == stac.ANALYSES else Scene
+    geometry = Analysis.aoi_geojson if table is Analysis else Scene.footprint_geojson
+    candidates = intersecting(
+        query.with_only_columns(table.id, geometry).order_by(None), table, ",".join(map(str, area.bounds))
+    )
+    hits = [row_id for row_id, shape in session.execute(candidates) if area.intersects(shapely.geometry.shape(shape))]
+    return query.where(table.id.in_(hits))
 
 
 def _item(
@@ -179,7 +217,7 @@ def _page(
     items: list[pystac.Item] = []
     matched, skip = 0, search.offset
     for collection_id in search.collections:
-        query = _query(collection_id, user, search)
+        query = _query(session, collection_id, user, search)
         count = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         matched += count
         wanted = search.limit - len(items)
@@ -209,6 +247,7 @@ def _page_link(request: Request, rel: str, search: Search, post: bool) -> dict[s
             collections=list(search.collections),
             ids=list(search.ids) or None,
             bbox=[float(v) for v in search.bbox.split(",")] if search.bbox else None,
+            intersects=search.intersects,
             datetime=search.datetime,
             limit=search.limit,
             offset=search.offset,
@@ -305,14 +344,14 @@ def read_item(
     collection_id: str, item_id: str, request: Request, user: CurrentUser, session: SessionDep, store: StoreDep
 ) -> JSONResponse:
     search = Search((_checked_collection(collection_id),), (item_id,), limit=1)
-    row = session.scalars(_query(collection_id, user, search).limit(1)).first()
+    row = session.scalars(_query(session, collection_id, user, search).limit(1)).first()
     if row is None:  # another owner's analysis is not there for you
         raise HTTPException(404, f"no item {item_id!r} in collection {collection_id!r}")
     item = _item(session, store, _hrefs(request), collection_id, row).to_dict(transform_hrefs=False)
     return JSONResponse(item, media_type=GEOJSON)
 
 
-@router.get("/search", summary="Search Items by collection, id, bbox and datetime")
+@router.get("/search", summary="Search Items by collection, id, bbox or geometry, and datetime")
 def search_get(
     request: Request,
     user: CurrentUser,
@@ -324,15 +363,25 @@ def search_get(
     datetime: DatetimeQuery = None,
     limit: PageLimit = DEFAULT_PAGE,
     offset: PageOffset = 0,
+    intersects: Annotated[
+        str | None,
+        Query(description='a GeoJSON geometry as JSON, e.g. {"type": "Point", "coordinates": [1.62, 48.21]}'),
+    ] = None,
 ) -> JSONResponse:
     _refuse_unsupported(request.query_params.keys(), "query")
     search = Search(
-        _collections(_split(collections), ("query", "collections")), _split(ids) or (), bbox, datetime, limit, offset
+        _collections(_split(collections), ("query", "collections")),
+        _split(ids) or (),
+        bbox,
+        datetime,
+        limit,
+        offset,
+        _geojson(intersects),
     )
     return JSONResponse(_page(request, session, store, user, search), media_type=GEOJSON)
 
 
-@router.post("/search", summary="Search Items by collection, id, bbox and datetime (JSON body)")
+@router.post("/search", summary="Search Items by collection, id, bbox or geometry, and datetime (JSON body)")
 def search_post(
     body: SearchBody, request: Request, user: CurrentUser, session: SessionDep, store: StoreDep
 ) -> JSONResponse:
@@ -344,20 +393,34 @@ def search_post(
         body.datetime,
         body.limit,
         body.offset,
+        body.intersects,
     )
     return JSONResponse(_page(request, session, store, user, search, post=True), media_type=GEOJSON)
 
 
+def _geojson(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        geometry = json.loads(text)
+    except ValueError:
+        geometry = None
+    if not isinstance(geometry, dict):
+        raise field_error(("query", "intersects"), "expected a GeoJSON geometry as JSON")
+    return geometry
+
+
 # Search parameters of STAC API and its extensions that this catalogue does not implement: refused
 # by name, so that a client never takes unfiltered results for filtered ones.
-UNSUPPORTED = ("intersects", "filter", "filter-lang", "filter_lang", "query", "sortby", "fields", "q", "token")
+UNSUPPORTED = ("filter", "filter-lang", "filter_lang", "query", "sortby", "fields", "q", "token")
 
 
 def _refuse_unsupported(asked: Iterable[str], where: str) -> None:
     for name in asked:
         if name in UNSUPPORTED:
             raise field_error(
-                (where, name), f"{name} is not supported here: search by collections, ids, bbox and datetime"
+                (where, name),
+                f"{name} is not supported here: search by collections, ids, bbox, intersects and datetime",
             )
         if where == "body":
             raise field_error(

@@ -6,6 +6,7 @@ extensions' schemas are not fetched; their fields are read back through pystac's
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
 from pathlib import Path
@@ -37,6 +38,10 @@ from tests.api_fixtures import SQUARE, Account, api_process, new_account
 FAR_AWAY = {  # an AOI in Bavaria, far from SQUARE
     "type": "Polygon",
     "coordinates": [[[11.50, 48.10], [11.53, 48.10], [11.53, 48.12], [11.50, 48.12], [11.50, 48.10]]],
+}
+TRIANGLE = {  # the lower-left half of SQUARE
+    "type": "Polygon",
+    "coordinates": [[[1.60, 48.20], [1.64, 48.20], [1.60, 48.22], [1.60, 48.20]]],
 }
 # Three real Sentinel-2 L2A acquisitions over Flanders, 2018.
 REAL_SCENES = (
@@ -160,6 +165,22 @@ def test_search_by_bbox_and_datetime_pages_with_next_links(
     assert item_ids(posted.json()) == [near]
 
 
+def test_search_by_geometry_takes_the_aoi_itself_not_its_bbox(
+    client: TestClient, api_app_settings: Settings, tmp_path: Path
+) -> None:
+    analyst = new_account(client, api_app_settings)
+    triangle = str(two_class_analysis(api_app_settings, analyst.id, TRIANGLE, tmp_path))
+    corner = {"type": "Point", "coordinates": [1.635, 48.218]}  # inside the triangle's bbox, outside the triangle
+    inside = {"type": "Point", "coordinates": [1.605, 48.203]}
+    assert item_ids(get(client, analyst, "/stac/search", bbox="1.634,48.217,1.636,48.219")) == [triangle]
+    assert item_ids(get(client, analyst, "/stac/search", intersects=json.dumps(corner))) == []
+    assert item_ids(get(client, analyst, "/stac/search", intersects=json.dumps(inside))) == [triangle]
+    posted = client.post(
+        "/stac/search", headers=analyst.headers, json={"intersects": inside, "collections": ["analyses"]}
+    )
+    assert item_ids(posted.json()) == [triangle] and posted.json()["numberMatched"] == 1
+
+
 def test_real_scenes_are_items_and_an_analysis_links_the_ones_it_read(
     client: TestClient, api_app_settings: Settings, tmp_path: Path
 ) -> None:
@@ -232,7 +253,9 @@ def test_the_landing_page_and_collections_are_valid_stac(client: TestClient, api
         ("/stac/search?datetime=0001-01-01T00:00:00%2B01:00/..", 422, "RFC 3339"),
         ("/stac/search?datetime=2025-W14", 422, "RFC 3339"),
         ("/stac/search?ids=" + ",".join(f"s{i}-v1" for i in range(101)), 422, "at most 100 in one search"),
-        ("/stac/search?intersects={}", 422, "intersects is not supported"),
+        ("/stac/search?intersects={}", 422, "a valid, non-empty GeoJSON geometry"),
+        ("/stac/search?intersects=nope", 422, "a GeoJSON geometry as JSON"),
+        ('/stac/search?bbox=1,48,2,49&intersects={"type":"Point","coordinates":[1.6,48.2]}', 422, "not both"),
         ("/stac/collections/analyses/items?sortby=datetime", 422, "sortby is not supported"),
     ],
 )
@@ -247,7 +270,8 @@ def test_bad_search_input_is_refused_saying_what_is_wrong(
 @pytest.mark.parametrize(
     ("body", "says"),
     [
-        ({"intersects": {"type": "Point", "coordinates": [1.62, 48.21]}}, "intersects is not supported"),
+        ({"filter": {"op": "=", "args": [{"property": "id"}, "x"]}}, "filter is not supported"),
+        ({"intersects": {"type": "Point", "coordinates": [48.21, 100.0]}}, "longitude, then latitude"),
         ({"colections": ["analyses"]}, "unknown search field 'colections'"),
         ({"bbox": [1, 2, 3]}, "at least 4"),
     ],
