@@ -30,7 +30,6 @@ from cropai.storage import COG_CONTENT_TYPE
 if TYPE_CHECKING:
     import pystac
 
-STAC_VERSION = "1.1.0"
 ANALYSES, SCENES = "analyses", "scenes"
 COLLECTIONS = (ANALYSES, SCENES)
 # pystac has no class for the processing extension: its fields are set as they are named.
@@ -82,13 +81,10 @@ class Hrefs:
 
 @dataclass(frozen=True)
 class TimeWindow:
-    """A STAC ``datetime`` filter: one instant, or an interval open at either end (None)."""
+    """A STAC ``datetime`` filter in UTC: one instant, or an interval open at either end (None)."""
 
     start: datetime | None
     end: datetime | None
-
-    def overlaps(self, first: datetime, last: datetime) -> bool:
-        return (self.start is None or last >= self.start) and (self.end is None or first <= self.end)
 
 
 def parse_datetime_filter(text: str) -> TimeWindow:
@@ -125,7 +121,7 @@ def _instant(text: str, *, end_of_day: bool) -> datetime:
             moment = datetime.fromisoformat(text.upper().replace(" ", "T"))
             return (moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)).astimezone(UTC)
     except (ValueError, OverflowError):
-        pass
+        pass  # a date no calendar has (02-30), or one out of range once in UTC: refused below
     raise InvalidInput(f"datetime {text!r} is not an RFC 3339 date-time, e.g. 2025-04-01T00:00:00Z")
 
 
@@ -365,7 +361,7 @@ def landing_page(hrefs: Hrefs) -> dict[str, Any]:
         catalog.add_link(
             pystac.Link("child", hrefs.collection(collection_id), "application/json", COLLECTION_TEXT[collection_id][0])
         )
-    return {**catalog.to_dict(transform_hrefs=False), "stac_version": STAC_VERSION, "conformsTo": list(CONFORMANCE)}
+    return {**catalog.to_dict(transform_hrefs=False), "conformsTo": list(CONFORMANCE)}
 
 
 def item_collection(items: Sequence[pystac.Item], matched: int, links: Sequence[dict[str, str]]) -> dict[str, Any]:

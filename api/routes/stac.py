@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC
+from functools import cached_property
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import urlencode
 
@@ -66,6 +66,7 @@ class Search:
             raise field_error(("query", "intersects"), "give bbox or intersects, not both")
         object.__setattr__(self, "limit", min(self.limit, MAX_PAGE))  # served a page at a time
 
+    @cached_property
     def area(self) -> BaseGeometry | None:
         """``intersects`` as a shapely geometry, checked."""
         if self.intersects is None:
@@ -81,6 +82,7 @@ class Search:
             raise field_error(("query", "intersects"), "expected coordinates in degrees: longitude, then latitude")
         return area
 
+    @cached_property
     def window(self) -> stac.TimeWindow | None:
         if self.datetime is None:
             return None
@@ -133,12 +135,12 @@ def _analyses(user: User, search: Search) -> Select:
     )
     if search.ids:
         query = query.where(Analysis.id.in_(_uuids(search.ids)))
-    window = search.window()
-    if window is not None:  # the season overlaps the window
+    window = search.window
+    if window is not None:  # the season overlaps the window (both in UTC)
         if window.start is not None:
-            query = query.where(Analysis.end_date >= window.start.astimezone(UTC).date())
+            query = query.where(Analysis.end_date >= window.start.date())
         if window.end is not None:
-            query = query.where(Analysis.start_date <= window.end.astimezone(UTC).date())
+            query = query.where(Analysis.start_date <= window.end.date())
     return query.order_by(Analysis.created_at, Analysis.id)
 
 
@@ -160,7 +162,7 @@ def _scenes(search: Search) -> Select:
         versions = [v for v in map(stac.parse_scene_item_id, search.ids) if v is not None]
         pairs = [(Scene.scene_id == scene_id) & (Scene.version == number) for scene_id, number in versions]
         query = query.where(or_(*pairs) if pairs else false())
-    window = search.window()
+    window = search.window
     if window is not None:
         if window.start is not None:
             query = query.where(Scene.acquired_at >= window.start)
@@ -171,7 +173,7 @@ def _scenes(search: Search) -> Select:
 
 def _query(session: Session, collection_id: str, user: User, search: Search) -> Select:
     query = _analyses(user, search) if collection_id == stac.ANALYSES else _scenes(search)
-    area = search.area()
+    area = search.area
     return query if area is None else _intersecting_exactly(session, query, collection_id, area)
 
 
